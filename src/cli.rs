@@ -1,0 +1,135 @@
+//! Command-line flags (clap definitions only; no logic). The flags are the
+//! ones dbt users already type.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "dbt-compatible analytics engineering: extract, stage, build, test, document",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// The project directory (holds dbt_project.yml); default: the current directory.
+    #[arg(long, global = true, env = "DBT_PROJECT_DIR")]
+    pub project_dir: Option<PathBuf>,
+    /// Directory with profiles.yml (also SLUICE_PROFILES_DIR / DBT_PROFILES_DIR).
+    #[arg(long, global = true)]
+    pub profiles_dir: Option<PathBuf>,
+    /// Target in the profile (default: the profile's `target:`).
+    #[arg(short = 't', long, global = true)]
+    pub target: Option<String>,
+    /// Profile name (default: `profile:` in dbt_project.yml).
+    #[arg(long, global = true)]
+    pub profile: Option<String>,
+    /// Vars as YAML or JSON, e.g. '{bucket_minutes: 15}'.
+    #[arg(long, global = true)]
+    pub vars: Option<String>,
+    /// Only errors and data on stdout.
+    #[arg(short = 'q', long, global = true)]
+    pub quiet: bool,
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Disable colour (also NO_COLOR).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    /// Treat warnings as errors.
+    #[arg(long, global = true)]
+    pub warn_error: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct SelectArgs {
+    /// Nodes to include (dbt selection syntax: `+model`, `tag:x`, `path:…`, …).
+    #[arg(short = 's', long = "select", alias = "models", num_args = 1.., action = clap::ArgAction::Append)]
+    pub select: Vec<String>,
+    /// Nodes to exclude.
+    #[arg(long, num_args = 1.., action = clap::ArgAction::Append)]
+    pub exclude: Vec<String>,
+    /// A previous run's target directory, for `state:` selectors.
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Worker threads (default: the target's `threads`).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Rebuild incremental models and seeds from scratch.
+    #[arg(long)]
+    pub full_refresh: bool,
+    /// Stop at the first failure.
+    #[arg(short = 'x', long)]
+    pub fail_fast: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new project from the template.
+    Init {
+        /// Directory to create.
+        dir: PathBuf,
+    },
+    /// Show the resolved profile and target, and test the connection.
+    Debug,
+    /// Load and render the project; write target/manifest.json.
+    Parse,
+    /// Render SQL into target/compiled/.
+    Compile {
+        #[command(flatten)]
+        select: SelectArgs,
+        /// Render one SQL statement and print it.
+        #[arg(long)]
+        inline: Option<String>,
+    },
+    /// List resources.
+    #[command(alias = "list")]
+    Ls {
+        #[command(flatten)]
+        select: SelectArgs,
+        #[arg(long, short = 'o', value_enum, default_value_t = LsOutput::Selector)]
+        output: LsOutput,
+        /// Only these resource types (model, seed, source, test, …).
+        #[arg(long = "resource-type", num_args = 1.., action = clap::ArgAction::Append)]
+        resource_type: Vec<String>,
+    },
+    /// Load CSV seeds.
+    Seed(RunArgs),
+    /// Build models.
+    Run(RunArgs),
+    /// Run data tests.
+    Test(RunArgs),
+    /// Seeds, models and tests in DAG order.
+    Build(RunArgs),
+    /// Delete the clean-targets.
+    Clean,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LsOutput {
+    /// `package.path.name` (dbt's default).
+    Selector,
+    Name,
+    Path,
+    Json,
+}

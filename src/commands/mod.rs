@@ -1,0 +1,436 @@
+//! One function per subcommand, wiring the pure core (project, templating,
+//! graph) to the edges (files, warehouses, the terminal). stdout carries
+//! data (`ls`, `compile --inline`); stderr carries progress and diagnostics.
+
+mod debug;
+mod init;
+mod ls;
+pub mod run;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde_json::Value;
+
+use crate::cli::{Cli, Command, GlobalArgs, LogFormat, SelectArgs};
+use crate::compile::{self, Compiled};
+use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::graph::select::{self, SelectContext};
+use crate::project::{self, profiles, Project};
+use crate::templating::RenderSettings;
+
+/// What a command ends with: an exit code (0 ok, 1 failure, 2 usage/internal).
+pub type Exit = i32;
+
+/// Errors that end a command: user-facing diagnostics (exit 1) or an
+/// internal failure (exit 2).
+#[derive(Debug)]
+pub enum Failure {
+    User(Diagnostics),
+    Internal(anyhow::Error),
+}
+
+impl From<Diagnostics> for Failure {
+    fn from(d: Diagnostics) -> Self {
+        Failure::User(d)
+    }
+}
+impl From<Diagnostic> for Failure {
+    fn from(d: Diagnostic) -> Self {
+        Failure::User(d.into())
+    }
+}
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Internal(e)
+    }
+}
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure::Internal(e.into())
+    }
+}
+
+/// Where output goes and how it looks.
+#[derive(Debug, Clone)]
+pub struct Ui {
+    pub quiet: bool,
+    pub json: bool,
+}
+
+impl Ui {
+    pub fn info(&self, msg: impl AsRef<str>) {
+        if self.quiet {
+            return;
+        }
+        if self.json {
+            let line = serde_json::json!({"level": "info", "msg": msg.as_ref(), "ts": chrono::Utc::now().to_rfc3339()});
+            eprintln!("{line}");
+        } else {
+            eprintln!("{}", msg.as_ref());
+        }
+    }
+
+    pub fn diagnostics(&self, d: &Diagnostics) {
+        if self.json {
+            for x in &d.0 {
+                eprintln!("{}", serde_json::to_string(x).unwrap_or_default());
+            }
+        } else if !d.0.is_empty() {
+            eprintln!("{d}");
+        }
+    }
+}
+
+pub fn main(cli: Cli) -> Exit {
+    let ui = Ui {
+        quiet: cli.global.quiet,
+        json: cli.global.log_format == LogFormat::Json,
+    };
+    let result = dispatch(&cli, &ui);
+    match result {
+        Ok(code) => code,
+        Err(Failure::User(d)) => {
+            ui.diagnostics(&d);
+            1
+        }
+        Err(Failure::Internal(e)) => {
+            eprintln!("error: {e:#}");
+            2
+        }
+    }
+}
+
+fn dispatch(cli: &Cli, ui: &Ui) -> Result<Exit, Failure> {
+    let g = &cli.global;
+    match &cli.command {
+        Command::Init { dir } => init::init(dir, ui),
+        Command::Clean => clean(g, ui),
+        Command::Debug => debug::debug(g, ui),
+        Command::Parse => parse_cmd(g, ui),
+        Command::Compile { select, inline } => compile_cmd(g, ui, select, inline.as_deref()),
+        Command::Ls {
+            select,
+            output,
+            resource_type,
+        } => ls::ls(g, ui, select, *output, resource_type),
+        Command::Seed(a) => run::execute(g, ui, run::Mode::Seed, a),
+        Command::Run(a) => run::execute(g, ui, run::Mode::Run, a),
+        Command::Test(a) => run::execute(g, ui, run::Mode::Test, a),
+        Command::Build(a) => run::execute(g, ui, run::Mode::Build, a),
+    }
+}
+
+pub fn project_dir(g: &GlobalArgs) -> PathBuf {
+    g.project_dir.clone().unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// `--vars` as a JSON object (YAML or JSON accepted).
+pub fn cli_vars(g: &GlobalArgs) -> Result<serde_json::Map<String, Value>, Diagnostic> {
+    let Some(text) = &g.vars else {
+        return Ok(Default::default());
+    };
+    match project::yaml::parse(text, "--vars") {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(Value::Null) => Ok(Default::default()),
+        Ok(_) | Err(_) => Err(Diagnostic::error(
+            "E0401",
+            format!("--vars must be a YAML or JSON mapping, got `{text}`"),
+        )
+        .hint("e.g. --vars '{bucket_minutes: 15, hashtag: HouseOfTheDragon}'")),
+    }
+}
+
+/// A loaded, parsed project with its target.
+pub struct Loaded {
+    pub compiled: Compiled,
+    pub target: profiles::Target,
+}
+
+pub fn load_target(g: &GlobalArgs, project: &Project) -> Result<profiles::Target, Failure> {
+    let vars = cli_vars(g)?;
+    let root = &project.root;
+    let Some(path) = profiles::find_profiles(g.profiles_dir.as_deref(), root) else {
+        return Err(Diagnostic::error("E0505", "no profiles.yml found")
+            .hint("put profiles.yml in the project directory or ~/.dbt/, or pass --profiles-dir")
+            .into());
+    };
+    let shown = shown_path(&path, root);
+    let text = fs_err::read_to_string(&path).map_err(|_| {
+        Diagnostic::error("E0505", format!("cannot read {shown}"))
+            .hint("put profiles.yml in the project directory or ~/.dbt/, or pass --profiles-dir")
+    })?;
+    let profile_name = g
+        .profile
+        .clone()
+        .or_else(|| project.config.profile.clone())
+        .unwrap_or_else(|| project.config.name.clone());
+    let render = |s: &str| crate::templating::render_config_string(s, &vars);
+    Ok(profiles::resolve(
+        &text,
+        &shown,
+        path.clone(),
+        &profile_name,
+        g.target.as_deref(),
+        &render,
+    )?)
+}
+
+/// A path as shown to the user: relative to the project when inside it.
+pub fn shown_path(path: &Path, root: &Path) -> String {
+    path.strip_prefix(root)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| path.display().to_string())
+}
+
+/// `target` as Jinja sees it: the target's fields without secrets.
+pub fn target_value(t: &profiles::Target) -> Value {
+    let mut v = serde_json::to_value(t.config.masked()).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut v {
+        m.remove("password");
+        m.insert("name".into(), Value::from(t.target_name.clone()));
+        m.insert("target_name".into(), Value::from(t.target_name.clone()));
+        m.insert("profile_name".into(), Value::from(t.profile_name.clone()));
+        m.insert("database".into(), Value::from(t.config.database()));
+        m.entry("threads").or_insert(Value::from(1));
+    }
+    v
+}
+
+/// Load, render and name everything (phase one). `which` is the command name.
+pub fn load(g: &GlobalArgs, ui: &Ui, which: &str, full_refresh: bool) -> Result<Loaded, Failure> {
+    let root = project_dir(g);
+    let started = Instant::now();
+    let (project, warnings) = project::load(&root)?;
+    let target = load_target(g, &project)?;
+    let settings = RenderSettings {
+        engine: target.config.engine(),
+        target: target_value(&target),
+        cli_vars: cli_vars(g)?,
+        full_refresh,
+        which: which.to_string(),
+    };
+    let compiled = compile::parse(project, settings, warnings)?;
+    if g.warn_error && !compiled.warnings.0.is_empty() {
+        let as_errors = compiled
+            .warnings
+            .0
+            .iter()
+            .cloned()
+            .map(|mut d| {
+                d.severity = crate::diagnostics::Severity::Error;
+                d
+            })
+            .collect();
+        return Err(Failure::User(Diagnostics(as_errors)));
+    }
+    ui.diagnostics(&compiled.warnings);
+    let counts = count_kinds(&compiled);
+    ui.info(format!(
+        "Found {} in {:.2}s",
+        counts,
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(Loaded { compiled, target })
+}
+
+fn count_kinds(c: &Compiled) -> String {
+    use crate::project::node::ResourceType as R;
+    let count = |rt: R| c.nodes().values().filter(|n| n.resource_type == rt).count();
+    let parts = [
+        (count(R::Model), "model"),
+        (count(R::Test), "data test"),
+        (count(R::Seed), "seed"),
+        (count(R::Source), "source"),
+        (
+            c.project
+                .macros
+                .iter()
+                .map(|m| m.names.len())
+                .sum::<usize>(),
+            "macro",
+        ),
+    ];
+    parts
+        .iter()
+        .map(|(n, what)| format!("{n} {what}{}", if *n == 1 { "" } else { "s" }))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn select_ids(
+    c: &Compiled,
+    s: &SelectArgs,
+) -> Result<std::collections::BTreeSet<String>, Failure> {
+    let ctx = SelectContext {
+        project_name: Some(c.project.name()),
+        project_root: Some(&c.project.root),
+        ..Default::default()
+    };
+    let selection = select::select(c.nodes(), &c.graph, &s.select, &s.exclude, &ctx).map_err(|e| {
+        Diagnostic::error("E0402", e.to_string()).hint("selectors: name, +name, name+, @name, tag:, path:, source:, resource_type:, config.materialized:, test_type:, test_name:")
+    })?;
+    for w in &selection.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(selection.ids)
+}
+
+fn write_manifest(c: &Compiled) -> Result<(), Failure> {
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let id = uuid::Uuid::new_v4().to_string();
+    let m = crate::artifacts::manifest(c, &id, &now);
+    crate::artifacts::write_json(&c.project.target_dir().join("manifest.json"), &m)?;
+    Ok(())
+}
+
+fn parse_cmd(g: &GlobalArgs, ui: &Ui) -> Result<Exit, Failure> {
+    let mut loaded = load(g, ui, "parse", false)?;
+    compile::compile_sql(&mut loaded.compiled, None)?;
+    write_manifest(&loaded.compiled)?;
+    ui.info(format!(
+        "Wrote {}",
+        shown_path(
+            &loaded.compiled.project.target_dir().join("manifest.json"),
+            &loaded.compiled.project.root
+        )
+    ));
+    Ok(0)
+}
+
+fn compile_cmd(
+    g: &GlobalArgs,
+    ui: &Ui,
+    s: &SelectArgs,
+    inline: Option<&str>,
+) -> Result<Exit, Failure> {
+    let mut loaded = load(g, ui, "compile", false)?;
+    let c = &mut loaded.compiled;
+    if let Some(sql) = inline {
+        let r = c
+            .renderer
+            .render("<inline>", sql, None, true, false, None)?;
+        let ids: std::collections::BTreeSet<String> = r
+            .refs
+            .iter()
+            .filter_map(|x| c.renderer.resolver.by_name.get(&x.name).cloned())
+            .collect();
+        compile::compile_sql(c, Some(&ids))?;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}", r.output.trim_end())?;
+        return Ok(0);
+    }
+    let ids = select_ids(c, s)?;
+    compile::compile_sql(c, Some(&ids))?;
+    let check = check_sql(c, &ids);
+    let root = c.project.root.clone();
+    let base = c
+        .project
+        .target_dir()
+        .join("compiled")
+        .join(c.project.name());
+    let mut written = 0;
+    for id in &ids {
+        let Some(n) = c.project.nodes.get(id) else {
+            continue;
+        };
+        let Some(sql) = &n.compiled_code else {
+            continue;
+        };
+        let rel = if n.test_metadata.is_some() {
+            format!("{}/{}.sql", n.original_file_path, n.name)
+        } else {
+            n.original_file_path.clone()
+        };
+        crate::artifacts::write_atomic(&base.join(&rel), sql.as_bytes())?;
+        written += 1;
+    }
+    for id in &ids {
+        let path = c.project.nodes.get(id).map(|n| {
+            let rel = if n.test_metadata.is_some() {
+                format!("{}/{}.sql", n.original_file_path, n.name)
+            } else {
+                n.original_file_path.clone()
+            };
+            shown_path(&base.join(rel), &root)
+        });
+        if let Some(n) = c.project.nodes.get_mut(id) {
+            n.compiled_path = path;
+        }
+    }
+    write_manifest(c)?;
+    ui.info(format!(
+        "Compiled {written} nodes into {}",
+        shown_path(&base, &root)
+    ));
+    if check.has_errors() {
+        return Err(check.into());
+    }
+    Ok(0)
+}
+
+/// Static SQL check of compiled models: syntax errors before any warehouse
+/// is touched, pointing at the compiled file.
+fn check_sql(c: &Compiled, ids: &std::collections::BTreeSet<String>) -> Diagnostics {
+    let mut out = Diagnostics::default();
+    let engine = c.renderer.settings.engine;
+    for id in ids {
+        let Some(n) = c.project.nodes.get(id) else {
+            continue;
+        };
+        if n.resource_type != crate::project::node::ResourceType::Model {
+            continue;
+        }
+        let Some(sql) = &n.compiled_code else {
+            continue;
+        };
+        if let Err(e) = crate::sql::check::validate(sql, engine) {
+            let compiled = format!(
+                "{}/compiled/{}/{}",
+                c.project.config.target_path,
+                c.project.name(),
+                n.original_file_path
+            );
+            out.push(
+                Diagnostic::error(
+                    "E0601",
+                    format!("SQL syntax error in model `{}`: {}", n.name, e.message),
+                )
+                .at(compiled, Some(e.line))
+                .col(Some(e.column))
+                .hint(format!("the model's source is {}", n.original_file_path)),
+            );
+        }
+    }
+    out
+}
+
+fn clean(g: &GlobalArgs, ui: &Ui) -> Result<Exit, Failure> {
+    let root = project_dir(g);
+    let text = fs_err::read_to_string(root.join(project::config::PROJECT_FILE)).map_err(|_| {
+        Diagnostic::error("E0100", format!("no dbt_project.yml in {}", root.display()))
+    })?;
+    let (cfg, _) = project::config::ProjectConfig::parse(&text)?;
+    for t in &cfg.clean_targets {
+        let p = root.join(t);
+        // Never delete outside the project.
+        let canon_root = fs_err::canonicalize(&root)?;
+        if let Ok(canon) = fs_err::canonicalize(&p) {
+            if !canon.starts_with(&canon_root) || canon == canon_root {
+                return Err(Diagnostic::error(
+                    "E0106",
+                    format!("refusing to clean `{t}`: it is not inside the project"),
+                )
+                .at(
+                    project::config::PROJECT_FILE,
+                    project::yaml::line_of_key(&text, "clean-targets", 1),
+                )
+                .into());
+            }
+            fs_err::remove_dir_all(&canon)?;
+            ui.info(format!("Cleaned {t}/"));
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,815 @@
+//! `seed`, `run`, `test`, `build`: execute the selected nodes in a
+//! warehouse over `--threads` workers, in DAG order. A failing node skips
+//! its descendants and the rest continues (`--fail-fast` stops instead); in
+//! `build`, a model's tests run right after it and a failing error-severity
+//! test skips everything downstream of that model. Writes run_results.json.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+use super::{load, select_ids, shown_path, Exit, Failure, Ui};
+use crate::cli::{GlobalArgs, RunArgs};
+use crate::compile::{self, Compiled};
+use crate::diagnostics::Diagnostic;
+use crate::project::node::{Node, ResourceType};
+use crate::templating::Renderer;
+use crate::warehouse::materialize::{self, Materialization, ModelBuild, OnSchemaChange};
+use crate::warehouse::{adapter, seed, Connection, Engine, Relation, Warehouse};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Seed,
+    Run,
+    Test,
+    Build,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Seed => "seed",
+            Mode::Run => "run",
+            Mode::Test => "test",
+            Mode::Build => "build",
+        }
+    }
+
+    fn covers(self, rt: ResourceType) -> bool {
+        match self {
+            Mode::Seed => rt == ResourceType::Seed,
+            Mode::Run => rt == ResourceType::Model,
+            Mode::Test => rt == ResourceType::Test,
+            Mode::Build => matches!(
+                rt,
+                ResourceType::Seed | ResourceType::Model | ResourceType::Test
+            ),
+        }
+    }
+}
+
+/// How one node ended, with dbt's status words.
+#[derive(Debug, Clone)]
+struct NodeResult {
+    unique_id: String,
+    status: &'static str,
+    message: String,
+    rows_affected: Option<u64>,
+    failures: Option<u64>,
+    seconds: f64,
+    thread: usize,
+    started_at: String,
+    completed_at: String,
+}
+
+impl NodeResult {
+    fn failed(&self) -> bool {
+        matches!(self.status, "error" | "fail")
+    }
+}
+
+pub fn execute(g: &GlobalArgs, ui: &Ui, mode: Mode, a: &RunArgs) -> Result<Exit, Failure> {
+    let started = Instant::now();
+    let loaded = load(g, ui, mode.name(), a.full_refresh)?;
+    let mut c = loaded.compiled;
+    let target = loaded.target;
+    let selected: BTreeSet<String> = select_ids(&c, &a.select)?
+        .into_iter()
+        .filter(|id| {
+            c.nodes()
+                .get(id)
+                .is_some_and(|n| mode.covers(n.resource_type) && n.materialized() != "ephemeral")
+        })
+        .collect();
+    compile::compile_sql(&mut c, None)?;
+    if selected.is_empty() {
+        ui.info("Nothing to do: the selection matched no nodes");
+        return Ok(0);
+    }
+    let engine = target.config.engine();
+    let warehouse = crate::warehouse::open(&target.config, &c.project.root).map_err(|e| {
+        Diagnostic::error("E0701", e.to_string())
+            .hint("run `sluice debug` to check the profile and connection")
+    })?;
+    let threads = a.threads.or(target.config.threads()).unwrap_or(1).max(1);
+
+    // Schemas first, once.
+    {
+        let mut conn = warehouse
+            .connect()
+            .map_err(|e| Diagnostic::error("E0701", e.to_string()))?;
+        let mut schemas: BTreeSet<(Option<String>, String)> = BTreeSet::new();
+        for id in &selected {
+            let n = &c.nodes()[id];
+            if n.resource_type != ResourceType::Test {
+                schemas.insert((n.database.clone(), n.schema.clone()));
+            }
+        }
+        for (db, schema) in schemas {
+            adapter::create_schema_if_missing(conn.as_mut(), engine, db.as_deref(), &schema)
+                .map_err(|e| {
+                    Diagnostic::error("E0702", format!("cannot create schema `{schema}`: {e}"))
+                })?;
+        }
+        for (i, hook) in c.project.config.on_run_start.iter().enumerate() {
+            let sql = c
+                .renderer
+                .render("dbt_project.yml", hook, None, true, false, None)?
+                .output;
+            conn.execute(&sql).map_err(|e| {
+                Diagnostic::error("E0703", format!("on-run-start hook #{} failed: {e}", i + 1))
+            })?;
+        }
+    }
+
+    let plan = Plan::new(&c, &selected, mode);
+    let cancelled = Arc::new(AtomicBool::new(false));
+    watch_ctrl_c(warehouse.clone(), cancelled.clone());
+    ui.info(format!(
+        "Running with {threads} thread{} on {} target `{}`",
+        if threads == 1 { "" } else { "s" },
+        engine_name(engine),
+        target.target_name
+    ));
+    let results = run_plan(
+        &c,
+        &plan,
+        warehouse.clone(),
+        engine,
+        threads,
+        a,
+        ui,
+        &cancelled,
+    );
+
+    if !c.project.config.on_run_end.is_empty() {
+        if let Ok(mut conn) = warehouse.connect() {
+            for hook in &c.project.config.on_run_end {
+                if let Ok(r) = c
+                    .renderer
+                    .render("dbt_project.yml", hook, None, true, false, None)
+                {
+                    if let Err(e) = conn.execute(&r.output) {
+                        eprintln!("warning: on-run-end hook failed: {e}");
+                    }
+                }
+            }
+        }
+    }
+    write_artifacts(&c, &results, started.elapsed().as_secs_f64())?;
+    summarize(ui, &results, started.elapsed().as_secs_f64(), &c);
+    let failed = results.iter().any(NodeResult::failed) || cancelled.load(Ordering::SeqCst);
+    Ok(if failed { 1 } else { 0 })
+}
+
+fn engine_name(e: Engine) -> &'static str {
+    match e {
+        Engine::DuckDb => "duckdb",
+        Engine::Postgres => "postgres",
+    }
+}
+
+/// Cancel in-flight queries on Ctrl-C.
+fn watch_ctrl_c(warehouse: Arc<dyn Warehouse>, cancelled: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("Cancelling: waiting for in-flight queries to stop");
+                cancelled.store(true, Ordering::SeqCst);
+                warehouse.cancel_all();
+            }
+        });
+    });
+}
+
+/// The selected nodes and what each waits for.
+struct Plan {
+    order: Vec<String>,
+    waits_for: HashMap<String, BTreeSet<String>>,
+    /// Everything that must be skipped when a node fails.
+    blocks: HashMap<String, BTreeSet<String>>,
+}
+
+impl Plan {
+    fn new(c: &Compiled, selected: &BTreeSet<String>, mode: Mode) -> Plan {
+        let order: Vec<String> = c
+            .graph
+            .topo_order()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|id| selected.contains(*id))
+            .map(str::to_string)
+            .collect();
+        let mut waits_for: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for id in &order {
+            // Nearest selected ancestors (through unselected nodes too).
+            let parents: BTreeSet<String> = c
+                .graph
+                .ancestors(id, None)
+                .into_iter()
+                .filter(|p| selected.contains(*p))
+                .map(str::to_string)
+                .collect();
+            waits_for.insert(id.clone(), parents);
+        }
+        if mode == Mode::Build {
+            // A model's children wait for the model's tests.
+            for t in order
+                .iter()
+                .filter(|id| c.nodes()[*id].resource_type == ResourceType::Test)
+            {
+                let tested = &c.nodes()[t].depends_on.nodes;
+                for other in &order {
+                    let n = &c.nodes()[other];
+                    if n.resource_type == ResourceType::Test || tested.contains(other) {
+                        continue;
+                    }
+                    if waits_for[other].iter().any(|p| tested.contains(p)) {
+                        if let Some(w) = waits_for.get_mut(other) {
+                            w.insert(t.clone());
+                        }
+                    }
+                }
+            }
+        }
+        let mut blocks: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for (id, ws) in &waits_for {
+            for w in ws {
+                blocks.entry(w.clone()).or_default().insert(id.clone());
+            }
+        }
+        Plan {
+            order,
+            waits_for,
+            blocks,
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_plan(
+    c: &Compiled,
+    plan: &Plan,
+    warehouse: Arc<dyn Warehouse>,
+    engine: Engine,
+    threads: usize,
+    a: &RunArgs,
+    ui: &Ui,
+    cancelled: &AtomicBool,
+) -> Vec<NodeResult> {
+    let total = plan.order.len();
+    let mut remaining: HashMap<&str, usize> = plan
+        .order
+        .iter()
+        .map(|id| (id.as_str(), plan.waits_for[id].len()))
+        .collect();
+    let mut ready: Vec<&str> = plan
+        .order
+        .iter()
+        .filter(|id| remaining[id.as_str()] == 0)
+        .map(String::as_str)
+        .rev()
+        .collect();
+    let mut skipped: BTreeSet<String> = BTreeSet::new();
+    let mut results: Vec<NodeResult> = Vec::new();
+    let index: HashMap<&str, usize> = plan
+        .order
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i + 1))
+        .collect();
+    let stop = AtomicBool::new(false);
+
+    std::thread::scope(|s| {
+        let (work_tx, work_rx) = mpsc::channel::<String>();
+        let work_rx = Arc::new(Mutex::new(work_rx));
+        let (done_tx, done_rx) = mpsc::channel::<NodeResult>();
+        for thread in 0..threads {
+            let work_rx = work_rx.clone();
+            let done_tx = done_tx.clone();
+            let warehouse = warehouse.clone();
+            s.spawn(move || {
+                let conn = warehouse.connect().map(|c| Arc::new(Mutex::new(c)));
+                loop {
+                    let next = match work_rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => break,
+                    };
+                    let Ok(id) = next else { break };
+                    let started_at = now();
+                    let t0 = Instant::now();
+                    let outcome = match &conn {
+                        Ok(conn) => run_node(c, &c.nodes()[&id], conn, engine, a),
+                        Err(e) => Err(format!("could not connect: {e}")),
+                    };
+                    let mut r = match outcome {
+                        Ok(r) => r,
+                        Err(message) => NodeResult {
+                            unique_id: id.clone(),
+                            status: "error",
+                            message,
+                            rows_affected: None,
+                            failures: None,
+                            seconds: 0.0,
+                            thread,
+                            started_at: String::new(),
+                            completed_at: String::new(),
+                        },
+                    };
+                    r.unique_id = id;
+                    r.seconds = t0.elapsed().as_secs_f64();
+                    r.thread = thread;
+                    r.started_at = started_at;
+                    r.completed_at = now();
+                    if done_tx.send(r).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        let mut in_flight = 0usize;
+        let mut finished = 0usize;
+        loop {
+            while let Some(id) = ready.pop() {
+                if stop.load(Ordering::SeqCst) || cancelled.load(Ordering::SeqCst) {
+                    skipped.insert(id.to_string());
+                    continue;
+                }
+                if work_tx.send(id.to_string()).is_ok() {
+                    in_flight += 1;
+                }
+            }
+            if in_flight == 0 {
+                break;
+            }
+            let Ok(r) = done_rx.recv() else { break };
+            in_flight -= 1;
+            finished += 1;
+            print_status(
+                ui,
+                c,
+                &r,
+                index.get(r.unique_id.as_str()).copied().unwrap_or(finished),
+                total,
+            );
+            let failed = r.failed();
+            if failed && a.fail_fast {
+                stop.store(true, Ordering::SeqCst);
+            }
+            let blocked_by_failure = failed;
+            for child in plan.blocks.get(&r.unique_id).into_iter().flatten() {
+                if blocked_by_failure {
+                    skip_with_descendants(child, plan, &mut skipped);
+                }
+                if let Some(n) = remaining.get_mut(child.as_str()) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 && !skipped.contains(child) {
+                        ready.push(child.as_str());
+                    }
+                }
+            }
+            results.push(r);
+        }
+        drop(work_tx);
+    });
+    for id in &plan.order {
+        if !results.iter().any(|r| &r.unique_id == id) {
+            let r = NodeResult {
+                unique_id: id.clone(),
+                status: "skipped",
+                message: if stop.load(Ordering::SeqCst) {
+                    "skipped: --fail-fast".into()
+                } else {
+                    "skipped: an upstream node failed".into()
+                },
+                rows_affected: None,
+                failures: None,
+                seconds: 0.0,
+                thread: 0,
+                started_at: String::new(),
+                completed_at: String::new(),
+            };
+            print_status(ui, c, &r, index[id.as_str()], total);
+            results.push(r);
+        }
+    }
+    results
+}
+
+fn skip_with_descendants(id: &str, plan: &Plan, skipped: &mut BTreeSet<String>) {
+    if !skipped.insert(id.to_string()) {
+        return;
+    }
+    for child in plan.blocks.get(id).into_iter().flatten() {
+        skip_with_descendants(child, plan, skipped);
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn relation_of(n: &Node) -> Relation {
+    Relation {
+        database: n.database.clone(),
+        schema: n.schema.clone(),
+        identifier: n.alias.clone(),
+    }
+}
+
+fn ok(
+    status: &'static str,
+    message: String,
+    rows: Option<u64>,
+    failures: Option<u64>,
+) -> NodeResult {
+    NodeResult {
+        unique_id: String::new(),
+        status,
+        message,
+        rows_affected: rows,
+        failures,
+        seconds: 0.0,
+        thread: 0,
+        started_at: String::new(),
+        completed_at: String::new(),
+    }
+}
+
+type SharedConn = Arc<Mutex<Box<dyn Connection>>>;
+
+fn run_node(
+    c: &Compiled,
+    n: &Node,
+    conn: &SharedConn,
+    engine: Engine,
+    a: &RunArgs,
+) -> Result<NodeResult, String> {
+    match n.resource_type {
+        ResourceType::Seed => {
+            let path = c.project.root.join(&n.original_file_path);
+            let column_types: BTreeMap<String, String> = n
+                .config
+                .get("column_types")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let full_refresh = a.full_refresh
+                || n.config
+                    .get("full_refresh")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+            let mut guard = lock(conn);
+            let out = seed::load_seed(
+                guard.as_mut(),
+                engine,
+                &relation_of(n),
+                &path,
+                &column_types,
+                full_refresh,
+            )
+            .map_err(|e| e.to_string())?;
+            Ok(ok("success", out.message, out.rows_affected, None))
+        }
+        ResourceType::Model => build_one_model(c, n, conn, engine, a),
+        ResourceType::Test => run_test(c, n, conn),
+        _ => Ok(ok("skipped", "not runnable".into(), None, None)),
+    }
+}
+
+fn lock(conn: &SharedConn) -> std::sync::MutexGuard<'_, Box<dyn Connection>> {
+    match conn.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+fn render_at_run(
+    renderer: &Renderer,
+    c: &Compiled,
+    n: &Node,
+    conn: &SharedConn,
+    is_incremental: bool,
+) -> Result<String, String> {
+    let r = renderer
+        .render(
+            &n.original_file_path,
+            &n.raw_code,
+            Some(n),
+            true,
+            is_incremental,
+            Some(conn.clone()),
+        )
+        .map_err(|d| d.to_string())?;
+    for l in &r.logs {
+        eprintln!("{l}");
+    }
+    Ok(compile::inject_ephemerals(
+        &r.output,
+        n,
+        c.nodes(),
+        renderer,
+    ))
+}
+
+fn string_or_list(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn build_one_model(
+    c: &Compiled,
+    n: &Node,
+    conn: &SharedConn,
+    engine: Engine,
+    a: &RunArgs,
+) -> Result<NodeResult, String> {
+    let materialized: Materialization = n
+        .materialized()
+        .parse()
+        .map_err(|e: materialize::BuildError| e.to_string())?;
+    let relation = relation_of(n);
+    let full_refresh = match n.config.get("full_refresh").and_then(Value::as_bool) {
+        Some(v) => v,
+        None => a.full_refresh,
+    };
+    let is_incremental = if materialized == Materialization::Incremental && !full_refresh {
+        let mut guard = lock(conn);
+        matches!(
+            adapter::get_relation(guard.as_mut(), engine, &relation),
+            Ok(Some(crate::warehouse::RelationKind::Table))
+        )
+    } else {
+        false
+    };
+    let sql = if materialized == Materialization::Incremental || n.config.contains_key("__dynamic")
+    {
+        render_at_run(&c.renderer, c, n, conn, is_incremental)?
+    } else {
+        n.compiled_code.clone().unwrap_or_default()
+    };
+    let hooks = |key: &str| -> Result<Vec<String>, String> {
+        string_or_list(n.config.get(key))
+            .iter()
+            .map(|h| {
+                let r = c
+                    .renderer
+                    .render(
+                        &n.original_file_path,
+                        h,
+                        Some(n),
+                        true,
+                        is_incremental,
+                        Some(conn.clone()),
+                    )
+                    .map_err(|d| d.to_string())?;
+                Ok(c.renderer.substitute(&r.output))
+            })
+            .collect()
+    };
+    let pre = hooks("pre-hook")?;
+    let post = hooks("post-hook")?;
+    let on_schema_change: OnSchemaChange = n
+        .config
+        .get("on_schema_change")
+        .and_then(Value::as_str)
+        .unwrap_or("ignore")
+        .parse()
+        .map_err(|e: materialize::BuildError| e.to_string())?;
+    let build = ModelBuild {
+        relation: &relation,
+        materialized,
+        sql: &sql,
+        unique_key: string_or_list(n.config.get("unique_key")),
+        incremental_strategy: n
+            .config
+            .get("incremental_strategy")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        on_schema_change,
+        full_refresh,
+        pre_hooks: &pre,
+        post_hooks: &post,
+    };
+    let mut guard = lock(conn);
+    let out = materialize::build_model(guard.as_mut(), engine, &build).map_err(|e| {
+        let compiled = format!(
+            "{}/run/{}/{}",
+            c.project.config.target_path,
+            c.project.name(),
+            n.original_file_path
+        );
+        format!("{e}\n  --> {compiled}")
+    })?;
+    Ok(ok("success", out.message, out.rows_affected, None))
+}
+
+/// Run a data test the way dbt does: count the failing rows with
+/// `fail_calc`, compare with `warn_if`/`error_if`, honour `severity`.
+fn run_test(c: &Compiled, n: &Node, conn: &SharedConn) -> Result<NodeResult, String> {
+    let cfg = |k: &str, d: &str| {
+        n.config
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or(d)
+            .to_string()
+    };
+    let fail_calc = cfg("fail_calc", "count(*)");
+    let warn_if = cfg("warn_if", "!= 0");
+    let error_if = cfg("error_if", "!= 0");
+    let severity = cfg("severity", "error").to_ascii_lowercase();
+    let limit = n
+        .config
+        .get("limit")
+        .and_then(Value::as_u64)
+        .map(|l| format!(" limit {l}"))
+        .unwrap_or_default();
+    let body = if n.config.contains_key("__dynamic") {
+        render_at_run(&c.renderer, c, n, conn, false)?
+    } else {
+        n.compiled_code.clone().unwrap_or_default()
+    };
+    let body = body.trim().trim_end_matches(';');
+    let sql = format!(
+        "select {fail_calc} as failures, case when {fail_calc} {warn_if} then 1 else 0 end as should_warn, case when {fail_calc} {error_if} then 1 else 0 end as should_error from (\n{body}{limit}\n) dbt_internal_test"
+    );
+    let mut guard = lock(conn);
+    let r = guard.query(&sql).map_err(|e| e.to_string())?;
+    let row = r.rows.first().cloned().unwrap_or_default();
+    let num = |i: usize| {
+        row.get(i)
+            .and_then(|v| {
+                v.as_u64()
+                    .or_else(|| v.as_f64().map(|f| f as u64))
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            })
+            .unwrap_or(0)
+    };
+    let failures = num(0);
+    let (should_warn, should_error) = (num(1) == 1, num(2) == 1);
+    let status = if should_error && severity == "error" {
+        "fail"
+    } else if should_warn || should_error {
+        "warn"
+    } else {
+        "pass"
+    };
+    let message = if failures == 0 {
+        String::new()
+    } else {
+        format!(
+            "Got {failures} result{}, configured to {} if {}",
+            if failures == 1 { "" } else { "s" },
+            if status == "fail" { "fail" } else { "warn" },
+            if status == "fail" {
+                &error_if
+            } else {
+                &warn_if
+            }
+        )
+    };
+    Ok(ok(status, message, None, Some(failures)))
+}
+
+fn describe(n: &Node) -> String {
+    match n.resource_type {
+        ResourceType::Seed => format!("seed file {}.{}", n.schema, n.alias),
+        ResourceType::Test => format!("test {}", n.name),
+        _ => format!("sql {} model {}.{}", n.materialized(), n.schema, n.alias),
+    }
+}
+
+fn print_status(ui: &Ui, c: &Compiled, r: &NodeResult, i: usize, total: usize) {
+    let Some(n) = c.nodes().get(&r.unique_id) else {
+        return;
+    };
+    let (word, detail) = match (n.resource_type, r.status) {
+        (_, "skipped") => ("SKIP", "SKIP".to_string()),
+        (ResourceType::Test, "pass") => ("PASS", "PASS".to_string()),
+        (ResourceType::Test, "warn") => ("WARN", format!("WARN {}", r.failures.unwrap_or(0))),
+        (ResourceType::Test, "fail") => ("FAIL", format!("FAIL {}", r.failures.unwrap_or(0))),
+        (_, "error") => ("ERROR", "ERROR".to_string()),
+        (ResourceType::Seed, _) => ("OK loaded", r.message.clone()),
+        (_, _) => ("OK created", r.message.clone()),
+    };
+    let label = format!("{i} of {total} {word} {}", describe(n));
+    let dots = ".".repeat(80usize.saturating_sub(label.len() + 1).max(3));
+    ui.info(format!("{label} {dots} [{detail} in {:.2}s]", r.seconds));
+    if r.status == "error" {
+        eprintln!(
+            "  {} `{}` failed:\n  {}",
+            n.resource_type.as_str(),
+            n.name,
+            r.message.replace('\n', "\n  ")
+        );
+    } else if r.status == "fail" || r.status == "warn" {
+        if !r.message.is_empty() && !ui.quiet {
+            eprintln!("  {}", r.message);
+        }
+    }
+}
+
+fn summarize(ui: &Ui, results: &[NodeResult], seconds: f64, c: &Compiled) {
+    let count = |s: &[&str]| results.iter().filter(|r| s.contains(&r.status)).count();
+    let pass = count(&["success", "pass"]);
+    let warn = count(&["warn"]);
+    let error = count(&["error", "fail"]);
+    let skip = count(&["skipped"]);
+    ui.info(format!(
+        "\nFinished running {} node{} in {seconds:.2}s.",
+        results.len(),
+        if results.len() == 1 { "" } else { "s" }
+    ));
+    if error == 0 {
+        ui.info("Completed successfully");
+    } else {
+        ui.info(format!(
+            "Completed with {error} error{}",
+            if error == 1 { "" } else { "s" }
+        ));
+        for r in results.iter().filter(|r| r.failed()) {
+            if let Some(n) = c.nodes().get(&r.unique_id) {
+                eprintln!(
+                    "  {} {} ({})",
+                    if r.status == "fail" { "FAIL" } else { "ERROR" },
+                    n.name,
+                    n.defining_file()
+                );
+            }
+        }
+    }
+    ui.info(format!(
+        "Done. PASS={pass} WARN={warn} ERROR={error} SKIP={skip} TOTAL={}",
+        results.len()
+    ));
+}
+
+fn write_artifacts(c: &Compiled, results: &[NodeResult], elapsed: f64) -> Result<(), Failure> {
+    let target = c.project.target_dir();
+    let run_dir = target.join("run").join(c.project.name());
+    let mut out = Vec::new();
+    for r in results {
+        let n = c.nodes().get(&r.unique_id);
+        let compiled_path =
+            n.map(|n| shown_path(&run_dir.join(&n.original_file_path), &c.project.root));
+        if let (Some(n), Some(code)) = (n, n.and_then(|n| n.compiled_code.as_ref())) {
+            if n.resource_type == ResourceType::Model {
+                crate::artifacts::write_atomic(
+                    &run_dir.join(&n.original_file_path),
+                    code.as_bytes(),
+                )?;
+            }
+        }
+        out.push(json!({
+            "unique_id": r.unique_id,
+            "status": r.status,
+            "timing": [
+                {"name": "execute", "started_at": r.started_at, "completed_at": r.completed_at}
+            ],
+            "thread_id": format!("Thread-{}", r.thread + 1),
+            "execution_time": r.seconds,
+            "adapter_response": {"_message": r.message, "rows_affected": r.rows_affected},
+            "message": r.message,
+            "failures": r.failures,
+            "compiled": n.map(|n| n.compiled_code.is_some()),
+            "compiled_code": n.and_then(|n| n.compiled_code.clone()),
+            "compiled_path": compiled_path,
+            "relation_name": n.and_then(|n| n.relation_name.clone()),
+        }));
+    }
+    let doc = json!({
+        "metadata": {
+            "dbt_schema_version": "https://schemas.getdbt.com/dbt/run-results/v6.json",
+            "dbt_version": "1.9.0",
+            "generated_at": now(),
+            "invocation_id": uuid::Uuid::new_v4().to_string(),
+        },
+        "results": out,
+        "elapsed_time": elapsed,
+        "args": {},
+    });
+    crate::artifacts::write_json(&target.join("run_results.json"), &doc)?;
+    let m = crate::artifacts::manifest(c, &uuid::Uuid::new_v4().to_string(), &now());
+    crate::artifacts::write_json(&target.join("manifest.json"), &m)?;
+    Ok(())
+}

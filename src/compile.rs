@@ -1,0 +1,521 @@
+//! From a loaded project to a compiled graph: render every node (phase
+//! one), fold `config()` into node configs, resolve refs and sources into
+//! dependencies, name every relation (`generate_schema_name`,
+//! `generate_alias_name`), check for cycles, and produce compiled SQL
+//! (phase two: placeholder substitution, ephemeral CTE injection, and a
+//! re-render for templates that depend on execution).
+
+use std::collections::BTreeMap;
+
+use rayon::prelude::*;
+use serde_json::Value;
+
+use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::graph::Graph;
+use crate::project::node::{Node, ResourceType};
+use crate::project::{config::unknown_config_key, Project};
+use crate::templating::objects::ResolvedRelation;
+use crate::templating::{RenderSettings, Renderer};
+
+pub struct Compiled {
+    pub project: Project,
+    pub graph: Graph,
+    pub renderer: Renderer,
+    pub warnings: Diagnostics,
+}
+
+impl Compiled {
+    pub fn nodes(&self) -> &BTreeMap<String, Node> {
+        &self.project.nodes
+    }
+}
+
+/// Which nodes carry a template to render.
+fn is_rendered(n: &Node) -> bool {
+    matches!(
+        n.resource_type,
+        ResourceType::Model | ResourceType::Test | ResourceType::Analysis
+    )
+}
+
+/// Phase one and naming: everything but compiled SQL. Enough for `parse` and `ls`.
+pub fn parse(
+    mut project: Project,
+    settings: RenderSettings,
+    mut warnings: Diagnostics,
+) -> Result<Compiled, Diagnostics> {
+    let renderer = Renderer::new(&project, settings).map_err(Diagnostics::from)?;
+    for n in project.nodes.values_mut() {
+        if n.resource_type == ResourceType::Test && n.test_metadata.is_some() {
+            n.raw_code = generic_test_call(n);
+        }
+    }
+    let mut diags = Diagnostics::default();
+    let rendered: Vec<(String, Result<crate::templating::Rendered, Diagnostic>)> = project
+        .nodes
+        .par_iter()
+        .filter(|(_, n)| is_rendered(n))
+        .map(|(id, n)| {
+            let name = if n.test_metadata.is_some() {
+                n.defining_file().to_string()
+            } else {
+                n.original_file_path.clone()
+            };
+            (
+                id.clone(),
+                renderer.render(&name, &n.raw_code, Some(n), false, false, None),
+            )
+        })
+        .collect();
+    for (id, r) in rendered {
+        let Some(node) = project.nodes.get_mut(&id) else {
+            continue;
+        };
+        match r {
+            Ok(r) => {
+                for key in r.config.keys() {
+                    let line = node
+                        .raw_code
+                        .find(&format!("{key}"))
+                        .map(|p| crate::diagnostics::line_of(&node.raw_code, p));
+                    if let Some(d) = unknown_config_key(key, &node.original_file_path, line) {
+                        diags.push(d);
+                    }
+                }
+                crate::project::apply_inline_config(node, &r.config);
+                node.refs = r.refs;
+                node.sources = r.sources;
+                node.depends_on.macros = r
+                    .macros
+                    .iter()
+                    .map(|m| format!("macro.{}.{m}", node.package_name))
+                    .collect();
+                node.compiled_code = Some(r.output);
+                if r.dynamic {
+                    node.config.insert("__dynamic".into(), Value::Bool(true));
+                }
+            }
+            Err(mut d) => {
+                if d.line.is_some() && node.test_metadata.is_some() {
+                    d.line = Some(node.line);
+                }
+                diags.push(d);
+            }
+        }
+    }
+    for n in project.nodes.values_mut() {
+        n.tags = n
+            .config
+            .get("tags")
+            .map(crate::project::config::string_list)
+            .unwrap_or_default();
+        n.config.insert("tags".into(), Value::from(n.tags.clone()));
+        if let Some(Value::Bool(false)) = n.config.get("enabled") {
+            continue;
+        }
+    }
+    // Disabled nodes leave the graph (dbt keeps them under `disabled`).
+    project.nodes.retain(|_, n| n.enabled());
+    resolve_dependencies(&mut project, &renderer, &mut diags);
+    name_relations(&mut project, &renderer, &mut diags);
+    let graph = Graph::build(&project.nodes);
+    if let Err(cycle) = graph.topo_order() {
+        let first = cycle.first().and_then(|id| project.nodes.get(id));
+        let names: Vec<String> = cycle
+            .iter()
+            .map(|id| {
+                project
+                    .nodes
+                    .get(id)
+                    .map(|n| n.name.clone())
+                    .unwrap_or_else(|| id.clone())
+            })
+            .collect();
+        let mut d = Diagnostic::error("E0303", format!("dependency cycle: {}", names.join(" -> ")));
+        if let Some(n) = first {
+            d = d.at(n.original_file_path.clone(), Some(1));
+        }
+        let files: Vec<String> = cycle
+            .iter()
+            .take(cycle.len().saturating_sub(1))
+            .filter_map(|id| project.nodes.get(id).map(|n| n.original_file_path.clone()))
+            .collect();
+        diags.push(d.hint(format!(
+            "break the cycle by removing one ref() in: {}",
+            files.join(", ")
+        )));
+    }
+    warnings.extend(Diagnostics(diags.warnings().cloned().collect()));
+    if diags.has_errors() {
+        return Err(Diagnostics(diags.errors().cloned().collect()).sorted());
+    }
+    Ok(Compiled {
+        project,
+        graph,
+        renderer,
+        warnings,
+    })
+}
+
+/// Phase two for the nodes in `ids` (all when `None`): final SQL.
+pub fn compile_sql(
+    c: &mut Compiled,
+    ids: Option<&std::collections::BTreeSet<String>>,
+) -> Result<(), Diagnostics> {
+    let renderer = &c.renderer;
+    let nodes = &c.project.nodes;
+    let results: Vec<(String, Result<String, Diagnostic>)> = nodes
+        .par_iter()
+        .filter(|(id, n)| is_rendered(n) && ids.is_none_or(|s| s.contains(*id)))
+        .map(|(id, n)| {
+            let sql = if n.config.contains_key("__dynamic") {
+                let name = if n.test_metadata.is_some() {
+                    n.defining_file().to_string()
+                } else {
+                    n.original_file_path.clone()
+                };
+                renderer
+                    .render(&name, &n.raw_code, Some(n), true, false, None)
+                    .map(|r| r.output)
+            } else {
+                Ok(renderer.substitute(n.compiled_code.as_deref().unwrap_or_default()))
+            };
+            (
+                id.clone(),
+                sql.map(|s| inject_ephemerals(&s, n, nodes, renderer)),
+            )
+        })
+        .collect();
+    let mut diags = Diagnostics::default();
+    for (id, r) in results {
+        match r {
+            Ok(sql) => {
+                if let Some(n) = c.project.nodes.get_mut(&id) {
+                    n.compiled_code = Some(sql);
+                }
+            }
+            Err(d) => diags.push(d),
+        }
+    }
+    if diags.has_errors() {
+        Err(diags.sorted())
+    } else {
+        Ok(())
+    }
+}
+
+/// `with __dbt__cte__x as (…)` for every ephemeral model the node depends
+/// on (transitively through other ephemerals), parents first.
+pub fn inject_ephemerals(
+    sql: &str,
+    node: &Node,
+    nodes: &BTreeMap<String, Node>,
+    renderer: &Renderer,
+) -> String {
+    let mut order: Vec<&Node> = Vec::new();
+    collect_ephemerals(node, nodes, &mut order);
+    if order.is_empty() {
+        return sql.to_string();
+    }
+    let ctes: Vec<String> = order
+        .iter()
+        .map(|e| {
+            let body = renderer.substitute(e.compiled_code.as_deref().unwrap_or_default());
+            format!("__dbt__cte__{} as (\n{}\n)", e.name, body.trim())
+        })
+        .collect();
+    let trimmed = sql.trim_start();
+    let lower = trimmed.get(..5).map(str::to_ascii_lowercase);
+    if lower.as_deref() == Some("with ") || lower.as_deref() == Some("with\n") {
+        format!("with {},\n{}", ctes.join(",\n"), &trimmed[5..])
+    } else {
+        format!("with {}\n{}", ctes.join(",\n"), sql)
+    }
+}
+
+fn collect_ephemerals<'a>(node: &Node, nodes: &'a BTreeMap<String, Node>, out: &mut Vec<&'a Node>) {
+    for p in &node.depends_on.nodes {
+        if let Some(parent) = nodes.get(p) {
+            if parent.materialized() == "ephemeral"
+                && !out.iter().any(|n| n.unique_id == parent.unique_id)
+            {
+                collect_ephemerals(parent, nodes, out);
+                out.push(parent);
+            }
+        }
+    }
+}
+
+/// The Jinja call that renders a generic test's SQL.
+fn generic_test_call(n: &Node) -> String {
+    let Some(meta) = &n.test_metadata else {
+        return String::new();
+    };
+    let macro_name = match &meta.namespace {
+        Some(ns) => format!("{ns}.test_{}", meta.name),
+        None => format!("test_{}", meta.name),
+    };
+    let args: Vec<String> = meta
+        .kwargs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", jinja_literal(v)))
+        .collect();
+    format!("{{{{ {macro_name}({}) }}}}", args.join(", "))
+}
+
+/// A JSON value as a Jinja expression; strings holding `{{ … }}` become the expression itself.
+fn jinja_literal(v: &Value) -> String {
+    match v {
+        Value::String(s) => {
+            let t = s.trim();
+            if let Some(inner) = t.strip_prefix("{{").and_then(|x| x.strip_suffix("}}")) {
+                format!("({})", inner.trim())
+            } else {
+                serde_json::to_string(s).unwrap_or_default()
+            }
+        }
+        Value::Null => "none".into(),
+        Value::Bool(b) => {
+            if *b {
+                "true".into()
+            } else {
+                "false".into()
+            }
+        }
+        Value::Number(n) => n.to_string(),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(jinja_literal).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Object(o) => format!(
+            "{{{}}}",
+            o.iter()
+                .map(|(k, v)| format!(
+                    "{}: {}",
+                    serde_json::to_string(k).unwrap_or_default(),
+                    jinja_literal(v)
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+fn resolve_dependencies(project: &mut Project, renderer: &Renderer, diags: &mut Diagnostics) {
+    let resolver = &renderer.resolver;
+    for n in project.nodes.values_mut() {
+        let mut deps: Vec<String> = Vec::new();
+        for r in &n.refs {
+            match resolver.by_name.get(&r.name) {
+                Some(id) => deps.push(id.clone()),
+                None => diags.push(
+                    Diagnostic::error("E0301", format!("unknown model `{}` in ref()", r.name))
+                        .at(n.defining_file().to_string(), Some(n.line))
+                        .hint(
+                            match crate::diagnostics::did_you_mean(
+                                &r.name,
+                                resolver.by_name.keys().map(String::as_str),
+                            ) {
+                                Some(s) => format!("did you mean `{s}`?"),
+                                None => "no model, seed or snapshot has that name".into(),
+                            },
+                        ),
+                ),
+            }
+        }
+        for s in &n.sources {
+            if let [src, table] = s.as_slice() {
+                match resolver.sources.get(&(src.clone(), table.clone())) {
+                    Some(id) => deps.push(id.clone()),
+                    None => diags.push(
+                        Diagnostic::error("E0302", format!("unknown source `{src}.{table}`"))
+                            .at(n.defining_file().to_string(), Some(n.line)),
+                    ),
+                }
+            }
+        }
+        deps.sort();
+        deps.dedup();
+        n.depends_on.nodes = deps;
+    }
+    // Disabled parents: a ref to a node that was removed.
+    let ids: std::collections::HashSet<String> = project.nodes.keys().cloned().collect();
+    for n in project.nodes.values() {
+        for d in &n.depends_on.nodes {
+            if !ids.contains(d) {
+                diags.push(
+                    Diagnostic::error(
+                        "E0304",
+                        format!("`{}` depends on `{d}`, which is disabled", n.name),
+                    )
+                    .at(n.defining_file().to_string(), Some(n.line)),
+                );
+            }
+        }
+    }
+}
+
+/// dbt's default `generate_schema_name`: the target schema, or
+/// `<target_schema>_<custom>` when the node configures a schema.
+fn default_schema(target_schema: &str, custom: Option<&str>) -> String {
+    match custom {
+        Some(c) if !c.trim().is_empty() => format!("{target_schema}_{}", c.trim()),
+        _ => target_schema.to_string(),
+    }
+}
+
+fn name_relations(project: &mut Project, renderer: &Renderer, diags: &mut Diagnostics) {
+    let target = &renderer.settings.target;
+    let target_schema = target
+        .get("schema")
+        .and_then(Value::as_str)
+        .unwrap_or("main")
+        .to_string();
+    let target_db = target
+        .get("database")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let custom_schema_macro = renderer.has_macro("generate_schema_name");
+    let custom_alias_macro = renderer.has_macro("generate_alias_name");
+    let custom_db_macro = renderer.has_macro("generate_database_name");
+    let mut relations = std::collections::HashMap::new();
+    for n in project.nodes.values_mut() {
+        if n.resource_type == ResourceType::Source {
+            if n.database.is_none() {
+                n.database = target_db.clone();
+            }
+        } else {
+            let custom_schema = n
+                .config
+                .get("schema")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            let custom_alias = n
+                .config
+                .get("alias")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            let custom_db = n
+                .config
+                .get("database")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            n.schema = if custom_schema_macro {
+                match call_naming_macro(
+                    renderer,
+                    "generate_schema_name",
+                    custom_schema.as_deref(),
+                    n,
+                ) {
+                    Ok(s) => s,
+                    Err(d) => {
+                        diags.push(d);
+                        continue;
+                    }
+                }
+            } else {
+                default_schema(&target_schema, custom_schema.as_deref())
+            };
+            n.alias = if custom_alias_macro {
+                match call_naming_macro(renderer, "generate_alias_name", custom_alias.as_deref(), n)
+                {
+                    Ok(s) => s,
+                    Err(d) => {
+                        diags.push(d);
+                        continue;
+                    }
+                }
+            } else {
+                custom_alias.unwrap_or_else(|| n.name.clone())
+            };
+            n.database = if custom_db_macro {
+                call_naming_macro(renderer, "generate_database_name", custom_db.as_deref(), n).ok()
+            } else {
+                custom_db.or_else(|| target_db.clone())
+            };
+        }
+        let kind = match n.resource_type {
+            ResourceType::Seed | ResourceType::Source => "table".to_string(),
+            _ => n.materialized().to_string(),
+        };
+        let resolved = if kind == "ephemeral" {
+            ResolvedRelation {
+                database: None,
+                schema: String::new(),
+                identifier: format!("__dbt__cte__{}", n.name),
+                kind,
+            }
+        } else {
+            ResolvedRelation {
+                database: n.database.clone(),
+                schema: n.schema.clone(),
+                identifier: n.alias.clone(),
+                kind,
+            }
+        };
+        if matches!(
+            n.resource_type,
+            ResourceType::Model
+                | ResourceType::Seed
+                | ResourceType::Source
+                | ResourceType::Snapshot
+        ) {
+            n.relation_name = Some(if resolved.kind == "ephemeral" {
+                resolved.identifier.clone()
+            } else {
+                resolved.render()
+            });
+        }
+        relations.insert(n.unique_id.clone(), resolved);
+    }
+    if let Ok(mut r) = renderer.resolver.relations.write() {
+        *r = relations;
+    }
+}
+
+fn call_naming_macro(
+    renderer: &Renderer,
+    name: &str,
+    custom: Option<&str>,
+    n: &Node,
+) -> Result<String, Diagnostic> {
+    let node_value = minijinja::Value::from_serialize(serde_json::json!({
+        "name": n.name, "unique_id": n.unique_id, "resource_type": n.resource_type.as_str(),
+        "fqn": n.fqn, "path": n.path, "original_file_path": n.original_file_path, "config": n.config,
+        "package_name": n.package_name, "tags": n.tags,
+    }));
+    let args = [
+        minijinja::Value::from(custom.map(str::to_string)),
+        node_value,
+    ];
+    match renderer.call_macro(name, &args, Some(n)) {
+        Some(r) => r.map(|s| s.trim().to_string()),
+        None => Ok(String::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_schema_matches_dbt() {
+        assert_eq!(default_schema("analytics", None), "analytics");
+        assert_eq!(
+            default_schema("analytics", Some(" marts ")),
+            "analytics_marts"
+        );
+    }
+
+    #[test]
+    fn jinja_literals() {
+        assert_eq!(
+            jinja_literal(&serde_json::json!("{{ ref('x') }}")),
+            "(ref('x'))"
+        );
+        assert_eq!(
+            jinja_literal(&serde_json::json!(["a", 1, null, true])),
+            "[\"a\", 1, none, true]"
+        );
+    }
+}

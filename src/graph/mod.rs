@@ -1,0 +1,180 @@
+//! The DAG of a project's nodes (petgraph), cycle reports, and node selection.
+
+pub mod select;
+
+use std::collections::{BTreeMap, HashMap};
+
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::Direction;
+
+use crate::project::node::Node;
+
+/// Edges point from a parent to the child that depends on it.
+#[derive(Debug, Default, Clone)]
+pub struct Graph {
+    dag: DiGraph<String, ()>,
+    index: HashMap<String, NodeIndex>,
+}
+
+impl Graph {
+    /// Build from the nodes' `depends_on.nodes`; unknown parents are ignored
+    /// (they were reported when refs were resolved).
+    pub fn build(nodes: &BTreeMap<String, Node>) -> Graph {
+        let mut g = Graph::default();
+        for id in nodes.keys() {
+            let ix = g.dag.add_node(id.clone());
+            g.index.insert(id.clone(), ix);
+        }
+        for (id, node) in nodes {
+            let child = g.index[id];
+            for parent in &node.depends_on.nodes {
+                if let Some(&p) = g.index.get(parent) {
+                    g.dag.update_edge(p, child, ());
+                }
+            }
+        }
+        g
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.index.contains_key(id)
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.dag.node_weights().map(String::as_str)
+    }
+
+    pub fn parents(&self, id: &str) -> Vec<&str> {
+        self.neighbors(id, Direction::Incoming)
+    }
+
+    pub fn children(&self, id: &str) -> Vec<&str> {
+        self.neighbors(id, Direction::Outgoing)
+    }
+
+    fn neighbors(&self, id: &str, dir: Direction) -> Vec<&str> {
+        let Some(&ix) = self.index.get(id) else {
+            return Vec::new();
+        };
+        let mut out: Vec<&str> = self
+            .dag
+            .neighbors_directed(ix, dir)
+            .map(|n| self.dag[n].as_str())
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// Ancestors (parents, their parents, …) up to `depth` generations (None: all).
+    pub fn ancestors(&self, id: &str, depth: Option<usize>) -> Vec<&str> {
+        self.walk(id, Direction::Incoming, depth)
+    }
+
+    /// Descendants up to `depth` generations (None: all).
+    pub fn descendants(&self, id: &str, depth: Option<usize>) -> Vec<&str> {
+        self.walk(id, Direction::Outgoing, depth)
+    }
+
+    fn walk(&self, id: &str, dir: Direction, depth: Option<usize>) -> Vec<&str> {
+        let Some(&start) = self.index.get(id) else {
+            return Vec::new();
+        };
+        let mut seen = vec![false; self.dag.node_count()];
+        seen[start.index()] = true;
+        let mut frontier = vec![start];
+        let mut out = Vec::new();
+        let mut level = 0;
+        while !frontier.is_empty() && depth.is_none_or(|d| level < d) {
+            let mut next = Vec::new();
+            for ix in frontier {
+                for n in self.dag.neighbors_directed(ix, dir) {
+                    if !seen[n.index()] {
+                        seen[n.index()] = true;
+                        out.push(self.dag[n].as_str());
+                        next.push(n);
+                    }
+                }
+            }
+            frontier = next;
+            level += 1;
+        }
+        out.sort_unstable();
+        out
+    }
+
+    /// Node ids in an order where every parent precedes its children, ties
+    /// broken by id so the order is deterministic. `Err` holds one cycle, in
+    /// path order, first node repeated at the end.
+    pub fn topo_order(&self) -> Result<Vec<&str>, Vec<String>> {
+        let n = self.dag.node_count();
+        let mut indegree = vec![0usize; n];
+        for e in self.dag.raw_edges() {
+            indegree[e.target().index()] += 1;
+        }
+        let mut ready: std::collections::BTreeSet<(&str, usize)> = self
+            .dag
+            .node_indices()
+            .filter(|ix| indegree[ix.index()] == 0)
+            .map(|ix| (self.dag[ix].as_str(), ix.index()))
+            .collect();
+        let mut order = Vec::with_capacity(n);
+        while let Some((id, i)) = ready.pop_first() {
+            order.push(id);
+            for c in self
+                .dag
+                .neighbors_directed(NodeIndex::new(i), Direction::Outgoing)
+            {
+                indegree[c.index()] -= 1;
+                if indegree[c.index()] == 0 {
+                    ready.insert((self.dag[c].as_str(), c.index()));
+                }
+            }
+        }
+        if order.len() == n {
+            Ok(order)
+        } else {
+            Err(self.find_cycle())
+        }
+    }
+
+    /// One cycle as a path `a -> b -> c -> a`, started at its smallest id.
+    pub fn find_cycle(&self) -> Vec<String> {
+        for scc in petgraph::algo::tarjan_scc(&self.dag) {
+            let is_cycle = scc.len() > 1
+                || scc
+                    .first()
+                    .is_some_and(|&ix| self.dag.contains_edge(ix, ix));
+            if !is_cycle {
+                continue;
+            }
+            let members: std::collections::HashSet<NodeIndex> = scc.iter().copied().collect();
+            let Some(&start) = scc.iter().min_by_key(|ix| self.dag[**ix].as_str()) else {
+                continue;
+            };
+            // Walk children inside the component, smallest id first, until back at start.
+            let mut path = vec![start];
+            let mut visited = std::collections::HashSet::from([start]);
+            let mut cur = start;
+            loop {
+                let mut next: Vec<NodeIndex> = self
+                    .dag
+                    .neighbors_directed(cur, Direction::Outgoing)
+                    .filter(|n| members.contains(n))
+                    .collect();
+                next.sort_by_key(|n| self.dag[*n].as_str());
+                if next.contains(&start) {
+                    break;
+                }
+                let Some(&n) = next.iter().find(|n| !visited.contains(n)) else {
+                    break;
+                };
+                visited.insert(n);
+                path.push(n);
+                cur = n;
+            }
+            path.push(start);
+            return path.into_iter().map(|ix| self.dag[ix].clone()).collect();
+        }
+        Vec::new()
+    }
+}

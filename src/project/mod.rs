@@ -1,0 +1,726 @@
+//! Loading a dbt project from disk: `dbt_project.yml`, models, seeds,
+//! macros, singular tests, schema YAML and docs blocks, assembled into
+//! unrendered [`Node`]s. Everything here is file reading and data shaping;
+//! rendering Jinja is `templating`'s job.
+
+pub mod config;
+pub mod files;
+pub mod node;
+pub mod profiles;
+pub mod schema;
+pub mod yaml;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::diagnostics::{did_you_mean, Diagnostic, Diagnostics};
+use config::{merge_config_value, ProjectConfig, PROJECT_FILE};
+use files::SourceFile;
+use node::{Config, DependsOn, Node, RefCall, ResourceType, SourceInfo, TestMetadata};
+use schema::{Patch, SchemaFiles, TestSpec};
+
+/// A macro file: its path, text and the macros it defines.
+#[derive(Debug, Clone)]
+pub struct MacroFile {
+    pub path: String,
+    pub text: String,
+    /// Macro names defined in the file (`{% test x %}` defines `test_x`).
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub root: PathBuf,
+    pub config: ProjectConfig,
+    /// Every node, keyed by unique id.
+    pub nodes: BTreeMap<String, Node>,
+    pub macros: Vec<MacroFile>,
+    /// `{% docs name %}…{% enddocs %}` blocks.
+    pub docs: BTreeMap<String, String>,
+}
+
+impl Project {
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    pub fn target_dir(&self) -> PathBuf {
+        self.root.join(&self.config.target_path)
+    }
+}
+
+/// Load the project at `root`. Returns the project and its warnings, or
+/// every error found.
+pub fn load(root: &Path) -> Result<(Project, Diagnostics), Diagnostics> {
+    let project_file = root.join(PROJECT_FILE);
+    let text = fs_err::read_to_string(&project_file).map_err(|_| {
+        Diagnostic::error("E0100", format!("no {PROJECT_FILE} found in {}", root.display()))
+            .hint("run sluice from a project directory, pass --project-dir, or create one with `sluice init <dir>`")
+    })?;
+    let (config, mut diags) = ProjectConfig::parse(&text)?;
+    diags.extend(config.check_tree_keys());
+    let collected = (|| -> Result<_, Diagnostic> {
+        Ok((
+            files::collect(root, &config.model_paths, &["sql", "py"])?,
+            files::collect(root, &config.model_paths, &["yml", "yaml"])?,
+            files::collect(root, &config.seed_paths, &["csv"])?,
+            files::collect(root, &config.seed_paths, &["yml", "yaml"])?,
+            files::collect(root, &config.macro_paths, &["sql"])?,
+            files::collect(root, &config.test_paths, &["sql"])?,
+            files::collect(root, &doc_paths(&config), &["md"])?,
+        ))
+    })();
+    let (model_files, mut yaml_files, seed_files, seed_yaml, macro_files, test_files, md_files) =
+        collected.map_err(Diagnostics::from)?;
+    yaml_files.extend(seed_yaml);
+    yaml_files.extend(
+        files::collect(root, &config.macro_paths, &["yml", "yaml"]).map_err(Diagnostics::from)?,
+    );
+
+    let (schema, schema_diags) = schema::parse_all(&yaml_files);
+    diags.extend(schema_diags);
+
+    let mut b = Builder {
+        config: &config,
+        nodes: BTreeMap::new(),
+        diags,
+    };
+    b.add_models(&model_files);
+    b.add_seeds(&seed_files);
+    b.add_sources(&schema);
+    b.add_singular_tests(&test_files);
+    b.apply_patches(&schema);
+    let Builder { nodes, diags, .. } = b;
+
+    let mut macros: Vec<MacroFile> = macro_files.into_iter().map(macro_file).collect();
+    macros.extend(
+        test_files
+            .iter()
+            .filter(|f| is_generic_test_file(f))
+            .cloned()
+            .map(macro_file),
+    );
+    let docs = md_files.iter().flat_map(|f| docs_blocks(&f.text)).collect();
+    let project = Project {
+        root: root.to_path_buf(),
+        config,
+        nodes,
+        macros,
+        docs,
+    };
+    if diags.has_errors() {
+        Err(diags.sorted())
+    } else {
+        Ok((project, diags.sorted()))
+    }
+}
+
+fn doc_paths(config: &ProjectConfig) -> Vec<String> {
+    if !config.docs_paths.is_empty() {
+        return config.docs_paths.clone();
+    }
+    let mut all = config.model_paths.clone();
+    all.extend(config.seed_paths.iter().cloned());
+    all.extend(config.macro_paths.iter().cloned());
+    all.extend(config.test_paths.iter().cloned());
+    all
+}
+
+fn is_generic_test_file(f: &SourceFile) -> bool {
+    f.rel.starts_with("generic/")
+}
+
+fn macro_file(f: SourceFile) -> MacroFile {
+    let names = block_names(&f.text, &["macro", "test"])
+        .into_iter()
+        .map(|(kind, name)| {
+            if kind == "test" {
+                format!("test_{name}")
+            } else {
+                name
+            }
+        })
+        .collect();
+    MacroFile {
+        path: f.path,
+        text: f.text,
+        names,
+    }
+}
+
+/// `(keyword, name)` for each `{% keyword name(` / `{%- keyword name %}` in `text`.
+pub fn block_names(text: &str, keywords: &[&str]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("{%") {
+        rest = &rest[i + 2..];
+        let body = rest.trim_start_matches(['-', '+']).trim_start();
+        for kw in keywords {
+            if let Some(after) = body.strip_prefix(kw) {
+                if after.starts_with(|c: char| c.is_whitespace()) {
+                    let name: String = after
+                        .trim_start()
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect();
+                    if !name.is_empty() {
+                        out.push((kw.to_string(), name));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn docs_blocks(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{%") {
+        let after = &rest[start + 2..];
+        let Some(close) = after.find("%}") else { break };
+        let tag = after[..close].trim_matches(['-', ' ', '\n', '\t']);
+        rest = &after[close + 2..];
+        if let Some(name) = tag.strip_prefix("docs ") {
+            let Some(end) = rest.find("enddocs") else {
+                break;
+            };
+            let body = &rest[..end];
+            let body = body.rfind("{%").map(|i| &body[..i]).unwrap_or(body);
+            out.push((name.trim().to_string(), body.trim().to_string()));
+            rest = &rest[end..];
+        }
+    }
+    out
+}
+
+struct Builder<'a> {
+    config: &'a ProjectConfig,
+    nodes: BTreeMap<String, Node>,
+    diags: Diagnostics,
+}
+
+fn checksum(text: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    #[allow(deprecated)]
+    let mut h = std::hash::SipHasher::new();
+    text.hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+impl Builder<'_> {
+    fn project(&self) -> &str {
+        &self.config.name
+    }
+
+    fn base_node(&self, rt: ResourceType, name: &str, f: &SourceFile, tree: &str) -> Node {
+        let mut fqn = vec![self.project().to_string()];
+        fqn.extend(files::dirs(&f.rel));
+        fqn.push(name.to_string());
+        let config = self.config.tree_config(tree, &fqn);
+        Node {
+            unique_id: format!("{}.{}.{}", rt.as_str(), self.project(), name),
+            resource_type: rt,
+            name: name.to_string(),
+            package_name: self.project().to_string(),
+            path: f.rel.clone(),
+            original_file_path: f.path.clone(),
+            fqn,
+            database: None,
+            schema: String::new(),
+            alias: name.to_string(),
+            relation_name: None,
+            raw_code: f.text.clone(),
+            language: "sql".to_string(),
+            compiled_code: None,
+            compiled_path: None,
+            config,
+            description: String::new(),
+            columns: Default::default(),
+            meta: Default::default(),
+            tags: Vec::new(),
+            refs: Vec::new(),
+            sources: Vec::new(),
+            depends_on: DependsOn::default(),
+            patch_path: None,
+            source: None,
+            test_metadata: None,
+            column_name: None,
+            attached_node: None,
+            checksum: checksum(&f.text),
+            line: 1,
+        }
+    }
+
+    fn insert_unique(&mut self, node: Node) {
+        if let Some(existing) = self.nodes.get(&node.unique_id) {
+            self.diags.push(
+                Diagnostic::error(
+                    "E0108",
+                    format!(
+                        "two {}s are named `{}`: {} and {}",
+                        node.resource_type.as_str(),
+                        node.name,
+                        existing.original_file_path,
+                        node.original_file_path
+                    ),
+                )
+                .at(node.original_file_path.clone(), Some(1))
+                .hint("names must be unique within a project: rename one of the files"),
+            );
+            return;
+        }
+        self.nodes.insert(node.unique_id.clone(), node);
+    }
+
+    fn add_models(&mut self, model_files: &[SourceFile]) {
+        for f in model_files {
+            let name = files::stem(&f.rel).to_string();
+            let mut node = self.base_node(ResourceType::Model, &name, f, "models");
+            if f.path.ends_with(".py") {
+                node.language = "python".to_string();
+                self.diags.push(
+                    Diagnostic::warning(
+                        "E0109",
+                        format!("Python model `{name}` is not supported and will be skipped"),
+                    )
+                    .at(f.path.clone(), Some(1)),
+                );
+                continue;
+            }
+            self.insert_unique(node);
+        }
+    }
+
+    fn add_seeds(&mut self, seed_files: &[SourceFile]) {
+        for f in seed_files {
+            let name = files::stem(&f.rel).to_string();
+            let mut node = self.base_node(ResourceType::Seed, &name, f, "seeds");
+            node.raw_code = String::new();
+            self.insert_unique(node);
+        }
+    }
+
+    fn add_sources(&mut self, schema: &SchemaFiles) {
+        for t in &schema.sources {
+            let mut fqn = vec![self.project().to_string()];
+            let rel = t.file.split_once('/').map(|(_, r)| r).unwrap_or(&t.file);
+            fqn.extend(files::dirs(rel));
+            fqn.push(t.source_name.clone());
+            fqn.push(t.table_name.clone());
+            let mut config = self.config.tree_config(
+                "sources",
+                &[
+                    self.project().to_string(),
+                    t.source_name.clone(),
+                    t.table_name.clone(),
+                ],
+            );
+            for (k, v) in &t.config {
+                merge_config_value(&mut config, k, v.clone());
+            }
+            let unique_id = format!(
+                "source.{}.{}.{}",
+                self.project(),
+                t.source_name,
+                t.table_name
+            );
+            let node = Node {
+                unique_id: unique_id.clone(),
+                resource_type: ResourceType::Source,
+                name: t.table_name.clone(),
+                package_name: self.project().to_string(),
+                path: t.file.clone(),
+                original_file_path: t.file.clone(),
+                fqn,
+                database: t.database.clone(),
+                schema: t.schema.clone(),
+                alias: t.identifier.clone(),
+                relation_name: None,
+                raw_code: String::new(),
+                language: "sql".to_string(),
+                compiled_code: None,
+                compiled_path: None,
+                config,
+                description: t.description.clone(),
+                columns: t.columns.clone(),
+                meta: t.meta.clone(),
+                tags: t.tags.clone(),
+                refs: Vec::new(),
+                sources: Vec::new(),
+                depends_on: DependsOn::default(),
+                patch_path: Some(t.file.clone()),
+                source: Some(SourceInfo {
+                    source_name: t.source_name.clone(),
+                    source_description: t.source_description.clone(),
+                    loader: t.loader.clone(),
+                    identifier: t.identifier.clone(),
+                    loaded_at_field: t.loaded_at_field.clone(),
+                    freshness: t.freshness.clone(),
+                    source_meta: t.source_meta.clone(),
+                    extract: t.extract.clone(),
+                }),
+                test_metadata: None,
+                column_name: None,
+                attached_node: None,
+                checksum: checksum(&format!("{:?}{:?}", t.columns, t.config)),
+                line: t.line,
+            };
+            if self.nodes.contains_key(&unique_id) {
+                self.diags.push(
+                    Diagnostic::error(
+                        "E0108",
+                        format!(
+                            "source table `{}.{}` is declared twice",
+                            t.source_name, t.table_name
+                        ),
+                    )
+                    .at(t.file.clone(), Some(t.line)),
+                );
+                continue;
+            }
+            self.nodes.insert(unique_id.clone(), node);
+            for spec in &t.tests {
+                self.add_generic_test(spec, &unique_id, &t.source_name, Some(&t.table_name));
+            }
+        }
+    }
+
+    fn add_singular_tests(&mut self, test_files: &[SourceFile]) {
+        for f in test_files.iter().filter(|f| !is_generic_test_file(f)) {
+            let name = files::stem(&f.rel).to_string();
+            let node = self.base_node(ResourceType::Test, &name, f, "tests");
+            self.insert_unique(node);
+        }
+    }
+
+    fn apply_patches(&mut self, schema: &SchemaFiles) {
+        for (patches, rt) in [
+            (&schema.models, ResourceType::Model),
+            (&schema.seeds, ResourceType::Seed),
+        ] {
+            for p in patches {
+                self.apply_patch(p, rt);
+            }
+        }
+    }
+
+    fn apply_patch(&mut self, p: &Patch, rt: ResourceType) {
+        let unique_id = format!("{}.{}.{}", rt.as_str(), self.project(), p.name);
+        let Some(node) = self.nodes.get_mut(&unique_id) else {
+            let candidates: Vec<&str> = self
+                .nodes
+                .values()
+                .filter(|n| n.resource_type == rt)
+                .map(|n| n.name.as_str())
+                .collect();
+            let mut d = Diagnostic::warning(
+                "E0110",
+                format!(
+                    "{} `{}` is described in YAML but no such {} exists",
+                    rt.as_str(),
+                    p.name,
+                    rt.as_str()
+                ),
+            )
+            .at(p.file.clone(), Some(p.line));
+            d = match did_you_mean(&p.name, candidates.iter().copied()) {
+                Some(s) => d.hint(format!("did you mean `{s}`?")),
+                None => d.hint(format!(
+                    "create {}/{}.sql or remove the entry",
+                    self.config.model_paths[0], p.name
+                )),
+            };
+            self.diags.push(d);
+            return;
+        };
+        if let Some(prev) = &node.patch_path {
+            self.diags.push(
+                Diagnostic::error(
+                    "E0111",
+                    format!(
+                        "{} `{}` is described twice in YAML (also in {prev})",
+                        rt.as_str(),
+                        p.name
+                    ),
+                )
+                .at(p.file.clone(), Some(p.line)),
+            );
+            return;
+        }
+        node.patch_path = Some(p.file.clone());
+        node.description = p.description.clone();
+        node.columns = p.columns.clone();
+        node.meta = p.meta.clone();
+        for (k, v) in &p.config {
+            merge_config_value(&mut node.config, k, v.clone());
+        }
+        if !p.tags.is_empty() {
+            merge_config_value(&mut node.config, "tags", Value::from(p.tags.clone()));
+        }
+        let name = node.name.clone();
+        for spec in &p.tests {
+            self.add_generic_test(spec, &unique_id, &name, None);
+        }
+    }
+
+    /// A generic test node named like dbt names them
+    /// (`not_null_orders_id`, `accepted_values_orders_status__a__b`).
+    fn add_generic_test(
+        &mut self,
+        spec: &TestSpec,
+        attached: &str,
+        model_name: &str,
+        table: Option<&str>,
+    ) {
+        let (namespace, short) = match spec.test_name.split_once('.') {
+            Some((ns, n)) => (Some(ns.to_string()), n.to_string()),
+            None => (None, spec.test_name.clone()),
+        };
+        let target = match table {
+            Some(t) => format!("source_{model_name}_{t}"),
+            None => model_name.to_string(),
+        };
+        let mut kwargs: BTreeMap<String, Value> = spec.kwargs.clone().into_iter().collect();
+        if let Some(c) = &spec.column_name {
+            kwargs.insert("column_name".into(), Value::String(c.clone()));
+        }
+        let model_arg = match table {
+            Some(t) => format!("{{{{ source('{model_name}', '{t}') }}}}"),
+            None => format!("{{{{ ref('{model_name}') }}}}"),
+        };
+        kwargs.insert("model".into(), Value::String(model_arg));
+        let name = spec.custom_name.clone().unwrap_or_else(|| {
+            let mut n = match &namespace {
+                Some(ns) => format!("{ns}_{short}_{target}"),
+                None => format!("{short}_{target}"),
+            };
+            if let Some(c) = &spec.column_name {
+                n.push('_');
+                n.push_str(c);
+            }
+            // dbt flattens the arguments in sorted order.
+            let sorted: BTreeMap<&String, &Value> = spec.kwargs.iter().collect();
+            for (k, v) in sorted {
+                if k != "model" && k != "column_name" {
+                    n.push_str("__");
+                    n.push_str(&flat_arg(v));
+                }
+            }
+            clean_name(&n)
+        });
+        let name = if name.len() > 63 {
+            let digest = checksum(&name);
+            format!(
+                "{}_{}",
+                &name[..name
+                    .char_indices()
+                    .nth(30)
+                    .map(|(i, _)| i)
+                    .unwrap_or(name.len())],
+                &digest[..10]
+            )
+        } else {
+            name
+        };
+        let hash = &checksum(&format!("{name}{attached}{:?}", spec.kwargs))[..10];
+        let unique_id = format!("test.{}.{}.{}", self.project(), name, hash);
+        let mut fqn = vec![self.project().to_string()];
+        let rel = spec
+            .file
+            .split_once('/')
+            .map(|(_, r)| r)
+            .unwrap_or(&spec.file);
+        fqn.extend(files::dirs(rel));
+        fqn.push(name.clone());
+        let mut config = self.config.tree_config("tests", &fqn);
+        for (k, v) in &spec.config {
+            merge_config_value(&mut config, k, v.clone());
+        }
+        let mut refs = Vec::new();
+        let mut sources = Vec::new();
+        match table {
+            Some(t) => sources.push(vec![model_name.to_string(), t.to_string()]),
+            None => refs.push(RefCall {
+                name: model_name.to_string(),
+                package: None,
+                version: None,
+            }),
+        }
+        for v in spec.kwargs.values() {
+            if let Some(s) = v.as_str() {
+                refs.extend(refs_in(s));
+                sources.extend(sources_in(s));
+            }
+        }
+        let node = Node {
+            unique_id: unique_id.clone(),
+            resource_type: ResourceType::Test,
+            name,
+            package_name: self.project().to_string(),
+            path: spec.file.clone(),
+            original_file_path: spec.file.clone(),
+            fqn,
+            database: None,
+            schema: String::new(),
+            alias: String::new(),
+            relation_name: None,
+            raw_code: String::new(),
+            language: "sql".into(),
+            compiled_code: None,
+            compiled_path: None,
+            config,
+            description: spec.description.clone(),
+            columns: Default::default(),
+            meta: Default::default(),
+            tags: Vec::new(),
+            refs,
+            sources,
+            depends_on: DependsOn::default(),
+            patch_path: Some(spec.file.clone()),
+            source: None,
+            test_metadata: Some(TestMetadata {
+                name: short,
+                kwargs,
+                namespace,
+            }),
+            column_name: spec.column_name.clone(),
+            attached_node: Some(attached.to_string()),
+            checksum: checksum(&format!("{:?}", spec)),
+            line: spec.line,
+        };
+        if self.nodes.contains_key(&unique_id) {
+            return; // the identical test declared twice: dbt keeps one
+        }
+        self.nodes.insert(unique_id, node);
+    }
+}
+
+fn flat_arg(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Array(a) => a.iter().map(flat_arg).collect::<Vec<_>>().join("__"),
+        Value::Object(o) => o.values().map(flat_arg).collect::<Vec<_>>().join("__"),
+        Value::Null => "None".into(),
+        other => other.to_string(),
+    }
+}
+
+fn clean_name(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// `ref('x')` / `ref("pkg", "x")` calls inside a Jinja string (test arguments).
+pub fn refs_in(s: &str) -> Vec<RefCall> {
+    calls_in(s, "ref")
+        .into_iter()
+        .filter_map(|args| match args.as_slice() {
+            [n] => Some(RefCall {
+                name: n.clone(),
+                package: None,
+                version: None,
+            }),
+            [p, n] => Some(RefCall {
+                name: n.clone(),
+                package: Some(p.clone()),
+                version: None,
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `source('s', 't')` calls inside a Jinja string.
+pub fn sources_in(s: &str) -> Vec<Vec<String>> {
+    calls_in(s, "source")
+        .into_iter()
+        .filter(|a| a.len() == 2)
+        .collect()
+}
+
+fn calls_in(s: &str, func: &str) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    let pat = format!("{func}(");
+    let mut rest = s;
+    while let Some(i) = rest.find(&pat) {
+        let before_ok = i == 0
+            || !rest.as_bytes()[i - 1].is_ascii_alphanumeric() && rest.as_bytes()[i - 1] != b'_';
+        rest = &rest[i + pat.len()..];
+        let Some(end) = rest.find(')') else { break };
+        if before_ok {
+            let args: Vec<String> = rest[..end]
+                .split(',')
+                .map(|a| a.trim().trim_matches(|c| c == '\'' || c == '"').to_string())
+                .filter(|a| !a.is_empty())
+                .collect();
+            out.push(args);
+        }
+    }
+    out
+}
+
+/// Every config key of the merged configs of models: used to list what a
+/// project configures (for `ls --output json`).
+pub fn config_keys(nodes: &BTreeMap<String, Node>) -> BTreeSet<String> {
+    nodes
+        .values()
+        .flat_map(|n| n.config.keys().cloned())
+        .collect()
+}
+
+/// Set a config value on a node from a model's `config()` call.
+pub fn apply_inline_config(node: &mut Node, inline: &Config) {
+    for (k, v) in inline {
+        merge_config_value(&mut node.config, k, v.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_macro_and_test_blocks() {
+        let names = block_names(
+            "{% macro a(x) %}{% endmacro %}\n{%- test b(model) -%}{% endtest %}",
+            &["macro", "test"],
+        );
+        assert_eq!(
+            names,
+            vec![("macro".into(), "a".into()), ("test".into(), "b".into())]
+        );
+    }
+
+    #[test]
+    fn refs_in_test_arguments() {
+        let r = refs_in("ref('users')");
+        assert_eq!(r[0].name, "users");
+        assert_eq!(
+            sources_in("source('raw', 'tweets')"),
+            vec![vec!["raw".to_string(), "tweets".to_string()]]
+        );
+    }
+
+    #[test]
+    fn docs_blocks_are_extracted() {
+        let d =
+            docs_blocks("{% docs __overview__ %}\n# Hi\n{% enddocs %}\n{% docs x %}y{% enddocs %}");
+        assert_eq!(
+            d,
+            vec![
+                ("__overview__".into(), "# Hi".into()),
+                ("x".into(), "y".into())
+            ]
+        );
+    }
+}

@@ -1,0 +1,175 @@
+//! The resources of a project — models, seeds, sources, tests — in the shape
+//! dbt's manifest gives them, so that serializing a [`Node`] yields dbt's
+//! field names.
+
+use std::collections::BTreeMap;
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceType {
+    Model,
+    Seed,
+    Source,
+    Test,
+    Analysis,
+    Snapshot,
+}
+
+impl ResourceType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceType::Model => "model",
+            ResourceType::Seed => "seed",
+            ResourceType::Source => "source",
+            ResourceType::Test => "test",
+            ResourceType::Analysis => "analysis",
+            ResourceType::Snapshot => "snapshot",
+        }
+    }
+    pub fn parse(s: &str) -> Option<ResourceType> {
+        Some(match s {
+            "model" => ResourceType::Model,
+            "seed" => ResourceType::Seed,
+            "source" => ResourceType::Source,
+            "test" => ResourceType::Test,
+            "analysis" => ResourceType::Analysis,
+            "snapshot" => ResourceType::Snapshot,
+            _ => return None,
+        })
+    }
+}
+
+/// A node's configuration: dbt's `config` dictionary after the project's
+/// config tree, the YAML `config:` and the model's own `config()` call have
+/// been merged (in that order of increasing precedence).
+pub type Config = BTreeMap<String, serde_json::Value>;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ColumnDef {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub meta: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    pub data_type: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DependsOn {
+    pub macros: Vec<String>,
+    pub nodes: Vec<String>,
+}
+
+/// A `ref()` as written: `ref('name')`, `ref('package', 'name')`, or with
+/// `version=`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefCall {
+    pub name: String,
+    pub package: Option<String>,
+    pub version: Option<String>,
+}
+
+/// Where a test came from and what it checks (dbt's `test_metadata`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestMetadata {
+    pub name: String,
+    pub kwargs: BTreeMap<String, serde_json::Value>,
+    pub namespace: Option<String>,
+}
+
+/// Source-only fields.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SourceInfo {
+    pub source_name: String,
+    pub source_description: String,
+    pub loader: String,
+    pub identifier: String,
+    pub loaded_at_field: Option<String>,
+    pub freshness: Option<serde_json::Value>,
+    pub source_meta: BTreeMap<String, serde_json::Value>,
+    /// The extraction plugin block (`meta.sluice.extract` or `extract:`),
+    /// secrets never included.
+    pub extract: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    pub unique_id: String,
+    pub resource_type: ResourceType,
+    pub name: String,
+    pub package_name: String,
+    /// Path relative to the resource's root folder (e.g. `intermediate/int_tweets.sql`).
+    pub path: String,
+    /// Path relative to the project directory (e.g. `models/intermediate/int_tweets.sql`).
+    pub original_file_path: String,
+    pub fqn: Vec<String>,
+    pub database: Option<String>,
+    pub schema: String,
+    pub alias: String,
+    /// The relation name as rendered for the target engine, e.g. `"db"."analytics"."int_tweets"`.
+    pub relation_name: Option<String>,
+    pub raw_code: String,
+    pub language: String,
+    pub compiled_code: Option<String>,
+    pub compiled_path: Option<String>,
+    pub config: Config,
+    pub description: String,
+    pub columns: IndexMap<String, ColumnDef>,
+    pub meta: BTreeMap<String, serde_json::Value>,
+    pub tags: Vec<String>,
+    pub refs: Vec<RefCall>,
+    pub sources: Vec<Vec<String>>,
+    pub depends_on: DependsOn,
+    /// Set for YAML-defined resources and tests: the YAML file that declared it.
+    pub patch_path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_metadata: Option<TestMetadata>,
+    /// For a test: the column it tests, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column_name: Option<String>,
+    /// For a test: the node it is attached to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attached_node: Option<String>,
+    /// The checksum of the raw file, for `state:modified`.
+    pub checksum: String,
+    /// 1-based line in `original_file_path`/`patch_path` where the node is declared
+    /// (1 for SQL files; the YAML line for sources and tests).
+    #[serde(skip)]
+    pub line: usize,
+}
+
+impl Node {
+    pub fn materialized(&self) -> &str {
+        self.config
+            .get("materialized")
+            .and_then(|v| v.as_str())
+            .unwrap_or(match self.resource_type {
+                ResourceType::Seed => "seed",
+                ResourceType::Test => "test",
+                _ => "view",
+            })
+    }
+    pub fn enabled(&self) -> bool {
+        self.config
+            .get("enabled")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(true)
+    }
+    pub fn source_name(&self) -> Option<&str> {
+        self.source.as_ref().map(|s| s.source_name.as_str())
+    }
+    /// The file the user edits to change this node (YAML for sources/generic tests).
+    pub fn defining_file(&self) -> &str {
+        self.patch_path
+            .as_deref()
+            .unwrap_or(&self.original_file_path)
+    }
+}

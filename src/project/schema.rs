@@ -1,0 +1,466 @@
+//! Schema YAML (`models:`, `sources:`, `seeds:` … under model paths): the
+//! properties that patch models and seeds, the source tables they declare,
+//! and the generic data tests attached to columns and resources.
+
+use std::collections::BTreeMap;
+
+use indexmap::IndexMap;
+use serde_json::{Map, Value};
+
+use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::project::config::{merge_config_value, string_list, unknown_config_key};
+use crate::project::files::SourceFile;
+use crate::project::node::{ColumnDef, Config};
+use crate::project::yaml;
+
+/// Properties declared for a model, seed or snapshot by name.
+#[derive(Debug, Clone, Default)]
+pub struct Patch {
+    pub name: String,
+    pub file: String,
+    pub line: usize,
+    pub description: String,
+    pub columns: IndexMap<String, ColumnDef>,
+    pub config: Config,
+    pub meta: BTreeMap<String, Value>,
+    pub tags: Vec<String>,
+    pub tests: Vec<TestSpec>,
+}
+
+/// One source table as declared.
+#[derive(Debug, Clone, Default)]
+pub struct SourceTable {
+    pub source_name: String,
+    pub table_name: String,
+    pub file: String,
+    pub line: usize,
+    pub database: Option<String>,
+    pub schema: String,
+    pub identifier: String,
+    pub description: String,
+    pub source_description: String,
+    pub loader: String,
+    pub loaded_at_field: Option<String>,
+    pub freshness: Option<Value>,
+    pub meta: BTreeMap<String, Value>,
+    pub source_meta: BTreeMap<String, Value>,
+    pub tags: Vec<String>,
+    pub config: Config,
+    pub columns: IndexMap<String, ColumnDef>,
+    pub tests: Vec<TestSpec>,
+    pub extract: Option<Value>,
+}
+
+/// A generic test as written under `data_tests:`/`tests:`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestSpec {
+    /// The generic test's name, possibly namespaced (`dbt_utils.unique_combination_of_columns`).
+    pub test_name: String,
+    /// A user-chosen node name (`name:`), if any.
+    pub custom_name: Option<String>,
+    pub column_name: Option<String>,
+    pub kwargs: Map<String, Value>,
+    pub config: Config,
+    pub description: String,
+    pub file: String,
+    pub line: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct SchemaFiles {
+    pub models: Vec<Patch>,
+    pub seeds: Vec<Patch>,
+    pub snapshots: Vec<Patch>,
+    pub sources: Vec<SourceTable>,
+}
+
+/// Config keys that may be written inline on a test (legacy style) rather
+/// than under `config:`.
+const TEST_CONFIG_KEYS: &[&str] = &[
+    "severity",
+    "tags",
+    "enabled",
+    "where",
+    "limit",
+    "warn_if",
+    "error_if",
+    "fail_calc",
+    "store_failures",
+    "store_failures_as",
+    "meta",
+    "database",
+    "schema",
+    "alias",
+];
+
+pub fn parse_all(files: &[SourceFile]) -> (SchemaFiles, Diagnostics) {
+    let mut out = SchemaFiles::default();
+    let mut diags = Diagnostics::default();
+    for f in files {
+        match yaml::parse(&f.text, &f.path) {
+            Ok(doc) => parse_one(f, &doc, &mut out, &mut diags),
+            Err(d) => diags.push(d),
+        }
+    }
+    (out, diags)
+}
+
+fn parse_one(f: &SourceFile, doc: &Value, out: &mut SchemaFiles, diags: &mut Diagnostics) {
+    let Some(map) = doc.as_object() else { return };
+    for (key, target) in [("models", 0), ("seeds", 1), ("snapshots", 2)] {
+        for entry in map.get(key).and_then(Value::as_array).into_iter().flatten() {
+            if let Some(p) = parse_patch(f, entry, diags) {
+                match target {
+                    0 => out.models.push(p),
+                    1 => out.seeds.push(p),
+                    _ => out.snapshots.push(p),
+                }
+            }
+        }
+    }
+    for source in map
+        .get("sources")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        parse_source(f, source, &mut out.sources, diags);
+    }
+}
+
+fn str_of(m: &Map<String, Value>, key: &str) -> String {
+    m.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn obj_of(m: &Map<String, Value>, key: &str) -> BTreeMap<String, Value> {
+    m.get(key)
+        .and_then(Value::as_object)
+        .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
+}
+
+fn config_of(
+    f: &SourceFile,
+    m: &Map<String, Value>,
+    line: usize,
+    diags: &mut Diagnostics,
+) -> Config {
+    let mut config = Config::new();
+    if let Some(c) = m.get("config").and_then(Value::as_object) {
+        for (k, v) in c {
+            if let Some(d) = unknown_config_key(k, &f.path, yaml::line_of_key(&f.text, k, line)) {
+                diags.push(d);
+            }
+            merge_config_value(&mut config, k, v.clone());
+        }
+    }
+    config
+}
+
+fn parse_patch(f: &SourceFile, entry: &Value, diags: &mut Diagnostics) -> Option<Patch> {
+    let m = entry.as_object()?;
+    let name = str_of(m, "name");
+    if name.is_empty() {
+        diags.push(
+            Diagnostic::error("E0106", "a YAML entry has no `name`").at(f.path.clone(), None),
+        );
+        return None;
+    }
+    let line = yaml::line_of_name(&f.text, &name, 1).unwrap_or(1);
+    let mut patch = Patch {
+        file: f.path.clone(),
+        line,
+        description: str_of(m, "description"),
+        config: config_of(f, m, line, diags),
+        meta: obj_of(m, "meta"),
+        tags: m.get("tags").map(string_list).unwrap_or_default(),
+        ..Patch::default()
+    };
+    let (columns, tests) = parse_columns(f, m, line, diags);
+    patch.columns = columns;
+    patch.tests = tests;
+    patch.tests.extend(parse_tests(f, m, None, line, diags));
+    patch.name = name;
+    Some(patch)
+}
+
+fn parse_columns(
+    f: &SourceFile,
+    m: &Map<String, Value>,
+    line: usize,
+    diags: &mut Diagnostics,
+) -> (IndexMap<String, ColumnDef>, Vec<TestSpec>) {
+    let mut columns = IndexMap::new();
+    let mut tests = Vec::new();
+    for c in m
+        .get("columns")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(cm) = c.as_object() else { continue };
+        let name = str_of(cm, "name");
+        if name.is_empty() {
+            continue;
+        }
+        let col_line = yaml::line_of_name(&f.text, &name, line).unwrap_or(line);
+        let col = ColumnDef {
+            name: name.clone(),
+            description: str_of(cm, "description"),
+            meta: obj_of(cm, "meta"),
+            data_type: cm
+                .get("data_type")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            tags: cm.get("tags").map(string_list).unwrap_or_default(),
+        };
+        tests.extend(parse_tests(f, cm, Some(&name), col_line, diags));
+        columns.insert(name, col);
+    }
+    (columns, tests)
+}
+
+/// The `data_tests:` (or legacy `tests:`) list of a resource or column.
+fn parse_tests(
+    f: &SourceFile,
+    m: &Map<String, Value>,
+    column: Option<&str>,
+    line: usize,
+    diags: &mut Diagnostics,
+) -> Vec<TestSpec> {
+    let mut out = Vec::new();
+    let list = m.get("data_tests").or_else(|| m.get("tests"));
+    for t in list.and_then(Value::as_array).into_iter().flatten() {
+        match parse_test(f, t, column, line) {
+            Ok(spec) => out.push(spec),
+            Err(d) => diags.push(d),
+        }
+    }
+    out
+}
+
+fn parse_test(
+    f: &SourceFile,
+    t: &Value,
+    column: Option<&str>,
+    line: usize,
+) -> Result<TestSpec, Diagnostic> {
+    let (test_name, body) = match t {
+        Value::String(s) => (s.clone(), Map::new()),
+        Value::Object(o) if o.len() == 1 => {
+            let (k, v) = o
+                .iter()
+                .next()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .unwrap_or_default();
+            (k, v.as_object().cloned().unwrap_or_default())
+        }
+        Value::Object(o) => {
+            // Long form: `- name: my_test\n  test_name: unique\n  …`
+            let name = o
+                .get("test_name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            (name, o.clone())
+        }
+        _ => (String::new(), Map::new()),
+    };
+    let test_line = yaml::line_of_key(&f.text, &test_name, line)
+        .or_else(|| yaml::line_of_key_value(&f.text, "", &test_name, line))
+        .unwrap_or(line);
+    if test_name.is_empty() {
+        return Err(Diagnostic::error("E0107", "a data test entry has no test name")
+            .at(f.path.clone(), Some(line))
+            .hint("write tests as `- unique`, `- not_null` or `- accepted_values: {values: [a, b]}`"));
+    }
+    let mut config = Config::new();
+    let mut kwargs = Map::new();
+    let mut custom_name = None;
+    let mut description = String::new();
+    for (k, v) in body {
+        match k.as_str() {
+            "config" => {
+                for (ck, cv) in v.as_object().cloned().unwrap_or_default() {
+                    merge_config_value(&mut config, &ck, cv);
+                }
+            }
+            "arguments" => {
+                for (ak, av) in v.as_object().cloned().unwrap_or_default() {
+                    kwargs.insert(ak, av);
+                }
+            }
+            "name" => custom_name = v.as_str().map(str::to_string),
+            "test_name" => {}
+            "description" => description = v.as_str().unwrap_or_default().to_string(),
+            k if TEST_CONFIG_KEYS.contains(&k) => merge_config_value(&mut config, k, v),
+            _ => {
+                kwargs.insert(k, v);
+            }
+        }
+    }
+    Ok(TestSpec {
+        test_name,
+        custom_name,
+        column_name: column.map(str::to_string),
+        kwargs,
+        config,
+        description,
+        file: f.path.clone(),
+        line: test_line,
+    })
+}
+
+fn parse_source(
+    f: &SourceFile,
+    source: &Value,
+    out: &mut Vec<SourceTable>,
+    diags: &mut Diagnostics,
+) {
+    let Some(sm) = source.as_object() else { return };
+    let source_name = str_of(sm, "name");
+    if source_name.is_empty() {
+        diags.push(Diagnostic::error("E0106", "a source has no `name`").at(f.path.clone(), None));
+        return;
+    }
+    let source_line = yaml::line_of_name(&f.text, &source_name, 1).unwrap_or(1);
+    let source_config = config_of(f, sm, source_line, diags);
+    let schema = sm
+        .get("schema")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| source_name.clone());
+    let database = sm
+        .get("database")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let source_freshness = sm
+        .get("freshness")
+        .cloned()
+        .or_else(|| source_config.get("freshness").cloned());
+    let source_loaded_at = sm
+        .get("loaded_at_field")
+        .or_else(|| source_config.get("loaded_at_field"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let source_meta = obj_of(sm, "meta");
+    let extract = sm.get("extract").cloned().or_else(|| {
+        source_meta
+            .get("sluice")
+            .and_then(|s| s.get("extract"))
+            .cloned()
+    });
+    let source_tags = sm.get("tags").map(string_list).unwrap_or_default();
+    for t in sm
+        .get("tables")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(tm) = t.as_object() else { continue };
+        let table_name = str_of(tm, "name");
+        if table_name.is_empty() {
+            continue;
+        }
+        let line = yaml::line_of_name(&f.text, &table_name, source_line).unwrap_or(source_line);
+        let mut config = source_config.clone();
+        for (k, v) in config_of(f, tm, line, diags) {
+            merge_config_value(&mut config, &k, v);
+        }
+        let (columns, mut tests) = parse_columns(f, tm, line, diags);
+        tests.extend(parse_tests(f, tm, None, line, diags));
+        let mut tags = source_tags.clone();
+        tags.extend(tm.get("tags").map(string_list).unwrap_or_default());
+        out.push(SourceTable {
+            source_name: source_name.clone(),
+            identifier: tm
+                .get("identifier")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| table_name.clone()),
+            table_name,
+            file: f.path.clone(),
+            line,
+            database: database.clone(),
+            schema: schema.clone(),
+            description: str_of(tm, "description"),
+            source_description: str_of(sm, "description"),
+            loader: str_of(sm, "loader"),
+            loaded_at_field: tm
+                .get("loaded_at_field")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .or_else(|| source_loaded_at.clone()),
+            freshness: match tm.get("freshness") {
+                Some(Value::Null) => None,
+                Some(v) => Some(v.clone()),
+                None => source_freshness.clone(),
+            },
+            meta: obj_of(tm, "meta"),
+            source_meta: source_meta.clone(),
+            tags,
+            config,
+            columns,
+            tests,
+            extract: extract.clone(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> SourceFile {
+        SourceFile {
+            path: "models/schema.yml".into(),
+            rel: "schema.yml".into(),
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn parses_models_columns_and_both_test_styles() {
+        let f = file(
+            "version: 2\nmodels:\n  - name: orders\n    description: Orders\n    columns:\n      - name: id\n        data_tests:\n          - unique\n          - not_null:\n              config:\n                severity: warn\n      - name: status\n        tests:\n          - accepted_values:\n              values: [a, b]\n              severity: warn\n          - accepted_values:\n              arguments:\n                values: [c]\n",
+        );
+        let (s, d) = parse_all(&[f]);
+        assert!(d.0.is_empty(), "{d}");
+        let p = &s.models[0];
+        assert_eq!(p.name, "orders");
+        assert_eq!(p.line, 3);
+        assert_eq!(p.columns.len(), 2);
+        assert_eq!(p.tests.len(), 4);
+        assert_eq!(p.tests[1].config["severity"], "warn");
+        assert_eq!(p.tests[2].kwargs["values"], serde_json::json!(["a", "b"]));
+        assert_eq!(p.tests[2].config["severity"], "warn");
+        assert_eq!(p.tests[3].kwargs["values"], serde_json::json!(["c"]));
+        assert_eq!(p.tests[0].column_name.as_deref(), Some("id"));
+    }
+
+    #[test]
+    fn sources_default_schema_to_source_name_and_inherit_freshness() {
+        let f = file(
+            "sources:\n  - name: raw\n    loaded_at_field: _loaded\n    freshness:\n      warn_after: {count: 1, period: hour}\n    tables:\n      - name: tweets\n      - name: users\n        identifier: user_table\n        freshness: null\n",
+        );
+        let (s, d) = parse_all(&[f]);
+        assert!(d.0.is_empty());
+        assert_eq!(s.sources.len(), 2);
+        assert_eq!(s.sources[0].schema, "raw");
+        assert!(s.sources[0].freshness.is_some());
+        assert_eq!(s.sources[0].loaded_at_field.as_deref(), Some("_loaded"));
+        assert_eq!(s.sources[1].identifier, "user_table");
+        assert!(s.sources[1].freshness.is_none());
+    }
+
+    #[test]
+    fn misspelled_config_key_in_yaml_is_reported() {
+        let f = file("models:\n  - name: a\n    config:\n      materialzed: table\n");
+        let (_, d) = parse_all(&[f]);
+        let e = d.errors().next().expect("error");
+        assert_eq!(e.line, Some(4));
+    }
+}

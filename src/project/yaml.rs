@@ -1,0 +1,128 @@
+//! All YAML parsing goes through here (serde_yaml_ng today), so the YAML
+//! library can be swapped in one place. Values are converted to JSON values,
+//! which is what configs, vars and artifacts carry.
+
+use crate::diagnostics::Diagnostic;
+
+pub type Value = serde_json::Value;
+
+/// Parse a YAML document into a JSON value. An empty document is `null`.
+/// Errors name `file` and the line and column of the problem.
+pub fn parse(text: &str, file: &str) -> Result<Value, Diagnostic> {
+    if text.trim().is_empty() {
+        return Ok(Value::Null);
+    }
+    let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| {
+        let loc = e.location();
+        let message = e.to_string();
+        // serde_yaml appends " at line X column Y"; the frame shows that already.
+        let message = match message.find(" at line ") {
+            Some(i) => message[..i].to_string(),
+            None => message,
+        };
+        Diagnostic::error("E0101", format!("invalid YAML: {message}"))
+            .at(file, loc.as_ref().map(|l| l.line()))
+            .col(loc.as_ref().map(|l| l.column()))
+            .hint("check the indentation and quoting around this line; Jinja in YAML values must be quoted, e.g. \"{{ env_var('X') }}\"")
+    })?;
+    to_json(yaml).map_err(|m| Diagnostic::error("E0101", m).at(file, None))
+}
+
+/// Parse YAML into a typed value (for profiles, project config).
+pub fn from_value<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, String> {
+    serde_json::from_value(v).map_err(|e| e.to_string())
+}
+
+fn to_json(v: serde_yaml_ng::Value) -> Result<Value, String> {
+    use serde_yaml_ng::Value as Y;
+    Ok(match v {
+        Y::Null => Value::Null,
+        Y::Bool(b) => Value::Bool(b),
+        Y::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::from(u)
+            } else {
+                n.as_f64()
+                    .and_then(serde_json::Number::from_f64)
+                    .map(Value::Number)
+                    .unwrap_or(Value::Null)
+            }
+        }
+        Y::String(s) => Value::String(s),
+        Y::Sequence(seq) => Value::Array(seq.into_iter().map(to_json).collect::<Result<_, _>>()?),
+        Y::Mapping(m) => {
+            let mut out = serde_json::Map::new();
+            for (k, v) in m {
+                let key = match k {
+                    Y::String(s) => s,
+                    Y::Bool(b) => b.to_string(),
+                    Y::Number(n) => n.to_string(),
+                    Y::Null => "null".to_string(),
+                    other => return Err(format!("unsupported mapping key: {other:?}")),
+                };
+                out.insert(key, to_json(v)?);
+            }
+            Value::Object(out)
+        }
+        Y::Tagged(t) => to_json(t.value)?,
+    })
+}
+
+/// The 1-based line where a YAML entry `name: <name>` (optionally as a list
+/// item, optionally quoted) is declared, searching from `after_line`.
+pub fn line_of_name(text: &str, name: &str, after_line: usize) -> Option<usize> {
+    line_of_key_value(text, "name", name, after_line)
+}
+
+/// The 1-based line of `key: value` (value optionally quoted) at or after `after_line`.
+pub fn line_of_key_value(text: &str, key: &str, value: &str, after_line: usize) -> Option<usize> {
+    text.lines()
+        .enumerate()
+        .skip(after_line.saturating_sub(1))
+        .find_map(|(i, line)| {
+            let t = line.trim_start().trim_start_matches('-').trim_start();
+            let rest = t.strip_prefix(key)?.trim_start().strip_prefix(':')?.trim();
+            let rest = rest.split(" #").next().unwrap_or(rest).trim();
+            let unquoted = rest.trim_matches(|c| c == '"' || c == '\'');
+            (unquoted == value).then_some(i + 1)
+        })
+}
+
+/// The 1-based line where mapping key `key` first appears (e.g. `+materialized`), at or after `after_line`.
+pub fn line_of_key(text: &str, key: &str, after_line: usize) -> Option<usize> {
+    text.lines()
+        .enumerate()
+        .skip(after_line.saturating_sub(1))
+        .find_map(|(i, line)| {
+            let t = line.trim_start().trim_start_matches('-').trim_start();
+            let t = t.trim_start_matches(['"', '\'']);
+            let rest = t.strip_prefix(key)?;
+            let rest = rest.trim_start_matches(['"', '\'']).trim_start();
+            rest.starts_with(':').then_some(i + 1)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syntax_error_names_file_and_line() {
+        let err = parse("models:\n  - name: a\n   bad: [\n", "models/schema.yml").unwrap_err();
+        assert_eq!(err.file.as_deref(), Some("models/schema.yml"));
+        assert!(err.line.is_some_and(|l| l >= 2), "{err}");
+    }
+
+    #[test]
+    fn finds_name_lines() {
+        let text = "models:\n  - name: a\n  - name: \"b\" # c\n";
+        assert_eq!(line_of_name(text, "b", 1), Some(3));
+        assert_eq!(line_of_name(text, "zz", 1), None);
+        assert_eq!(
+            line_of_key("x:\n  +materialized: view\n", "+materialized", 1),
+            Some(2)
+        );
+    }
+}

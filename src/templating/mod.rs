@@ -1,0 +1,857 @@
+//! The minijinja environment dbt projects are rendered in: `ref`, `source`,
+//! `config`, `var`, `env_var`, `this`, `target`, `is_incremental`,
+//! `execute`, `log`, `exceptions`, `return`, `run_started_at`,
+//! `invocation_id`, `modules`, `tojson`/`fromjson`, `adapter`,
+//! `run_query`, `statement`/`load_result`, and every project macro as a
+//! global function.
+//!
+//! Rendering happens in two phases. The first renders every node once with
+//! `execute = false` and relations that print as placeholders; it captures
+//! refs, sources and `config()`. Once every node's schema and alias are known
+//! the placeholders are substituted — so most nodes are rendered only once.
+//! Nodes whose templates depend on execution (`execute`, `run_query`,
+//! adapter calls, `is_incremental`) are rendered again at execution time.
+
+pub mod objects;
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+
+use minijinja::value::{from_args, Kwargs, Rest};
+use minijinja::{context, Environment, Error, ErrorKind, State, UndefinedBehavior, Value};
+
+use crate::diagnostics::{did_you_mean, Diagnostic};
+use crate::project::node::{Node, RefCall};
+use crate::project::Project;
+use crate::warehouse::{Connection, Engine};
+use objects::{
+    ConfigObj, DateTimeModule, DateTimeObj, Exceptions, RelationObj, RenderScope, ResolvedRelation,
+    TableObj, MARK,
+};
+
+/// Built-in macros written in Jinja: dbt's generic tests and helpers. Project
+/// macros with the same names override them.
+const BUILTINS_NAME: &str = "<sluice builtins>";
+const BUILTINS: &str = include_str!("builtins.sql");
+
+/// Names and relations every render can resolve.
+#[derive(Debug, Default)]
+pub struct Resolver {
+    /// ref-able name (models, seeds, snapshots) → unique id.
+    pub by_name: HashMap<String, String>,
+    /// (source, table) → unique id.
+    pub sources: HashMap<(String, String), String>,
+    /// unique id → relation, filled once schemas and aliases are known.
+    pub relations: RwLock<HashMap<String, ResolvedRelation>>,
+}
+
+impl Resolver {
+    pub fn relation(&self, id: &str) -> Option<ResolvedRelation> {
+        self.relations.read().ok().and_then(|r| r.get(id).cloned())
+    }
+}
+
+/// Everything a render needs that comes from outside the project files.
+#[derive(Debug, Clone)]
+pub struct RenderSettings {
+    pub engine: Engine,
+    /// `target` as Jinja sees it (no secrets).
+    pub target: serde_json::Value,
+    /// Vars from `--vars`.
+    pub cli_vars: serde_json::Map<String, serde_json::Value>,
+    pub full_refresh: bool,
+    pub which: String,
+}
+
+pub struct Renderer {
+    env: Environment<'static>,
+    pub resolver: Arc<Resolver>,
+    pub settings: RenderSettings,
+    /// Macro files whose text depends on execution.
+    dynamic_macros: HashMap<String, bool>,
+}
+
+/// The result of rendering one template.
+#[derive(Debug)]
+pub struct Rendered {
+    pub output: String,
+    pub refs: Vec<RefCall>,
+    pub sources: Vec<Vec<String>>,
+    pub config: crate::project::node::Config,
+    pub macros: Vec<String>,
+    pub dynamic: bool,
+    pub results: BTreeMap<String, Value>,
+    pub logs: Vec<String>,
+}
+
+thread_local! {
+    /// Values passed to `return()` by the macro calls in progress on this thread.
+    static RETURNS: RefCell<Vec<Option<Value>>> = const { RefCell::new(Vec::new()) };
+}
+
+const RETURN_SIGNAL: &str = "__sluice_return__";
+
+/// Strings that make a template's output depend on execution.
+fn text_is_dynamic(text: &str) -> bool {
+    [
+        "execute",
+        "run_query",
+        "statement(",
+        "load_result",
+        "adapter.",
+        "is_incremental",
+        "graph.",
+    ]
+    .iter()
+    .any(|k| text.contains(k))
+}
+
+impl Renderer {
+    pub fn new(project: &Project, settings: RenderSettings) -> Result<Renderer, Diagnostic> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Lenient);
+        env.set_keep_trailing_newline(true);
+        env.set_recursion_limit(500);
+        let resolver = Arc::new(build_resolver(project));
+        let mut dynamic_macros = HashMap::new();
+
+        add_macro_file(
+            &mut env,
+            BUILTINS_NAME,
+            BUILTINS,
+            &crate::project::block_names(BUILTINS, &["macro"])
+                .into_iter()
+                .map(|(_, n)| n)
+                .collect::<Vec<_>>(),
+        )?;
+        for m in &project.macros {
+            add_macro_file(&mut env, &m.path, &m.text, &m.names)?;
+            for n in &m.names {
+                dynamic_macros.insert(n.clone(), text_is_dynamic(&m.text));
+            }
+        }
+        register_globals(&mut env, project, &settings, &resolver);
+        Ok(Renderer {
+            env,
+            resolver,
+            settings,
+            dynamic_macros,
+        })
+    }
+
+    /// Render `source` (named `name`, a project path) for node `node_id`.
+    pub fn render(
+        &self,
+        name: &str,
+        source: &str,
+        node: Option<&Node>,
+        execute: bool,
+        is_incremental: bool,
+        connection: Option<Arc<Mutex<Box<dyn Connection>>>>,
+    ) -> Result<Rendered, Diagnostic> {
+        let node_id = node.map(|n| n.unique_id.clone()).unwrap_or_default();
+        let scope = Arc::new(RenderScope {
+            node_id: node_id.clone(),
+            captured: Mutex::new(Default::default()),
+            execute,
+            is_incremental,
+            connection,
+        });
+        let this = node.map(|n| {
+            Value::from_object(RelationObj {
+                unique_id: n.unique_id.clone(),
+                resolved: self.resolver.relation(&n.unique_id),
+                engine: self.settings.engine,
+            })
+        });
+        let model = node.map(model_value);
+        let ctx = context! {
+            __sluice => Value::from_dyn_object(scope.clone()),
+            this => this,
+            model => model,
+            execute => execute,
+        };
+        let result = self
+            .env
+            .template_from_named_str(name, source)
+            .and_then(|t| t.render(ctx));
+        let captured = std::mem::take(&mut *match scope.captured.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        });
+        match result {
+            Ok(output) => {
+                let dynamic = captured.dynamic
+                    || text_is_dynamic(source)
+                    || captured
+                        .macros
+                        .iter()
+                        .any(|m| self.dynamic_macros.get(m).copied().unwrap_or(false));
+                Ok(Rendered {
+                    output,
+                    refs: captured.refs,
+                    sources: captured.sources,
+                    config: captured.config,
+                    macros: captured.macros,
+                    dynamic,
+                    results: captured.results,
+                    logs: captured.logs,
+                })
+            }
+            Err(e) => Err(jinja_diagnostic(&e, name, captured.pending_error)),
+        }
+    }
+
+    /// Call a macro (project or builtin) by name outside of any node, e.g.
+    /// `generate_schema_name`. Returns `None` when no such macro exists.
+    pub fn call_macro(
+        &self,
+        macro_name: &str,
+        args: &[Value],
+        node: Option<&Node>,
+    ) -> Option<Result<String, Diagnostic>> {
+        let src = format!("{{{{ {macro_name}(*__args) }}}}");
+        if self.dynamic_macros.get(macro_name).is_none() {
+            return None;
+        }
+        let scope = Arc::new(RenderScope {
+            node_id: node.map(|n| n.unique_id.clone()).unwrap_or_default(),
+            captured: Mutex::new(Default::default()),
+            execute: false,
+            is_incremental: false,
+            connection: None,
+        });
+        let ctx = context! {
+            __sluice => Value::from_dyn_object(scope.clone()),
+            __args => Value::from(args.to_vec()),
+            model => node.map(model_value),
+            execute => false,
+        };
+        let name = format!("<call {macro_name}>");
+        let r = self
+            .env
+            .template_from_named_str(&name, &src)
+            .and_then(|t| t.render(ctx));
+        let pending = scope
+            .captured
+            .lock()
+            .ok()
+            .and_then(|mut c| c.pending_error.take());
+        Some(r.map_err(|e| jinja_diagnostic(&e, &name, pending)))
+    }
+
+    pub fn has_macro(&self, name: &str) -> bool {
+        self.dynamic_macros.contains_key(name)
+    }
+
+    /// Replace phase-one placeholders with the resolved relation names.
+    pub fn substitute(&self, text: &str) -> String {
+        if !text.contains(MARK) {
+            return text.to_string();
+        }
+        let relations = match self.resolver.relations.read() {
+            Ok(r) => r,
+            Err(p) => p.into_inner(),
+        };
+        let mut out = String::with_capacity(text.len());
+        let mut parts = text.split(MARK);
+        if let Some(first) = parts.next() {
+            out.push_str(first);
+        }
+        let mut inside = true;
+        for part in parts {
+            if inside {
+                let (id, what) = part.rsplit_once('|').unwrap_or((part, "relation"));
+                match relations.get(id) {
+                    Some(r) => match what {
+                        "schema" => out.push_str(&r.schema),
+                        "identifier" => out.push_str(&r.identifier),
+                        "database" => out.push_str(r.database.as_deref().unwrap_or("")),
+                        _ => out.push_str(&r.render()),
+                    },
+                    None => out.push_str(id),
+                }
+            } else {
+                out.push_str(part);
+            }
+            inside = !inside;
+        }
+        out
+    }
+}
+
+fn model_value(n: &Node) -> Value {
+    Value::from_serialize(serde_json::json!({
+        "name": n.name,
+        "unique_id": n.unique_id,
+        "resource_type": n.resource_type.as_str(),
+        "package_name": n.package_name,
+        "path": n.path,
+        "original_file_path": n.original_file_path,
+        "fqn": n.fqn,
+        "config": n.config,
+        "tags": n.tags,
+        "description": n.description,
+        "schema": n.schema,
+        "alias": n.alias,
+        "raw_code": n.raw_code,
+    }))
+}
+
+fn build_resolver(project: &Project) -> Resolver {
+    let mut r = Resolver::default();
+    for (id, n) in &project.nodes {
+        match n.resource_type {
+            crate::project::node::ResourceType::Model
+            | crate::project::node::ResourceType::Seed
+            | crate::project::node::ResourceType::Snapshot => {
+                r.by_name.insert(n.name.clone(), id.clone());
+            }
+            crate::project::node::ResourceType::Source => {
+                if let Some(s) = &n.source {
+                    r.sources
+                        .insert((s.source_name.clone(), n.name.clone()), id.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+    r
+}
+
+/// Convert a minijinja error into a diagnostic naming the template file and line.
+pub fn jinja_diagnostic(
+    e: &Error,
+    fallback_name: &str,
+    pending: Option<(&'static str, Vec<String>)>,
+) -> Diagnostic {
+    let file = e.name().unwrap_or(fallback_name).to_string();
+    let (code, hints) = match (pending, e.kind()) {
+        (Some((code, hints)), _) => (code, hints),
+        (None, ErrorKind::SyntaxError) => (
+            "E0201",
+            vec![
+                "check that every `{%`/`{{` is closed and every block has its `end` tag"
+                    .to_string(),
+            ],
+        ),
+        (None, ErrorKind::UnknownFunction) => (
+            "E0205",
+            vec!["define the macro under macro-paths, or check its spelling".to_string()],
+        ),
+        (None, _) => ("E0202", Vec::new()),
+    };
+    let message = match (code, e.detail()) {
+        ("E0201", Some(d)) => format!("Jinja syntax error: {d}"),
+        (_, Some(d)) => d.to_string(),
+        (_, None) => e.kind().to_string(),
+    };
+    let mut d = Diagnostic::error(code, message).at(file, e.line());
+    d.hints = hints;
+    d
+}
+
+fn add_macro_file(
+    env: &mut Environment<'static>,
+    path: &str,
+    text: &str,
+    names: &[String],
+) -> Result<(), Diagnostic> {
+    env.add_template_owned(path.to_string(), text.to_string())
+        .map_err(|e| jinja_diagnostic(&e, path, None))?;
+    for name in names {
+        let file = path.to_string();
+        let macro_name = name.clone();
+        env.add_function(name.clone(), move |state: &State, args: Rest<Value>| {
+            call_project_macro(state, &file, &macro_name, &args)
+        });
+    }
+    Ok(())
+}
+
+/// Call `macro_name` defined in template `file`, in the caller's render
+/// scope, honouring `return()`.
+fn call_project_macro(
+    state: &State,
+    file: &str,
+    macro_name: &str,
+    args: &[Value],
+) -> Result<Value, Error> {
+    if let Ok(scope) = RenderScope::of(state) {
+        scope.with(|c| {
+            if !c.macros.iter().any(|m| m == macro_name) {
+                c.macros.push(macro_name.to_string());
+            }
+        });
+    }
+    let tmpl = state.env().get_template(file)?;
+    let ctx = context! {
+        __sluice => state.lookup("__sluice"),
+        this => state.lookup("this"),
+        model => state.lookup("model"),
+        execute => state.lookup("execute"),
+    };
+    let module = tmpl.render_captured(ctx)?;
+    let Some(m) = module.state().lookup(macro_name) else {
+        return Err(Error::new(
+            ErrorKind::UnknownFunction,
+            format!("macro `{macro_name}` not found in {file}"),
+        ));
+    };
+    RETURNS.with(|r| r.borrow_mut().push(None));
+    let result = m.call(module.state(), args);
+    let returned = RETURNS.with(|r| r.borrow_mut().pop()).flatten();
+    match (returned, result) {
+        (Some(v), _) => Ok(v),
+        (None, r) => r,
+    }
+}
+
+fn register_globals(
+    env: &mut Environment<'static>,
+    project: &Project,
+    settings: &RenderSettings,
+    resolver: &Arc<Resolver>,
+) {
+    let engine = settings.engine;
+
+    let r = resolver.clone();
+    env.add_function(
+        "ref",
+        move |state: &State, args: Rest<Value>| -> Result<Value, Error> {
+            let scope = RenderScope::of(state)?;
+            let (pos, kwargs): (&[Value], Kwargs) = from_args(&args)?;
+            let version: Option<Value> = kwargs.get("version").or_else(|_| kwargs.get("v")).ok();
+            let strs: Vec<String> = pos.iter().map(|v| v.to_string()).collect();
+            let (package, name) = match strs.as_slice() {
+                [n] => (None, n.clone()),
+                [p, n] => (Some(p.clone()), n.clone()),
+                _ => {
+                    return Err(scope.fail(
+                        "E0301",
+                        "ref() takes a model name, or a package and a model name".into(),
+                        Vec::new(),
+                    ))
+                }
+            };
+            let Some(id) = r.by_name.get(&name).cloned() else {
+                let hint = match did_you_mean(&name, r.by_name.keys().map(String::as_str)) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => "no model, seed or snapshot has that name".to_string(),
+                };
+                return Err(scope.fail(
+                    "E0301",
+                    format!("unknown model `{name}` in ref()"),
+                    vec![hint],
+                ));
+            };
+            scope.with(|c| {
+                let call = RefCall {
+                    name: name.clone(),
+                    package: package.clone(),
+                    version: version.map(|v| v.to_string()),
+                };
+                if !c.refs.contains(&call) {
+                    c.refs.push(call);
+                }
+            });
+            Ok(Value::from_object(RelationObj {
+                resolved: r.relation(&id),
+                unique_id: id,
+                engine,
+            }))
+        },
+    );
+
+    let r = resolver.clone();
+    env.add_function(
+        "source",
+        move |state: &State, source_name: String, table_name: String| -> Result<Value, Error> {
+            let scope = RenderScope::of(state)?;
+            let Some(id) = r
+                .sources
+                .get(&(source_name.clone(), table_name.clone()))
+                .cloned()
+            else {
+                let known: Vec<String> =
+                    r.sources.keys().map(|(s, t)| format!("{s}.{t}")).collect();
+                let wanted = format!("{source_name}.{table_name}");
+                let hint = match did_you_mean(&wanted, known.iter().map(String::as_str)) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => {
+                        "declare it under `sources:` in a YAML file in your model paths".to_string()
+                    }
+                };
+                return Err(scope.fail(
+                    "E0302",
+                    format!("unknown source `{wanted}` in source()"),
+                    vec![hint],
+                ));
+            };
+            scope.with(|c| {
+                let pair = vec![source_name, table_name];
+                if !c.sources.contains(&pair) {
+                    c.sources.push(pair);
+                }
+            });
+            Ok(Value::from_object(RelationObj {
+                resolved: r.relation(&id),
+                unique_id: id,
+                engine,
+            }))
+        },
+    );
+
+    let base = project
+        .nodes
+        .iter()
+        .map(|(k, n)| (k.clone(), n.config.clone()))
+        .collect();
+    env.add_global("config", Value::from_object(ConfigObj { base }));
+
+    let mut vars = serde_json::Map::new();
+    for (k, v) in &project.config.vars {
+        // Package-scoped vars (`vars: {my_project: {…}}`) apply to this project.
+        if k == &project.config.name {
+            if let Some(m) = v.as_object() {
+                vars.extend(m.clone());
+            }
+        } else {
+            vars.insert(k.clone(), v.clone());
+        }
+    }
+    vars.extend(settings.cli_vars.clone());
+    let vars = Arc::new(vars);
+    env.add_function("var", move |state: &State, name: String, default: Option<Value>| -> Result<Value, Error> {
+        match (vars.get(&name), default) {
+            (Some(v), _) => Ok(Value::from_serialize(v)),
+            (None, Some(d)) => Ok(d),
+            (None, None) => {
+                let hint = match did_you_mean(&name, vars.keys().map(String::as_str)) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!("define it under `vars:` in dbt_project.yml, pass --vars '{{{name}: …}}', or give var() a default"),
+                };
+                match RenderScope::of(state) {
+                    Ok(scope) => Err(scope.fail("E0203", format!("required var `{name}` is not defined"), vec![hint])),
+                    Err(_) => Err(Error::new(ErrorKind::InvalidOperation, format!("required var `{name}` is not defined"))),
+                }
+            }
+        }
+    });
+    env.add_function("env_var", env_var);
+
+    env.add_global("target", Value::from_serialize(&settings.target));
+    env.add_global("project_name", Value::from(project.config.name.clone()));
+    env.add_global("dbt_version", Value::from("1.9.0"));
+    env.add_global(
+        "run_started_at",
+        Value::from_object(DateTimeObj(chrono::Utc::now())),
+    );
+    env.add_global(
+        "invocation_id",
+        Value::from(uuid::Uuid::new_v4().to_string()),
+    );
+    env.add_global("exceptions", Value::from_object(Exceptions));
+    env.add_global(
+        "modules",
+        context! { datetime => context! { datetime => Value::from_object(DateTimeModule), date => Value::from_object(DateTimeModule) } },
+    );
+    env.add_global(
+        "flags",
+        context! { FULL_REFRESH => settings.full_refresh, WHICH => settings.which.clone(), STORE_FAILURES => false },
+    );
+    env.add_global(
+        "graph",
+        context! { nodes => context! {}, sources => context! {} },
+    );
+
+    env.add_function("is_incremental", |state: &State| -> Result<bool, Error> {
+        Ok(RenderScope::of(state)
+            .map(|s| s.is_incremental)
+            .unwrap_or(false))
+    });
+    env.add_function(
+        "log",
+        |state: &State, msg: Value, info: Option<bool>| -> Result<String, Error> {
+            if let Ok(scope) = RenderScope::of(state) {
+                if scope.execute && info.unwrap_or(false) {
+                    scope.with(|c| c.logs.push(msg.to_string()));
+                }
+            }
+            Ok(String::new())
+        },
+    );
+    env.add_function("print", |msg: Value| -> String {
+        eprintln!("{msg}");
+        String::new()
+    });
+    env.add_function("return", |v: Value| -> Result<Value, Error> {
+        RETURNS.with(|r| {
+            if let Some(top) = r.borrow_mut().last_mut() {
+                *top = Some(v);
+            }
+        });
+        Err(Error::new(ErrorKind::InvalidOperation, RETURN_SIGNAL))
+    });
+    env.add_function("tojson", |v: Value| -> Result<String, Error> {
+        serde_json::to_string(&objects::to_json(&v))
+            .map_err(|e| Error::new(ErrorKind::BadSerialization, e.to_string()))
+    });
+    env.add_function(
+        "fromjson",
+        |s: String, default: Option<Value>| -> Result<Value, Error> {
+            match serde_json::from_str::<serde_json::Value>(&s) {
+                Ok(v) => Ok(Value::from_serialize(v)),
+                Err(e) => default.ok_or_else(|| {
+                    Error::new(ErrorKind::InvalidOperation, format!("fromjson: {e}"))
+                }),
+            }
+        },
+    );
+    env.add_function("fromyaml", |s: String| -> Result<Value, Error> {
+        crate::project::yaml::parse(&s, "<fromyaml>")
+            .map(Value::from_serialize)
+            .map_err(|d| Error::new(ErrorKind::InvalidOperation, d.message))
+    });
+    env.add_function("local_md5", |s: String| -> String {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        s.hash(&mut h);
+        format!("{:032x}", h.finish() as u128)
+    });
+    env.add_function("zip", |a: Vec<Value>, b: Vec<Value>| -> Vec<Value> {
+        a.into_iter()
+            .zip(b)
+            .map(|(x, y)| Value::from(vec![x, y]))
+            .collect()
+    });
+    env.add_function("set", |items: Vec<Value>| -> Vec<Value> {
+        let mut out: Vec<Value> = Vec::new();
+        for i in items {
+            if !out.contains(&i) {
+                out.push(i);
+            }
+        }
+        out
+    });
+    env.add_function(
+        "run_query",
+        |state: &State, sql: String| -> Result<Value, Error> {
+            let scope = RenderScope::of(state)?;
+            if !scope.execute {
+                return Ok(Value::from(()));
+            }
+            Ok(Value::from_object(TableObj(scope.run_query(&sql)?)))
+        },
+    );
+    env.add_function("statement", |state: &State, name: Option<String>, kwargs: Kwargs| -> Result<String, Error> {
+        let scope = RenderScope::of(state)?;
+        let fetch: bool = kwargs.get::<Option<bool>>("fetch_result")?.unwrap_or(false);
+        let _: Option<bool> = kwargs.get("auto_begin")?;
+        let caller: Value = kwargs.get("caller")?;
+        let sql = caller.call(state, &[])?.to_string();
+        if scope.execute {
+            let table = scope.run_query(&sql)?;
+            let data: Vec<Value> = table
+                .rows
+                .iter()
+                .map(|r| Value::from(r.iter().map(Value::from_serialize).collect::<Vec<_>>()))
+                .collect();
+            let n = table.rows.len();
+            let result = context! { data => data, table => Value::from_object(TableObj(table)), response => context! { rows_affected => n } };
+            if let Some(name) = name {
+                scope.with(|c| c.results.insert(name, if fetch { result } else { context! {} }));
+            }
+        }
+        Ok(String::new())
+    });
+    env.add_function(
+        "load_result",
+        |state: &State, name: String| -> Result<Value, Error> {
+            let scope = RenderScope::of(state)?;
+            Ok(scope
+                .with(|c| c.results.get(&name).cloned())
+                .unwrap_or_default())
+        },
+    );
+    env.add_global(
+        "adapter",
+        Value::from_object(adapter::AdapterObj { engine }),
+    );
+}
+
+fn env_var(state: &State, name: String, default: Option<Value>) -> Result<Value, Error> {
+    match (std::env::var(&name), default) {
+        (Ok(v), _) => Ok(Value::from(v)),
+        (Err(_), Some(d)) => Ok(d),
+        (Err(_), None) => {
+            let msg = format!("environment variable `{name}` is not set");
+            let hints = vec![format!(
+                "export {name}=… or give a default: env_var('{name}', 'default')"
+            )];
+            match RenderScope::of(state) {
+                Ok(scope) => Err(scope.fail("E0206", msg, hints)),
+                Err(_) => Err(Error::new(ErrorKind::InvalidOperation, msg)),
+            }
+        }
+    }
+}
+
+/// Render a string that may use `env_var()` and `var()` (profiles.yml,
+/// dbt_project.yml values) without a project.
+pub fn render_config_string(
+    text: &str,
+    cli_vars: &serde_json::Map<String, serde_json::Value>,
+) -> Result<String, String> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Lenient);
+    env.add_function("env_var", env_var);
+    let vars = cli_vars.clone();
+    env.add_function(
+        "var",
+        move |name: String, default: Option<Value>| -> Result<Value, Error> {
+            match (vars.get(&name), default) {
+                (Some(v), _) => Ok(Value::from_serialize(v)),
+                (None, Some(d)) => Ok(d),
+                (None, None) => Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("required var `{name}` is not defined"),
+                )),
+            }
+        },
+    );
+    env.render_str(text, context! {}).map_err(|e| {
+        e.detail()
+            .map(str::to_string)
+            .unwrap_or_else(|| e.to_string())
+    })
+}
+
+mod adapter {
+    //! `adapter.*` as dbt macros use it.
+    use std::sync::Arc;
+
+    use minijinja::value::{from_args, Object};
+    use minijinja::{Error, ErrorKind, State, Value};
+
+    use super::objects::{quote, RelationObj, RenderScope, ResolvedRelation};
+    use crate::warehouse::Engine;
+
+    #[derive(Debug)]
+    pub struct AdapterObj {
+        pub engine: Engine,
+    }
+
+    fn engine_name(e: Engine) -> &'static str {
+        match e {
+            Engine::DuckDb => "duckdb",
+            Engine::Postgres => "postgres",
+        }
+    }
+
+    fn lit(s: &str) -> String {
+        format!("'{}'", s.replace('\'', "''"))
+    }
+
+    impl Object for AdapterObj {
+        fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+            match key.as_str()? {
+                "type" => Some(Value::from(engine_name(self.engine))),
+                _ => None,
+            }
+        }
+
+        fn call_method(
+            self: &Arc<Self>,
+            state: &State<'_, '_>,
+            method: &str,
+            args: &[Value],
+        ) -> Result<Value, Error> {
+            let scope = RenderScope::of(state)?;
+            scope.with(|c| c.dynamic = true);
+            match method {
+                "type" => Ok(Value::from(engine_name(self.engine))),
+                "quote" => {
+                    let (s,): (String,) = from_args(args)?;
+                    Ok(Value::from(quote(&s)))
+                }
+                "dispatch" => {
+                    let (name, _ns): (String, Option<String>) = from_args(args)?;
+                    let candidates = [
+                        format!("{}__{name}", engine_name(self.engine)),
+                        format!("default__{name}"),
+                        name.clone(),
+                    ];
+                    candidates
+                        .iter()
+                        .find_map(|c| state.lookup(c).filter(|v| !v.is_undefined()))
+                        .ok_or_else(|| {
+                            Error::new(
+                                ErrorKind::UnknownFunction,
+                                format!(
+                                    "no implementation of macro `{name}` for {}",
+                                    engine_name(self.engine)
+                                ),
+                            )
+                        })
+                }
+                "get_relation" => {
+                    let (database, schema, identifier): (Option<String>, String, String) =
+                        from_args(args)?;
+                    let rows = scope.run_query(&format!(
+                        "select table_type from information_schema.tables where lower(table_schema) = lower({}) and lower(table_name) = lower({})",
+                        lit(&schema),
+                        lit(&identifier)
+                    ))?;
+                    let Some(row) = rows.rows.first() else {
+                        return Ok(Value::from(()));
+                    };
+                    let kind = if row
+                        .first()
+                        .and_then(|v| v.as_str())
+                        .is_some_and(|t| t.contains("VIEW"))
+                    {
+                        "view"
+                    } else {
+                        "table"
+                    };
+                    Ok(Value::from_object(RelationObj {
+                        unique_id: String::new(),
+                        resolved: Some(ResolvedRelation {
+                            database,
+                            schema,
+                            identifier,
+                            kind: kind.into(),
+                        }),
+                        engine: self.engine,
+                    }))
+                }
+                "get_columns_in_relation" => {
+                    let (rel,): (Value,) = from_args(args)?;
+                    let schema = rel.get_attr("schema")?.to_string();
+                    let ident = rel.get_attr("identifier")?.to_string();
+                    let rows = scope.run_query(&format!(
+                        "select column_name, data_type from information_schema.columns where lower(table_schema) = lower({}) and lower(table_name) = lower({}) order by ordinal_position",
+                        lit(&schema),
+                        lit(&ident)
+                    ))?;
+                    Ok(Value::from(
+                        rows.rows
+                            .iter()
+                            .map(|r| {
+                                let name = r.first().and_then(|v| v.as_str()).unwrap_or_default().to_string();
+                                let dtype = r.get(1).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+                                minijinja::context! { name => name.clone(), column => name, data_type => dtype.clone(), dtype => dtype }
+                            })
+                            .collect::<Vec<_>>(),
+                    ))
+                }
+                _ => Err(Error::new(
+                    ErrorKind::UnknownMethod,
+                    format!("adapter has no method `{method}`"),
+                )),
+            }
+        }
+    }
+}

@@ -1,0 +1,470 @@
+//! The Jinja-visible objects of a render: relations (`ref`, `source`,
+//! `this`), the per-render capture (what a node's template referenced and
+//! configured), `config`, `exceptions`, dates, and query results.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr};
+use minijinja::{Error, ErrorKind, State, Value};
+
+use crate::project::node::{Config, RefCall};
+use crate::warehouse::{Connection, Engine, QueryResult};
+
+/// Separator around placeholders in phase-one output; replaced by the real
+/// relation names once every node's schema and alias are known.
+pub const MARK: char = '\u{1}';
+
+/// A relation as Jinja sees it. When `resolved` is `None` (first render,
+/// before schemas are known) it renders as a placeholder for `unique_id`.
+#[derive(Debug, Clone)]
+pub struct RelationObj {
+    pub unique_id: String,
+    pub resolved: Option<ResolvedRelation>,
+    pub engine: Engine,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedRelation {
+    pub database: Option<String>,
+    pub schema: String,
+    pub identifier: String,
+    /// `table`, `view`, `ephemeral`, … (dbt's `relation.type`).
+    pub kind: String,
+}
+
+impl ResolvedRelation {
+    pub fn render(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(db) = &self.database {
+            parts.push(quote(db));
+        }
+        parts.push(quote(&self.schema));
+        parts.push(quote(&self.identifier));
+        parts.join(".")
+    }
+}
+
+pub fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+pub fn placeholder(unique_id: &str, part: &str) -> String {
+    format!("{MARK}{unique_id}|{part}{MARK}")
+}
+
+impl Object for RelationObj {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let key = key.as_str()?;
+        let part = |name: &str, v: Option<String>| match v {
+            Some(s) => Value::from(s),
+            None => Value::from(placeholder(&self.unique_id, name)),
+        };
+        let r = self.resolved.as_ref();
+        Some(match key {
+            "database" => match r {
+                Some(r) => Value::from(r.database.clone()),
+                None => part("database", None),
+            },
+            "schema" => part("schema", r.map(|r| r.schema.clone())),
+            "identifier" | "name" | "table" => part("identifier", r.map(|r| r.identifier.clone())),
+            "type" => Value::from(r.map(|r| r.kind.clone()).unwrap_or_else(|| "table".into())),
+            "is_table" => {
+                Value::from(r.is_some_and(|r| r.kind == "table" || r.kind == "incremental"))
+            }
+            "is_view" => Value::from(r.is_some_and(|r| r.kind == "view")),
+            "unique_id" => Value::from(self.unique_id.clone()),
+            _ => return None,
+        })
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        match method {
+            "render" => Ok(Value::from(self.to_string())),
+            // `include(schema=False)` etc.: return the relation unchanged but honour
+            // the common `include(database=False)` by dropping the database.
+            "include" | "incorporate" | "quote" => {
+                let (_, kwargs): (&[Value], Kwargs) = minijinja::value::from_args(args)?;
+                let mut copy = (**self).clone();
+                if let Some(r) = &mut copy.resolved {
+                    if kwargs.get::<Option<bool>>("database")? == Some(false) {
+                        r.database = None;
+                    }
+                }
+                Ok(Value::from_object(copy))
+            }
+            _ => Err(Error::new(
+                ErrorKind::UnknownMethod,
+                format!("relation has no method `{method}`"),
+            )),
+        }
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.resolved {
+            Some(r) => f.write_str(&r.render()),
+            None => f.write_str(&placeholder(&self.unique_id, "relation")),
+        }
+    }
+}
+
+impl fmt::Display for RelationObj {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.resolved {
+            Some(r) => f.write_str(&r.render()),
+            None => f.write_str(&placeholder(&self.unique_id, "relation")),
+        }
+    }
+}
+
+/// What one node's render referenced and configured.
+#[derive(Debug, Default)]
+pub struct Captured {
+    pub refs: Vec<RefCall>,
+    pub sources: Vec<Vec<String>>,
+    pub config: Config,
+    pub macros: Vec<String>,
+    /// A diagnostic code and hint for the error being raised (the line is
+    /// attached by minijinja).
+    pub pending_error: Option<(&'static str, Vec<String>)>,
+    /// True when the template touched something whose value differs between
+    /// the first render and execution (`execute`, `run_query`, adapter calls).
+    pub dynamic: bool,
+    pub results: BTreeMap<String, Value>,
+    pub logs: Vec<String>,
+}
+
+/// Per-render state reachable from every Jinja function through the
+/// `__sluice` context variable.
+pub struct RenderScope {
+    pub node_id: String,
+    pub captured: Mutex<Captured>,
+    pub execute: bool,
+    pub is_incremental: bool,
+    pub connection: Option<Arc<Mutex<Box<dyn Connection>>>>,
+}
+
+impl fmt::Debug for RenderScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RenderScope")
+            .field("node_id", &self.node_id)
+            .finish()
+    }
+}
+
+impl Object for RenderScope {}
+
+impl RenderScope {
+    pub fn of(state: &State) -> Result<Arc<RenderScope>, Error> {
+        state
+            .lookup("__sluice")
+            .and_then(|v| v.downcast_object::<RenderScope>())
+            .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "not inside a sluice render"))
+    }
+
+    pub fn with<R>(&self, f: impl FnOnce(&mut Captured) -> R) -> R {
+        let mut guard = match self.captured.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        f(&mut guard)
+    }
+
+    pub fn fail(&self, code: &'static str, message: String, hints: Vec<String>) -> Error {
+        self.with(|c| c.pending_error = Some((code, hints)));
+        Error::new(ErrorKind::InvalidOperation, message)
+    }
+
+    pub fn run_query(&self, sql: &str) -> Result<QueryResult, Error> {
+        self.with(|c| c.dynamic = true);
+        let Some(conn) = &self.connection else {
+            return Ok(QueryResult::default());
+        };
+        let mut conn = match conn.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        conn.query(sql).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                format!("database error in run_query: {e}"),
+            )
+        })
+    }
+}
+
+/// `config` as a global: callable (`config(materialized='table')`) and with
+/// `get`/`require`/`set` methods that read the node's config so far.
+#[derive(Debug)]
+pub struct ConfigObj {
+    /// Config from dbt_project.yml and YAML, looked up by `config.get`.
+    pub base: BTreeMap<String, Config>,
+}
+
+impl Object for ConfigObj {
+    fn call(self: &Arc<Self>, state: &State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
+        let scope = RenderScope::of(state)?;
+        let (pos, kwargs): (&[Value], Kwargs) = minijinja::value::from_args(args)?;
+        let mut pairs: Vec<(String, serde_json::Value)> = Vec::new();
+        for v in pos {
+            // config({'materialized': 'table'})
+            if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(v) {
+                pairs.extend(m);
+            }
+        }
+        for key in kwargs.args() {
+            let v: Value = kwargs.peek(key)?;
+            pairs.push((key.to_string(), to_json(&v)));
+        }
+        scope.with(|c| {
+            for (k, v) in pairs {
+                crate::project::config::merge_config_value(&mut c.config, &k, v);
+            }
+        });
+        Ok(Value::from(""))
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        state: &State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        let scope = RenderScope::of(state)?;
+        match method {
+            "get" | "require" => {
+                let (key, default): (String, Option<Value>) = minijinja::value::from_args(args)?;
+                let inline = scope.with(|c| c.config.get(&key).cloned());
+                let found = inline.or_else(|| {
+                    self.base
+                        .get(&scope.node_id)
+                        .and_then(|b| b.get(&key).cloned())
+                });
+                match (found, default) {
+                    (Some(v), _) => Ok(Value::from_serialize(&v)),
+                    (None, Some(d)) => Ok(d),
+                    (None, None) if method == "require" => Err(Error::new(
+                        ErrorKind::InvalidOperation,
+                        format!("required config `{key}` is not set"),
+                    )),
+                    (None, None) => Ok(Value::from(())),
+                }
+            }
+            "set" => {
+                let (key, value): (String, Value) = minijinja::value::from_args(args)?;
+                scope.with(|c| c.config.insert(key, to_json(&value)));
+                Ok(Value::from(""))
+            }
+            _ => Err(Error::new(
+                ErrorKind::UnknownMethod,
+                format!("config has no method `{method}`"),
+            )),
+        }
+    }
+}
+
+pub fn to_json(v: &Value) -> serde_json::Value {
+    if let Some(obj) = v.downcast_object_ref::<RelationObj>() {
+        return serde_json::Value::String(obj.to_string());
+    }
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+}
+
+/// `exceptions.raise_compiler_error(msg)` and `exceptions.warn(msg)`.
+#[derive(Debug)]
+pub struct Exceptions;
+
+impl Object for Exceptions {
+    fn call_method(
+        self: &Arc<Self>,
+        state: &State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        let (msg,): (String,) = minijinja::value::from_args(args)?;
+        match method {
+            "raise_compiler_error" | "raise_not_implemented" | "raise_database_error" => {
+                let scope = RenderScope::of(state)?;
+                Err(scope.fail("E0204", format!("compilation error: {msg}"), Vec::new()))
+            }
+            "warn" => {
+                if let Ok(scope) = RenderScope::of(state) {
+                    scope.with(|c| c.logs.push(format!("warning: {msg}")));
+                }
+                Ok(Value::from(""))
+            }
+            _ => Err(Error::new(
+                ErrorKind::UnknownMethod,
+                format!("exceptions has no method `{method}`"),
+            )),
+        }
+    }
+}
+
+/// A timestamp with Python's datetime surface (`strftime`, `isoformat`).
+#[derive(Debug, Clone)]
+pub struct DateTimeObj(pub chrono::DateTime<chrono::Utc>);
+
+impl Object for DateTimeObj {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        use chrono::{Datelike, Timelike};
+        let d = &self.0;
+        Some(Value::from(match key.as_str()? {
+            "year" => d.year() as i64,
+            "month" => d.month() as i64,
+            "day" => d.day() as i64,
+            "hour" => d.hour() as i64,
+            "minute" => d.minute() as i64,
+            "second" => d.second() as i64,
+            _ => return None,
+        }))
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        match method {
+            "strftime" => {
+                let (fmt,): (String,) = minijinja::value::from_args(args)?;
+                Ok(Value::from(self.0.format(&fmt).to_string()))
+            }
+            "isoformat" => Ok(Value::from(
+                self.0.to_rfc3339_opts(chrono::SecondsFormat::Micros, false),
+            )),
+            "timestamp" => Ok(Value::from(self.0.timestamp() as f64)),
+            "date" => Ok(Value::from(self.0.format("%Y-%m-%d").to_string())),
+            _ => Err(Error::new(
+                ErrorKind::UnknownMethod,
+                format!("datetime has no method `{method}`"),
+            )),
+        }
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.format("%Y-%m-%d %H:%M:%S%.6f+00:00"))
+    }
+}
+
+/// `modules.datetime.datetime` / `.date`: `now()`, `utcnow()`, `today()`.
+#[derive(Debug)]
+pub struct DateTimeModule;
+
+impl Object for DateTimeModule {
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &State<'_, '_>,
+        method: &str,
+        _args: &[Value],
+    ) -> Result<Value, Error> {
+        match method {
+            "now" | "utcnow" | "today" => Ok(Value::from_object(DateTimeObj(chrono::Utc::now()))),
+            _ => Err(Error::new(
+                ErrorKind::UnknownMethod,
+                format!("datetime has no method `{method}`"),
+            )),
+        }
+    }
+}
+
+/// A query result as dbt's agate table: `.columns`, `.rows`, `columns[i].values()`.
+#[derive(Debug)]
+pub struct TableObj(pub QueryResult);
+
+impl Object for TableObj {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        match key.as_str() {
+            Some("rows") => Some(Value::from(self.rows())),
+            Some("columns") => Some(Value::from(
+                (0..self.0.columns.len())
+                    .map(|i| {
+                        Value::from_object(ColumnValues {
+                            table: self.clone(),
+                            index: i,
+                        })
+                    })
+                    .collect::<Vec<_>>(),
+            )),
+            Some("column_names") => Some(Value::from(
+                self.0
+                    .columns
+                    .iter()
+                    .map(|c| c.name.clone())
+                    .collect::<Vec<_>>(),
+            )),
+            _ => key.as_usize().and_then(|i| self.rows().get(i).cloned()),
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Values(self.rows())
+    }
+}
+
+impl TableObj {
+    fn rows(&self) -> Vec<Value> {
+        self.0
+            .rows
+            .iter()
+            .map(|r| Value::from(r.iter().map(Value::from_serialize).collect::<Vec<_>>()))
+            .collect()
+    }
+}
+
+#[derive(Debug)]
+struct ColumnValues {
+    table: Arc<TableObj>,
+    index: usize,
+}
+
+impl Object for ColumnValues {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        match key.as_str() {
+            Some("name") => self
+                .table
+                .0
+                .columns
+                .get(self.index)
+                .map(|c| Value::from(c.name.clone())),
+            _ => None,
+        }
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &State<'_, '_>,
+        method: &str,
+        _args: &[Value],
+    ) -> Result<Value, Error> {
+        match method {
+            "values" => Ok(Value::from(
+                self.table
+                    .0
+                    .rows
+                    .iter()
+                    .map(|r| {
+                        r.get(self.index)
+                            .map(Value::from_serialize)
+                            .unwrap_or_default()
+                    })
+                    .collect::<Vec<_>>(),
+            )),
+            _ => Err(Error::new(
+                ErrorKind::UnknownMethod,
+                format!("column has no method `{method}`"),
+            )),
+        }
+    }
+}
