@@ -30,11 +30,9 @@ pub fn manifest(c: &Compiled, invocation_id: &str, generated_at: &str) -> Value 
                 "checksum".into(),
                 json!({"name": "sha256", "checksum": n.checksum}),
             );
-            if let Some(src) = m.remove("source") {
-                if let Value::Object(s) = src {
-                    for (k, v) in s {
-                        m.insert(k, v);
-                    }
+            if let Some(Value::Object(s)) = m.remove("source") {
+                for (k, v) in s {
+                    m.insert(k, v);
                 }
             }
         }

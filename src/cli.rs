@@ -123,6 +123,25 @@ pub enum Command {
     Build(RunArgs),
     /// Delete the clean-targets.
     Clean,
+    /// Extract selected sources from their APIs into the lake.
+    Extract(ExtractArgs),
+    /// Stage complete lake runs into the warehouse's raw tables.
+    Stage(ExtractArgs),
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ExtractArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Print what would be requested (extract) or staged (stage); change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// extract: ignore the high-water mark; stage: rebuild the raw tables from every run.
+    #[arg(long)]
+    pub full_refresh: bool,
+    /// Save every live API response into this directory (replayable with `replay:`).
+    #[arg(long, value_name = "DIR")]
+    pub record: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -76,7 +76,7 @@ pub fn parse(
                 for key in r.config.keys() {
                     let line = node
                         .raw_code
-                        .find(&format!("{key}"))
+                        .find(key.as_str())
                         .map(|p| crate::diagnostics::line_of(&node.raw_code, p));
                     if let Some(d) = unknown_config_key(key, &node.original_file_path, line) {
                         diags.push(d);
@@ -270,6 +270,9 @@ fn jinja_literal(v: &Value) -> String {
             let t = s.trim();
             if let Some(inner) = t.strip_prefix("{{").and_then(|x| x.strip_suffix("}}")) {
                 format!("({})", inner.trim())
+            } else if is_ref_or_source_call(t) {
+                // dbt evaluates `to: ref('users')` as an expression.
+                format!("({t})")
             } else {
                 serde_json::to_string(s).unwrap_or_default()
             }
@@ -299,6 +302,10 @@ fn jinja_literal(v: &Value) -> String {
                 .join(", ")
         ),
     }
+}
+
+fn is_ref_or_source_call(s: &str) -> bool {
+    (s.starts_with("ref(") || s.starts_with("source(")) && s.ends_with(')')
 }
 
 fn resolve_dependencies(project: &mut Project, renderer: &Renderer, diags: &mut Diagnostics) {

@@ -3,6 +3,7 @@
 //! data (`ls`, `compile --inline`); stderr carries progress and diagnostics.
 
 mod debug;
+mod extract;
 mod init;
 mod ls;
 pub mod run;
@@ -119,6 +120,8 @@ fn dispatch(cli: &Cli, ui: &Ui) -> Result<Exit, Failure> {
         Command::Run(a) => run::execute(g, ui, run::Mode::Run, a),
         Command::Test(a) => run::execute(g, ui, run::Mode::Test, a),
         Command::Build(a) => run::execute(g, ui, run::Mode::Build, a),
+        Command::Extract(a) => extract::extract_cmd(g, ui, a),
+        Command::Stage(a) => extract::stage_cmd(g, ui, a),
     }
 }
 

@@ -722,10 +722,8 @@ fn print_status(ui: &Ui, c: &Compiled, r: &NodeResult, i: usize, total: usize) {
             n.name,
             r.message.replace('\n', "\n  ")
         );
-    } else if r.status == "fail" || r.status == "warn" {
-        if !r.message.is_empty() && !ui.quiet {
-            eprintln!("  {}", r.message);
-        }
+    } else if (r.status == "fail" || r.status == "warn") && !r.message.is_empty() && !ui.quiet {
+        eprintln!("  {}", r.message);
     }
 }
 

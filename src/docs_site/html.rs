@@ -59,17 +59,34 @@ const BODY: &str = r##"<header id="topbar">
 /// a tag, and U+2028/U+2029 never break older JavaScript parsers. In JSON text
 /// these characters only occur inside strings, where `\uXXXX` means the same.
 pub fn escape_json_for_script(json: &str) -> String {
+    let bytes = json.as_bytes();
     let mut out = String::with_capacity(json.len() + json.len() / 64);
-    for c in json.chars() {
-        match c {
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c => out.push(c),
+    let (mut start, mut i) = (0, 0);
+    while i < bytes.len() {
+        let replacement = match bytes[i] {
+            b'<' => Some(("\\u003c", 1)),
+            b'>' => Some(("\\u003e", 1)),
+            b'&' => Some(("\\u0026", 1)),
+            // U+2028 and U+2029 are E2 80 A8 and E2 80 A9 in UTF-8.
+            0xE2 if bytes.get(i + 1) == Some(&0x80) => match bytes.get(i + 2) {
+                Some(0xA8) => Some(("\\u2028", 3)),
+                Some(0xA9) => Some(("\\u2029", 3)),
+                _ => None,
+            },
+            _ => None,
+        };
+        match replacement {
+            // `i` is always a char boundary: an ASCII byte or a UTF-8 lead byte.
+            Some((text, len)) => {
+                out.push_str(&json[start..i]);
+                out.push_str(text);
+                i += len;
+                start = i;
+            }
+            None => i += 1,
         }
     }
+    out.push_str(&json[start..]);
     out
 }
 

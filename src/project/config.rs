@@ -288,14 +288,14 @@ impl ProjectConfig {
     /// Config keys in the trees that look like typos: `+materialised`.
     pub fn check_tree_keys(&self) -> Diagnostics {
         let mut out = Diagnostics::default();
-        for (tree, value) in &self.trees {
-            check_level(self, tree, value, &mut out);
+        for value in self.trees.values() {
+            check_level(self, value, &mut out);
         }
         out
     }
 }
 
-fn check_level(cfg: &ProjectConfig, tree: &str, value: &Value, out: &mut Diagnostics) {
+fn check_level(cfg: &ProjectConfig, value: &Value, out: &mut Diagnostics) {
     let Value::Object(map) = value else { return };
     for (key, v) in map {
         if let Some(k) = key.strip_prefix('+') {
@@ -305,7 +305,7 @@ fn check_level(cfg: &ProjectConfig, tree: &str, value: &Value, out: &mut Diagnos
                 out.push(d);
             }
         } else if v.is_object() && !is_config_key(key) {
-            check_level(cfg, tree, v, out);
+            check_level(cfg, v, out);
         }
     }
 }

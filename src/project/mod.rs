@@ -492,39 +492,10 @@ impl Builder<'_> {
             None => format!("{{{{ ref('{model_name}') }}}}"),
         };
         kwargs.insert("model".into(), Value::String(model_arg));
-        let name = spec.custom_name.clone().unwrap_or_else(|| {
-            let mut n = match &namespace {
-                Some(ns) => format!("{ns}_{short}_{target}"),
-                None => format!("{short}_{target}"),
-            };
-            if let Some(c) = &spec.column_name {
-                n.push('_');
-                n.push_str(c);
-            }
-            // dbt flattens the arguments in sorted order.
-            let sorted: BTreeMap<&String, &Value> = spec.kwargs.iter().collect();
-            for (k, v) in sorted {
-                if k != "model" && k != "column_name" {
-                    n.push_str("__");
-                    n.push_str(&flat_arg(v));
-                }
-            }
-            clean_name(&n)
-        });
-        let name = if name.len() > 63 {
-            let digest = checksum(&name);
-            format!(
-                "{}_{}",
-                &name[..name
-                    .char_indices()
-                    .nth(30)
-                    .map(|(i, _)| i)
-                    .unwrap_or(name.len())],
-                &digest[..10]
-            )
-        } else {
-            name
-        };
+        let name = spec
+            .custom_name
+            .clone()
+            .unwrap_or_else(|| generic_test_name(namespace.as_deref(), &short, &target, spec));
         let hash = &checksum(&format!("{name}{attached}{:?}", spec.kwargs))[..10];
         let unique_id = format!("test.{}.{}.{}", self.project(), name, hash);
         let mut fqn = vec![self.project().to_string()];
@@ -598,26 +569,77 @@ impl Builder<'_> {
     }
 }
 
-fn flat_arg(v: &Value) -> String {
+/// dbt's `synthesize_generic_test_names`: `<test>_<model>_` followed by
+/// the cleaned argument values in sorted argument order (column first),
+/// truncated with an md5 label when 64 characters or longer.
+fn generic_test_name(
+    namespace: Option<&str>,
+    short: &str,
+    target: &str,
+    spec: &TestSpec,
+) -> String {
+    let mut args: BTreeMap<&str, Value> = spec
+        .kwargs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    if let Some(c) = &spec.column_name {
+        args.insert("column_name", Value::String(c.clone()));
+    }
+    let flat: Vec<String> = args
+        .iter()
+        .filter(|(k, _)| **k != "model")
+        .flat_map(|(_, v)| match v {
+            Value::Object(o) => o.values().map(py_str).collect::<Vec<_>>(),
+            Value::Array(a) => a.iter().map(py_str).collect(),
+            other => vec![py_str(other)],
+        })
+        .map(|a| clean_name(&a))
+        .collect();
+    let identifier = match namespace {
+        Some(ns) => format!("{ns}_{short}_{target}"),
+        None => format!("{short}_{target}"),
+    };
+    let full = format!("{identifier}_{}", flat.join("__"));
+    if full.len() >= 64 {
+        use md5::Digest;
+        let label: String = md5::Md5::digest(full.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let trunc: String = identifier.chars().take(30).collect();
+        format!("{trunc}_{label}")
+    } else {
+        full
+    }
+}
+
+/// A value as Python's `str()` prints it (what dbt puts in test names).
+fn py_str(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
-        Value::Array(a) => a.iter().map(flat_arg).collect::<Vec<_>>().join("__"),
-        Value::Object(o) => o.values().map(flat_arg).collect::<Vec<_>>().join("__"),
         Value::Null => "None".into(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
         other => other.to_string(),
     }
 }
 
+/// dbt's cleaning of test names: every run of characters other than
+/// letters, digits and `_` becomes one `_`.
 fn clean_name(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    let mut out = String::with_capacity(s.len());
+    let mut in_run = false;
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            out.push(c);
+            in_run = false;
+        } else if !in_run {
+            out.push('_');
+            in_run = true;
+        }
+    }
+    out
 }
 
 /// `ref('x')` / `ref("pkg", "x")` calls inside a Jinja string (test arguments).
@@ -699,6 +721,48 @@ mod tests {
             names,
             vec![("macro".into(), "a".into()), ("test".into(), "b".into())]
         );
+    }
+
+    #[test]
+    fn generic_test_names_match_dbt() {
+        let spec = |col: &str, kwargs: serde_json::Value| TestSpec {
+            test_name: String::new(),
+            custom_name: None,
+            column_name: Some(col.to_string()),
+            kwargs: kwargs.as_object().cloned().unwrap_or_default(),
+            config: Default::default(),
+            description: String::new(),
+            file: String::new(),
+            line: 1,
+        };
+        let s = spec(
+            "author_id",
+            serde_json::json!({"to": "ref('int_users')", "field": "id"}),
+        );
+        assert_eq!(
+            generic_test_name(None, "relationships", "int_tweets", &s),
+            "relationships_int_tweets_author_id__id__ref_int_users_"
+        );
+        let s = spec(
+            "status",
+            serde_json::json!({"values": ["placed", "shipped"]}),
+        );
+        assert_eq!(
+            generic_test_name(None, "accepted_values", "orders", &s),
+            "accepted_values_orders_status__placed__shipped"
+        );
+        let s = spec("id", serde_json::json!({}));
+        assert_eq!(
+            generic_test_name(None, "not_null", "source_raw_tweets", &s),
+            "not_null_source_raw_tweets_id"
+        );
+        let long = spec(
+            "a_rather_long_column_name",
+            serde_json::json!({"values": ["first_value", "second_value"]}),
+        );
+        let n = generic_test_name(None, "accepted_values", "a_long_model_name", &long);
+        assert_eq!(n.len(), 30 + 1 + 32, "{n}");
+        assert!(n.starts_with("accepted_values_a_long_model_n_"), "{n}");
     }
 
     #[test]

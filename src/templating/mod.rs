@@ -113,6 +113,10 @@ impl Renderer {
         env.set_undefined_behavior(UndefinedBehavior::Lenient);
         env.set_keep_trailing_newline(true);
         env.set_recursion_limit(500);
+        // SQL is never escaped, whatever the template's file extension (tests
+        // are named after the YAML that declares them; minijinja would
+        // JSON-escape `.yml` templates by default).
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         let resolver = Arc::new(build_resolver(project));
         let mut dynamic_macros = HashMap::new();
 
@@ -212,7 +216,7 @@ impl Renderer {
         node: Option<&Node>,
     ) -> Option<Result<String, Diagnostic>> {
         let src = format!("{{{{ {macro_name}(*__args) }}}}");
-        if self.dynamic_macros.get(macro_name).is_none() {
+        if !self.dynamic_macros.contains_key(macro_name) {
             return None;
         }
         let scope = Arc::new(RenderScope {
@@ -352,13 +356,44 @@ pub fn jinja_diagnostic(
     d
 }
 
+/// Rewrite dbt's `{% test name(…) %}…{% endtest %}` blocks as the macros
+/// they define (`test_name`), keeping every line where it was.
+pub fn desugar_test_blocks(text: &str) -> String {
+    if !text.contains("test") {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut rest = text;
+    while let Some(i) = rest.find("{%") {
+        out.push_str(&rest[..i + 2]);
+        rest = &rest[i + 2..];
+        let ws = rest.len() - rest.trim_start_matches(['-', '+']).len();
+        out.push_str(&rest[..ws]);
+        rest = &rest[ws..];
+        let lead = rest.len() - rest.trim_start().len();
+        out.push_str(&rest[..lead]);
+        rest = &rest[lead..];
+        if let Some(after) = rest.strip_prefix("test ") {
+            out.push_str("macro test_");
+            rest = after.trim_start();
+        } else if let Some(after) = rest.strip_prefix("endtest") {
+            if after.starts_with(|c: char| c.is_whitespace() || c == '-' || c == '%') {
+                out.push_str("endmacro");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 fn add_macro_file(
     env: &mut Environment<'static>,
     path: &str,
     text: &str,
     names: &[String],
 ) -> Result<(), Diagnostic> {
-    env.add_template_owned(path.to_string(), text.to_string())
+    env.add_template_owned(path.to_string(), desugar_test_blocks(text))
         .map_err(|e| jinja_diagnostic(&e, path, None))?;
     for name in names {
         let file = path.to_string();
@@ -540,6 +575,7 @@ fn register_globals(
         }
     });
     env.add_function("env_var", env_var);
+    add_dbt_filters(env);
 
     env.add_global("target", Value::from_serialize(&settings.target));
     env.add_global("project_name", Value::from(project.config.name.clone()));
@@ -615,10 +651,11 @@ fn register_globals(
             .map_err(|d| Error::new(ErrorKind::InvalidOperation, d.message))
     });
     env.add_function("local_md5", |s: String| -> String {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        s.hash(&mut h);
-        format!("{:032x}", h.finish() as u128)
+        use md5::Digest;
+        md5::Md5::digest(s.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     });
     env.add_function("zip", |a: Vec<Value>, b: Vec<Value>| -> Vec<Value> {
         a.into_iter()
@@ -681,6 +718,23 @@ fn register_globals(
     );
 }
 
+/// dbt's type-coercing filters: `as_number`, `as_bool`, `as_native`, `as_text`.
+fn add_dbt_filters(env: &mut Environment<'static>) {
+    fn native(v: Value) -> Value {
+        match v.as_str() {
+            Some(s) => match serde_json::from_str::<serde_json::Value>(s.trim()) {
+                Ok(j) => Value::from_serialize(j),
+                Err(_) => v,
+            },
+            None => v,
+        }
+    }
+    env.add_filter("as_number", native);
+    env.add_filter("as_bool", native);
+    env.add_filter("as_native", native);
+    env.add_filter("as_text", |v: Value| v.to_string());
+}
+
 fn env_var(state: &State, name: String, default: Option<Value>) -> Result<Value, Error> {
     match (std::env::var(&name), default) {
         (Ok(v), _) => Ok(Value::from(v)),
@@ -707,6 +761,7 @@ pub fn render_config_string(
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Lenient);
     env.add_function("env_var", env_var);
+    add_dbt_filters(&mut env);
     let vars = cli_vars.clone();
     env.add_function(
         "var",
@@ -726,6 +781,20 @@ pub fn render_config_string(
             .map(str::to_string)
             .unwrap_or_else(|| e.to_string())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_blocks_become_macros_on_the_same_lines() {
+        let src = "{% test is_positive(model, column_name) %}\nselect 1\n{%- endtest %}\n{% macro x() %}{% endmacro %}";
+        assert_eq!(
+            desugar_test_blocks(src),
+            "{% macro test_is_positive(model, column_name) %}\nselect 1\n{%- endmacro %}\n{% macro x() %}{% endmacro %}"
+        );
+    }
 }
 
 mod adapter {

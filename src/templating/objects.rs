@@ -36,6 +36,9 @@ pub struct ResolvedRelation {
 
 impl ResolvedRelation {
     pub fn render(&self) -> String {
+        if self.kind == "ephemeral" {
+            return self.identifier.clone();
+        }
         let mut parts = Vec::new();
         if let Some(db) = &self.database {
             parts.push(quote(db));

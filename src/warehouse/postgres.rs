@@ -81,6 +81,9 @@ struct Settings {
     tls: MakeRustlsConnect,
     /// `user@host:port/dbname`: how errors name the target.
     label: String,
+    /// Limit for a whole connection attempt (TCP, TLS, authentication), as
+    /// libpq's `connect_timeout`; tokio-postgres only bounds the TCP part.
+    connect_timeout: Duration,
     /// Scrubbed from every error message, in case a driver ever echoes it.
     password: String,
 }
@@ -205,11 +208,18 @@ impl Settings {
         let ssl = SslPolicy::parse(target.sslmode.as_deref(), extra_str(target, "sslrootcert"))
             .map_err(connect_error)?;
         let tls = tls::connector(&ssl).map_err(connect_error)?;
+        let connect_timeout = target
+            .connect_timeout
+            .filter(|secs| *secs > 0)
+            .map_or(DEFAULT_CONNECT_TIMEOUT, Duration::from_secs);
+        let mut config = base_config(target);
+        config.connect_timeout(connect_timeout);
         Ok(Settings {
-            config: base_config(target),
+            config,
             ssl,
             tls,
             label,
+            connect_timeout,
             password: target.password.clone(),
         })
     }
@@ -240,12 +250,6 @@ fn base_config(target: &PostgresTarget) -> tokio_postgres::Config {
         .user(&target.user)
         .dbname(&target.dbname)
         .application_name(APPLICATION_NAME)
-        .connect_timeout(
-            target
-                .connect_timeout
-                .filter(|secs| *secs > 0)
-                .map_or(DEFAULT_CONNECT_TIMEOUT, Duration::from_secs),
-        )
         .keepalives(true);
     if !target.password.is_empty() {
         config.password(&target.password);
@@ -292,7 +296,27 @@ struct Session {
 }
 
 async fn open_session(settings: &Settings) -> Result<Session> {
-    let attempt = match settings.ssl {
+    let limit = settings.connect_timeout;
+    match tokio::time::timeout(limit, try_open_session(settings)).await {
+        Ok(Ok(session)) => Ok(session),
+        Ok(Err(e)) => Err(WarehouseError::Connect {
+            target: settings.label.clone(),
+            message: settings.scrub(error::describe_connect_error(&e, &settings.ssl)),
+        }),
+        Err(_elapsed) => Err(WarehouseError::Connect {
+            target: settings.label.clone(),
+            message: format!(
+                "timed out after {}s (connect_timeout) waiting for the server to accept the connection",
+                limit.as_secs()
+            ),
+        }),
+    }
+}
+
+async fn try_open_session(
+    settings: &Settings,
+) -> std::result::Result<Session, tokio_postgres::Error> {
+    match settings.ssl {
         SslPolicy::Disable => spawn_connection(settings.config(SslMode::Disable), NoTls).await,
         SslPolicy::Prefer => {
             match spawn_connection(settings.config(SslMode::Prefer), settings.tls.clone()).await {
@@ -306,11 +330,7 @@ async fn open_session(settings: &Settings) -> Result<Session> {
         SslPolicy::Require { .. } => {
             spawn_connection(settings.config(SslMode::Require), settings.tls.clone()).await
         }
-    };
-    attempt.map_err(|e| WarehouseError::Connect {
-        target: settings.label.clone(),
-        message: settings.scrub(error::describe_connect_error(&e, &settings.ssl)),
-    })
+    }
 }
 
 async fn spawn_connection<T>(

@@ -38,7 +38,11 @@ pub struct Out {
 }
 
 pub fn run_in(dir: &Path, args: &[&str]) -> Out {
-    let o = sluice().args(args).current_dir(dir).output().expect("run sluice");
+    let o = sluice()
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run sluice");
     Out {
         code: o.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -50,7 +54,14 @@ pub fn run_in(dir: &Path, args: &[&str]) -> Out {
 pub fn example_project() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = repo_root();
-    for item in ["dbt_project.yml", "profiles.yml", "models", "seeds", "macros", "data_tests"] {
+    for item in [
+        "dbt_project.yml",
+        "profiles.yml",
+        "models",
+        "seeds",
+        "macros",
+        "data_tests",
+    ] {
         let from = root.join(item);
         if from.is_dir() {
             copy_tree(&from, &dir.path().join(item));
@@ -63,14 +74,21 @@ pub fn example_project() -> tempfile::TempDir {
 
 fn bad(case: &str, args: &[&str]) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
-    copy_tree(&repo_root().join("tests/fixtures/bad").join(case), dir.path());
+    copy_tree(
+        &repo_root().join("tests/fixtures/bad").join(case),
+        dir.path(),
+    );
     let out = run_in(dir.path(), args);
     assert_eq!(out.code, 1, "{case}: expected exit 1\n{}", out.stderr);
     assert!(
         !dir.path().join("target/manifest.json").exists(),
         "{case}: a failed parse must not leave a manifest behind"
     );
-    assert!(!out.stderr.contains("panicked"), "{case} panicked:\n{}", out.stderr);
+    assert!(
+        !out.stderr.contains("panicked"),
+        "{case} panicked:\n{}",
+        out.stderr
+    );
     out.stderr
 }
 
@@ -79,7 +97,13 @@ macro_rules! bad_input {
         #[test]
         fn $name() {
             let stderr = bad(stringify!($name), $args);
-            assert!(stderr.contains($needle), "{}: expected `{}` in:\n{}", stringify!($name), $needle, stderr);
+            assert!(
+                stderr.contains($needle),
+                "{}: expected `{}` in:\n{}",
+                stringify!($name),
+                $needle,
+                stderr
+            );
             insta::assert_snapshot!(concat!("bad_", stringify!($name)), stderr);
         }
     };
@@ -96,15 +120,26 @@ bad_input!(missing_env_var, &["parse"], "SLUICE_FIXTURE_UNSET_VAR");
 bad_input!(missing_target, &["parse"], "did you mean `prod`?");
 bad_input!(missing_profile, &["parse"], "profile `bad` not found");
 bad_input!(unknown_config_key, &["parse"], "--> dbt_project.yml:5");
-bad_input!(unknown_selector, &["ls", "-s", "tagg:x"], "did you mean 'tag'?");
+bad_input!(
+    unknown_selector,
+    &["ls", "-s", "tagg:x"],
+    "did you mean 'tag'?"
+);
 
 #[test]
 fn patch_for_missing_model_warns_like_dbt_and_fails_under_warn_error() {
     let dir = tempfile::tempdir().expect("tempdir");
-    copy_tree(&repo_root().join("tests/fixtures/bad/patch_missing_model"), dir.path());
+    copy_tree(
+        &repo_root().join("tests/fixtures/bad/patch_missing_model"),
+        dir.path(),
+    );
     let out = run_in(dir.path(), &["parse"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stderr.contains("--> models/schema.yml:4"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--> models/schema.yml:4"),
+        "{}",
+        out.stderr
+    );
     let out = run_in(dir.path(), &["--warn-error", "parse"]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     insta::assert_snapshot!("bad_patch_missing_model", out.stderr);
@@ -115,18 +150,35 @@ fn example_project_parses_compiles_and_lists_upstream_of_a_mart() {
     let dir = example_project();
     let out = run_in(dir.path(), &["parse"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("target/manifest.json")).expect("manifest")).expect("json");
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("target/manifest.json")).expect("manifest"),
+    )
+    .expect("json");
     let mart = &manifest["nodes"]["model.twitter_analytics.tweets_per_10_minutes"];
     assert_eq!(mart["config"]["materialized"], "table");
-    assert_eq!(mart["depends_on"]["nodes"], serde_json::json!(["model.twitter_analytics.int_tweets"]));
+    assert_eq!(
+        mart["depends_on"]["nodes"],
+        serde_json::json!(["model.twitter_analytics.int_tweets"])
+    );
     assert!(manifest["sources"]["source.twitter_analytics.twitter.tweets"].is_object());
     assert_eq!(
         manifest["parent_map"]["model.twitter_analytics.int_tweets"],
         serde_json::json!(["source.twitter_analytics.twitter.tweets"])
     );
 
-    let out = run_in(dir.path(), &["ls", "-s", "+tweets_per_10_minutes", "--resource-type", "model", "source", "--output", "name"]);
+    let out = run_in(
+        dir.path(),
+        &[
+            "ls",
+            "-s",
+            "+tweets_per_10_minutes",
+            "--resource-type",
+            "model",
+            "source",
+            "--output",
+            "name",
+        ],
+    );
     assert_eq!(out.code, 0, "{}", out.stderr);
     let names: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(names, vec!["int_tweets", "tweets_per_10_minutes", "tweets"]);
@@ -134,12 +186,19 @@ fn example_project_parses_compiles_and_lists_upstream_of_a_mart() {
     let out = run_in(dir.path(), &["compile"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let compiled = std::fs::read_to_string(
-        dir.path().join("target/compiled/twitter_analytics/models/datamart/tweets_per_10_minutes.sql"),
+        dir.path()
+            .join("target/compiled/twitter_analytics/models/datamart/tweets_per_10_minutes.sql"),
     )
     .expect("compiled mart");
-    assert!(compiled.contains("\"analytics\".\"int_tweets\""), "{compiled}");
+    assert!(
+        compiled.contains("\"analytics\".\"int_tweets\""),
+        "{compiled}"
+    );
     assert!(!compiled.contains("{{"), "{compiled}");
-    assert!(!compiled.contains('\u{1}'), "placeholders must be substituted: {compiled}");
+    assert!(
+        !compiled.contains('\u{1}'),
+        "placeholders must be substituted: {compiled}"
+    );
 }
 
 #[test]
@@ -148,8 +207,10 @@ fn manifest_is_deterministic_apart_from_timestamps() {
     let read = || {
         let out = run_in(dir.path(), &["parse"]);
         assert_eq!(out.code, 0, "{}", out.stderr);
-        let mut m: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.path().join("target/manifest.json")).expect("manifest")).expect("json");
+        let mut m: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("target/manifest.json")).expect("manifest"),
+        )
+        .expect("json");
         m["metadata"]["generated_at"] = serde_json::Value::Null;
         m["metadata"]["invocation_id"] = serde_json::Value::Null;
         serde_json::to_string(&m).expect("json")
@@ -160,15 +221,34 @@ fn manifest_is_deterministic_apart_from_timestamps() {
 #[test]
 fn compile_inline_prints_rendered_sql_on_stdout() {
     let dir = example_project();
-    let out = run_in(dir.path(), &["compile", "--inline", "select * from {{ ref('int_users') }} where {{ var('bucket_minutes') }} > 0"]);
+    let out = run_in(
+        dir.path(),
+        &[
+            "compile",
+            "--inline",
+            "select * from {{ ref('int_users') }} where {{ var('bucket_minutes') }} > 0",
+        ],
+    );
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(out.stdout.trim(), "select * from \"twitter\".\"analytics\".\"int_users\" where 10 > 0");
+    assert_eq!(
+        out.stdout.trim(),
+        "select * from \"twitter\".\"analytics\".\"int_users\" where 10 > 0"
+    );
 }
 
 #[test]
 fn vars_on_the_command_line_override_project_vars() {
     let dir = example_project();
-    let out = run_in(dir.path(), &["--vars", "{bucket_minutes: 15}", "compile", "--inline", "{{ var('bucket_minutes') }}"]);
+    let out = run_in(
+        dir.path(),
+        &[
+            "--vars",
+            "{bucket_minutes: 15}",
+            "compile",
+            "--inline",
+            "{{ var('bucket_minutes') }}",
+        ],
+    );
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.stdout.trim(), "15");
 }
@@ -180,7 +260,12 @@ fn init_scaffolds_a_project_that_compiles_and_clean_removes_target() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     let project = dir.path().join("shop");
     let text = std::fs::read_to_string(project.join("dbt_project.yml")).expect("project file");
-    assert!(text.contains("name: shop") || text.contains("name: 'shop'") || text.contains("name: \"shop\""), "{text}");
+    assert!(
+        text.contains("name: shop")
+            || text.contains("name: 'shop'")
+            || text.contains("name: \"shop\""),
+        "{text}"
+    );
     let out = run_in(&project, &["compile"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(project.join("target/manifest.json").exists());
@@ -195,10 +280,26 @@ fn init_scaffolds_a_project_that_compiles_and_clean_removes_target() {
 #[test]
 fn static_sql_check_reports_syntax_errors_at_the_compiled_line() {
     let dir = tempfile::tempdir().expect("tempdir");
-    copy_tree(&repo_root().join("tests/fixtures/bad/unknown_selector"), dir.path());
-    std::fs::write(dir.path().join("models/broken.sql"), "select id,\n  from\n{{ ref('base') }} where (\n").expect("write");
+    copy_tree(
+        &repo_root().join("tests/fixtures/bad/unknown_selector"),
+        dir.path(),
+    );
+    std::fs::write(
+        dir.path().join("models/broken.sql"),
+        "select id,\n  from\n{{ ref('base') }} where (\n",
+    )
+    .expect("write");
     let out = run_in(dir.path(), &["compile"]);
     assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(out.stderr.contains("SQL syntax error in model `broken`"), "{}", out.stderr);
-    assert!(out.stderr.contains("--> target/compiled/bad/models/broken.sql:"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("SQL syntax error in model `broken`"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("--> target/compiled/bad/models/broken.sql:"),
+        "{}",
+        out.stderr
+    );
 }

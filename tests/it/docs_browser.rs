@@ -32,7 +32,10 @@ const EVIL: &str = "Evil <script>alert(1)</script> <img src=x onerror=\"window._
 // ---------------------------------------------------------------- fixture
 
 fn column(name: &str, description: &str) -> (String, Value) {
-    (name.to_owned(), json!({"name": name, "description": description}))
+    (
+        name.to_owned(),
+        json!({"name": name, "description": description}),
+    )
 }
 
 fn columns(list: &[(&str, &str)]) -> Value {
@@ -194,7 +197,10 @@ impl Cdp {
             Ok(Message::Text(text)) => Some(serde_json::from_str(text.as_str()).expect("CDP json")),
             Ok(_) => None,
             Err(tungstenite::Error::Io(e))
-                if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
             {
                 None
             }
@@ -215,7 +221,9 @@ impl Cdp {
             .expect("send CDP command");
         let deadline = Instant::now() + TIMEOUT;
         while Instant::now() < deadline {
-            let Some(msg) = self.read_message() else { continue };
+            let Some(msg) = self.read_message() else {
+                continue;
+            };
             if msg.get("id").and_then(Value::as_u64) == Some(id) {
                 if let Some(err) = msg.get("error") {
                     panic!("CDP {method} failed: {err}");
@@ -250,7 +258,12 @@ impl Cdp {
         if result.get("exceptionDetails").is_some() {
             return None;
         }
-        Some(result["result"].get("value").cloned().unwrap_or(Value::Null))
+        Some(
+            result["result"]
+                .get("value")
+                .cloned()
+                .unwrap_or(Value::Null),
+        )
     }
 
     fn eval(&mut self, expression: &str) -> Value {
@@ -272,7 +285,10 @@ impl Cdp {
 
     /// A real left click (press + release) at viewport coordinates.
     fn click_at(&mut self, x: f64, y: f64) {
-        self.call("Input.dispatchMouseEvent", json!({"type": "mouseMoved", "x": x, "y": y}));
+        self.call(
+            "Input.dispatchMouseEvent",
+            json!({"type": "mouseMoved", "x": x, "y": y}),
+        );
         for kind in ["mousePressed", "mouseReleased"] {
             self.call(
                 "Input.dispatchMouseEvent",
@@ -289,7 +305,10 @@ impl Cdp {
              return {{x: r.x + r.width / 2, y: r.y + r.height / 2}}; }})()",
             sel = json!(selector)
         ));
-        let (x, y) = (rect["x"].as_f64().unwrap_or(0.0), rect["y"].as_f64().unwrap_or(0.0));
+        let (x, y) = (
+            rect["x"].as_f64().unwrap_or(0.0),
+            rect["y"].as_f64().unwrap_or(0.0),
+        );
         self.click_at(x, y);
     }
 
@@ -326,7 +345,10 @@ fn base64_decode(text: &str) -> Vec<u8> {
         b'/' => 63,
         _ => panic!("bad base64 byte {c}"),
     };
-    let bytes: Vec<u8> = text.bytes().filter(|&c| c != b'=' && !c.is_ascii_whitespace()).collect();
+    let bytes: Vec<u8> = text
+        .bytes()
+        .filter(|&c| c != b'=' && !c.is_ascii_whitespace())
+        .collect();
     let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
     for chunk in bytes.chunks(4) {
         let mut acc = 0u32;
@@ -425,8 +447,18 @@ fn attach_page(cdp: &mut Cdp) {
         "Target.attachToTarget",
         json!({"targetId": target["targetId"], "flatten": true}),
     );
-    cdp.session = Some(attached["sessionId"].as_str().expect("sessionId").to_owned());
-    for domain in ["Page.enable", "Runtime.enable", "Network.enable", "Log.enable"] {
+    cdp.session = Some(
+        attached["sessionId"]
+            .as_str()
+            .expect("sessionId")
+            .to_owned(),
+    );
+    for domain in [
+        "Page.enable",
+        "Runtime.enable",
+        "Network.enable",
+        "Log.enable",
+    ] {
         cdp.call(domain, json!({}));
     }
     cdp.call(
@@ -437,7 +469,10 @@ fn attach_page(cdp: &mut Cdp) {
 
 fn artifact(name: &str) -> PathBuf {
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    tmp.parent().unwrap_or(tmp).join("test-artifacts").join(name)
+    tmp.parent()
+        .unwrap_or(tmp)
+        .join("test-artifacts")
+        .join(name)
 }
 
 // ---------------------------------------------------------------- scenario
@@ -458,9 +493,18 @@ fn check_graph(cdp: &mut Cdp) {
     go(cdp, "#!/graph");
     let count = cdp.wait_for("document.querySelector('#graph')?.dataset.nodeCount");
     assert_eq!(count, json!("4"), "source + 3 models, tests not drawn");
-    assert_eq!(cdp.eval("document.querySelectorAll('#graph svg g.node').length"), json!(4));
-    assert_eq!(cdp.eval("document.querySelectorAll('#graph svg path.edge').length"), json!(4));
-    assert_eq!(cdp.eval("document.querySelector('#graph').dataset.renderer"), json!("svg"));
+    assert_eq!(
+        cdp.eval("document.querySelectorAll('#graph svg g.node').length"),
+        json!(4)
+    );
+    assert_eq!(
+        cdp.eval("document.querySelectorAll('#graph svg path.edge').length"),
+        json!(4)
+    );
+    assert_eq!(
+        cdp.eval("document.querySelector('#graph').dataset.renderer"),
+        json!("svg")
+    );
     // Wheel zoom changes the viewport transform.
     let before = cdp.eval("document.querySelector('#graph g.viewport').getAttribute('transform')");
     cdp.call(
@@ -481,8 +525,18 @@ fn check_graph(cdp: &mut Cdp) {
     assert_eq!(heading, json!("model.shop.mart_orders"));
     let page_text = cdp.eval("document.getElementById('content').innerText");
     let text = page_text.as_str().unwrap_or("");
-    for expected in ["VARCHAR", "customer_email", "unique", "success", "stg_customers", "Referenced by"] {
-        assert!(text.contains(expected), "mart page lacks {expected:?}:\n{text}");
+    for expected in [
+        "VARCHAR",
+        "customer_email",
+        "unique",
+        "success",
+        "stg_customers",
+        "Referenced by",
+    ] {
+        assert!(
+            text.contains(expected),
+            "mart page lacks {expected:?}:\n{text}"
+        );
     }
 }
 
@@ -491,10 +545,19 @@ fn check_focused_and_column_views(cdp: &mut Cdp) {
     cdp.wait_for("document.querySelector('#graph-depth') && document.querySelector('#graph').dataset.nodeCount === '3'");
     go(cdp, "#!/column/model.shop.mart_orders/customer_email");
     cdp.wait_for("document.querySelector('h1[data-column-lineage]')");
-    assert_eq!(cdp.eval("document.querySelector('#graph').dataset.nodeCount"), json!("3"));
-    assert_eq!(cdp.eval("document.querySelectorAll('table.lineage-upstream tr').length - 1"), json!(2));
+    assert_eq!(
+        cdp.eval("document.querySelector('#graph').dataset.nodeCount"),
+        json!("3")
+    );
+    assert_eq!(
+        cdp.eval("document.querySelectorAll('table.lineage-upstream tr').length - 1"),
+        json!(2)
+    );
     let labels = cdp.eval("[...document.querySelectorAll('#graph g.node')].map(g => g.dataset.label).sort().join(',')");
-    assert_eq!(labels, json!("mart_orders.customer_email,raw.orders.customer_email,stg_customers.customer_email"));
+    assert_eq!(
+        labels,
+        json!("mart_orders.customer_email,raw.orders.customer_email,stg_customers.customer_email")
+    );
     // Untraced columns say why.
     go(cdp, "#!/column/model.shop.mart_orders/note");
     let note = cdp.wait_for("document.querySelector('.untraced-note:not(:empty)')?.textContent");
@@ -515,33 +578,63 @@ fn check_search(cdp: &mut Cdp) {
     // SQL is searchable too.
     cdp.eval("const s = document.getElementById('search'); s.value = ''; s.focus()");
     cdp.call("Input.insertText", json!({"text": "no refunds"}));
-    let sql_hit = cdp.wait_for("document.querySelector('#search-results a.result[data-where=\"SQL\"]')?.dataset.id");
+    let sql_hit = cdp.wait_for(
+        "document.querySelector('#search-results a.result[data-where=\"SQL\"]')?.dataset.id",
+    );
     assert_eq!(sql_hit, json!("model.shop.stg_orders"));
 }
 
 fn check_evil_description(cdp: &mut Cdp) {
     go(cdp, "#!/model/model.shop.stg_orders");
-    cdp.wait_for("document.querySelector('h1[data-node-id]')?.dataset.nodeId === 'model.shop.stg_orders'");
+    cdp.wait_for(
+        "document.querySelector('h1[data-node-id]')?.dataset.nodeId === 'model.shop.stg_orders'",
+    );
     let text = cdp.eval("document.querySelector('#content .desc').textContent");
     let text = text.as_str().unwrap_or("");
-    assert!(text.contains("<script>alert(1)</script>"), "evil markup should show as text: {text}");
+    assert!(
+        text.contains("<script>alert(1)</script>"),
+        "evil markup should show as text: {text}"
+    );
     assert!(text.contains("<img src=x"), "{text}");
     assert_eq!(cdp.eval("document.querySelectorAll('#content script, #content img, #content [onmouseover], #content [onerror]').length"), json!(0));
-    assert_eq!(cdp.eval("document.querySelector('#content .desc strong')?.textContent"), json!("bold"));
+    assert_eq!(
+        cdp.eval("document.querySelector('#content .desc strong')?.textContent"),
+        json!("bold")
+    );
     cdp.click("#content .desc a");
     cdp.click("#content .desc");
     cdp.pump(200);
-    assert_eq!(cdp.eval("typeof window.__pwned"), json!("undefined"), "injected code ran");
-    assert_eq!(cdp.events_named("Page.javascriptDialogOpening").count(), 0, "an alert opened");
+    assert_eq!(
+        cdp.eval("typeof window.__pwned"),
+        json!("undefined"),
+        "injected code ran"
+    );
+    assert_eq!(
+        cdp.events_named("Page.javascriptDialogOpening").count(),
+        0,
+        "an alert opened"
+    );
 }
 
 fn check_source_page(cdp: &mut Cdp) {
     go(cdp, "#!/source/source.shop.raw.orders");
-    cdp.wait_for("document.querySelector('h1[data-node-id]')?.dataset.nodeId === 'source.shop.raw.orders'");
+    cdp.wait_for(
+        "document.querySelector('h1[data-node-id]')?.dataset.nodeId === 'source.shop.raw.orders'",
+    );
     let text = cdp.eval("document.getElementById('content').innerText");
     let text = text.as_str().unwrap_or("");
-    for expected in ["postgres", "********", "12 hours", "1 day", "_loaded_at", "sluice-extract"] {
-        assert!(text.contains(expected), "source page lacks {expected:?}:\n{text}");
+    for expected in [
+        "postgres",
+        "********",
+        "12 hours",
+        "1 day",
+        "_loaded_at",
+        "sluice-extract",
+    ] {
+        assert!(
+            text.contains(expected),
+            "source page lacks {expected:?}:\n{text}"
+        );
     }
 }
 
@@ -552,10 +645,15 @@ fn check_quiet(cdp: &mut Cdp, allowed_prefix: &str) {
         .events_named("Network.requestWillBeSent")
         .filter_map(|e| e["params"]["request"]["url"].as_str().map(str::to_owned))
         .collect();
-    assert!(!urls.is_empty(), "no network events seen: is the Network domain enabled?");
+    assert!(
+        !urls.is_empty(),
+        "no network events seen: is the Network domain enabled?"
+    );
     for url in &urls {
         assert!(
-            url.starts_with(allowed_prefix) || url.starts_with("data:") || url.starts_with("about:"),
+            url.starts_with(allowed_prefix)
+                || url.starts_with("data:")
+                || url.starts_with("about:"),
             "request left the page's origin: {url} (all: {urls:?})"
         );
     }
@@ -564,7 +662,10 @@ fn check_quiet(cdp: &mut Cdp, allowed_prefix: &str) {
     let errors: Vec<&Value> = cdp
         .events_named("Log.entryAdded")
         .filter(|e| e["params"]["entry"]["level"] == "error")
-        .chain(cdp.events_named("Runtime.consoleAPICalled").filter(|e| e["params"]["type"] == "error"))
+        .chain(
+            cdp.events_named("Runtime.consoleAPICalled")
+                .filter(|e| e["params"]["type"] == "error"),
+        )
         .collect();
     assert!(errors.is_empty(), "errors logged: {errors:#?}");
 }
@@ -577,7 +678,10 @@ fn exercise_site(url: &str, allowed_prefix: &str, screenshot: &str) {
     println!("loaded {url} in {ms} ms");
     assert_eq!(cdp.eval("document.title"), json!("shop · sluice docs"));
     let overview = cdp.eval("document.getElementById('content').innerText");
-    assert!(overview.as_str().unwrap_or("").contains("<script>window.__pwned = 4</script>"));
+    assert!(overview
+        .as_str()
+        .unwrap_or("")
+        .contains("<script>window.__pwned = 4</script>"));
     check_graph(cdp);
     check_focused_and_column_views(cdp);
     check_search(cdp);
@@ -624,7 +728,9 @@ fn big_manifest(n: usize) -> Value {
             let deps: Vec<String> = if i < 100 {
                 Vec::new()
             } else {
-                (1..=3).map(|k| format!("model.big.m{}", (i * 7 + k * 13) % (i - i % 100))).collect()
+                (1..=3)
+                    .map(|k| format!("model.big.m{}", (i * 7 + k * 13) % (i - i % 100)))
+                    .collect()
             };
             let node = json!({
                 "name": format!("m{i}"), "resource_type": "model",
@@ -650,7 +756,10 @@ fn node_on_screen(cdp: &mut Cdp, id: &str) -> (f64, f64) {
          return {{x: r.left + tx + g[1] * k, y: r.top + ty + g[2] * k}}; }})()",
         id = json!(id)
     ));
-    (pos["x"].as_f64().unwrap_or(0.0), pos["y"].as_f64().unwrap_or(0.0))
+    (
+        pos["x"].as_f64().unwrap_or(0.0),
+        pos["y"].as_f64().unwrap_or(0.0),
+    )
 }
 
 /// Zooms in on a canvas-drawn node with the wheel, then clicks it.
@@ -669,11 +778,17 @@ fn click_canvas_node(cdp: &mut Cdp, id: &str) {
     }
     cdp.pump(200);
     let zoom = cdp.eval("Number(document.querySelector('#graph').dataset.view.split(',')[0])");
-    assert!(zoom.as_f64().unwrap_or(0.0) > 0.5, "wheel did not zoom in: {zoom}");
+    assert!(
+        zoom.as_f64().unwrap_or(0.0) > 0.5,
+        "wheel did not zoom in: {zoom}"
+    );
     cdp.screenshot(&artifact("docs-5000-zoomed.png"));
     let (x, y) = node_on_screen(cdp, id);
     cdp.click_at(x, y);
-    cdp.wait_for(&format!("location.hash === {}", json!(format!("#!/model/{id}"))));
+    cdp.wait_for(&format!(
+        "location.hash === {}",
+        json!(format!("#!/model/{id}"))
+    ));
 }
 
 #[test]
@@ -687,16 +802,29 @@ fn docs_site_stays_responsive_with_5000_models() {
         overview_markdown: None,
     };
     let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::write(dir.path().join("index.html"), render_site(&input).expect("render")).expect("write");
+    std::fs::write(
+        dir.path().join("index.html"),
+        render_site(&input).expect("render"),
+    )
+    .expect("write");
     let mut browser = Browser::launch();
     let cdp = &mut browser.cdp;
-    let load_ms = open(cdp, &format!("file://{}", dir.path().join("index.html").display()));
+    let load_ms = open(
+        cdp,
+        &format!("file://{}", dir.path().join("index.html").display()),
+    );
     let start = Instant::now();
     go(cdp, "#!/graph");
     cdp.wait_for("document.querySelector('#graph')?.dataset.frames >= 1");
     let graph_ms = start.elapsed().as_millis();
-    assert_eq!(cdp.eval("document.querySelector('#graph').dataset.renderer"), json!("canvas"));
-    assert_eq!(cdp.eval("document.querySelector('#graph').dataset.nodeCount"), json!("5000"));
+    assert_eq!(
+        cdp.eval("document.querySelector('#graph').dataset.renderer"),
+        json!("canvas")
+    );
+    assert_eq!(
+        cdp.eval("document.querySelector('#graph').dataset.nodeCount"),
+        json!("5000")
+    );
     let start = Instant::now();
     for step in 0..5 {
         let delta = if step % 2 == 0 { -300 } else { 200 };
@@ -717,6 +845,9 @@ fn docs_site_stays_responsive_with_5000_models() {
     click_canvas_node(cdp, "model.big.m4321");
     println!("5000 models: load {load_ms} ms, canvas graph {graph_ms} ms, zoom {zoom_ms} ms, search {search_ms} ms");
     // Loose: a frozen viewer (dbt docs on big projects) takes far longer.
-    assert!(load_ms + graph_ms < 20_000, "viewer too slow: load {load_ms} ms, graph {graph_ms} ms");
+    assert!(
+        load_ms + graph_ms < 20_000,
+        "viewer too slow: load {load_ms} ms, graph {graph_ms} ms"
+    );
     check_quiet(cdp, "file://");
 }

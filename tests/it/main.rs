@@ -5,8 +5,10 @@ mod support;
 
 mod cli;
 mod harness;
+mod run;
 
 mod docs_browser;
+mod extract;
 
 #[cfg(feature = "duckdb")]
 mod warehouse;

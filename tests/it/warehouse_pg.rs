@@ -456,6 +456,36 @@ fn pg_unreachable_port_is_a_connect_error() {
 }
 
 #[test]
+fn pg_silent_server_times_out() {
+    // Accepts TCP connections (the kernel does, from the backlog) but never
+    // answers the startup message: connect_timeout must bound the whole attempt.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let target = PostgresTarget {
+        host: "127.0.0.1".into(),
+        port,
+        user: "nobody".into(),
+        password: String::new(),
+        dbname: "nowhere".into(),
+        schema: "s".into(),
+        threads: None,
+        sslmode: Some("disable".into()),
+        connect_timeout: Some(1),
+        keepalives_idle: None,
+        extra: Default::default(),
+    };
+    let started = Instant::now();
+    let (_, message) = connect_message(open(&target).connect());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(message.contains("timed out after 1s"), "{message}");
+    drop(listener);
+}
+
+#[test]
 fn pg_sslmodes_against_a_plain_server() {
     let server = PgServer::start();
     let mut target = target_for(&server);
@@ -788,4 +818,151 @@ mod cases {
         let wh = open(&target_for(&server));
         cases::cancel_all_interrupts_long_query(&*wh, "SELECT pg_sleep(60) AS slept");
     }
+}
+
+// ---------------------------------------------------------------------------
+// Throughput, run by hand:
+// cargo test --release --no-default-features --test it pg_bulk_insert_1m -- --ignored --nocapture
+
+#[test]
+#[ignore = "benchmark: 1M rows through bulk_insert, binary COPY and psql \\copy"]
+fn pg_bulk_insert_1m_rows_throughput() {
+    const ROWS: usize = 1_000_000;
+    const TABLE: &str = "(id integer, name text, amount double precision, day date, \
+                         at timestamp, flag boolean, note text)";
+    let server = PgServer::start();
+    let wh = open(&target_for(&server));
+    let mut conn = connect(&wh);
+    for t in ["via_sluice", "via_binary", "via_psql"] {
+        conn.execute(&format!("create unlogged table public.{t} {TABLE}"))
+            .unwrap();
+    }
+    let rows: Vec<Vec<Option<String>>> = (0..ROWS)
+        .map(|i| {
+            vec![
+                Some(i.to_string()),
+                Some(format!("customer number {i}")),
+                Some(format!("{}.{:02}", i / 100, i % 100)),
+                Some(format!("2024-{:02}-{:02}", i % 12 + 1, i % 28 + 1)),
+                Some(format!(
+                    "2024-01-01 {:02}:{:02}:{:02}",
+                    i % 24,
+                    i % 60,
+                    i % 60
+                )),
+                Some(if i % 2 == 0 { "true" } else { "false" }.to_string()),
+                (i % 3 != 0).then(|| format!("note, \"quoted\" {i}")),
+            ]
+        })
+        .collect();
+    let columns: Vec<ColumnMeta> = ["id", "name", "amount", "day", "at", "flag", "note"]
+        .iter()
+        .map(|name| ColumnMeta {
+            name: (*name).into(),
+            data_type: String::new(),
+        })
+        .collect();
+    let rel = |identifier: &str| Relation {
+        database: None,
+        schema: "public".into(),
+        identifier: identifier.into(),
+    };
+
+    let sluice = {
+        let started = Instant::now();
+        conn.bulk_insert(&rel("via_sluice"), &columns, &rows)
+            .unwrap();
+        started.elapsed()
+    };
+    let binary = binary_copy(&server, &rows);
+    let psql = psql_copy(&server, &rows);
+    for t in ["via_sluice", "via_binary", "via_psql"] {
+        assert_eq!(
+            scalar(conn.as_mut(), &format!("select count(*) from {t}")),
+            json!(ROWS)
+        );
+    }
+    let rate = |d: Duration| ROWS as f64 / d.as_secs_f64();
+    eprintln!(
+        "1M rows: sluice bulk_insert (CSV COPY) {sluice:?} = {:.0} rows/s; \
+         binary COPY (text parsed client-side) {binary:?} = {:.0} rows/s; \
+         psql \\copy (CSV) {psql:?} = {:.0} rows/s; sluice/psql = {:.0}%",
+        rate(sluice),
+        rate(binary),
+        rate(psql),
+        100.0 * psql.as_secs_f64() / sluice.as_secs_f64()
+    );
+}
+
+/// The alternative design: parse the text in Rust and send binary COPY.
+fn binary_copy(server: &PgServer, rows: &[Vec<Option<String>>]) -> Duration {
+    use tokio_postgres::binary_copy::BinaryCopyInWriter;
+    use tokio_postgres::types::{ToSql, Type};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = server.connect().await;
+        let started = Instant::now();
+        let sink = client
+            .copy_in("COPY public.via_binary FROM STDIN (FORMAT binary)")
+            .await
+            .unwrap();
+        let types = [
+            Type::INT4,
+            Type::TEXT,
+            Type::FLOAT8,
+            Type::DATE,
+            Type::TIMESTAMP,
+            Type::BOOL,
+            Type::TEXT,
+        ];
+        let writer = BinaryCopyInWriter::new(sink, &types);
+        let mut writer = std::pin::pin!(writer);
+        for row in rows {
+            let text = |i: usize| row[i].as_deref().unwrap_or_default();
+            let id: i32 = text(0).parse().unwrap();
+            let amount: f64 = text(2).parse().unwrap();
+            let day = chrono::NaiveDate::parse_from_str(text(3), "%Y-%m-%d").unwrap();
+            let at = chrono::NaiveDateTime::parse_from_str(text(4), "%Y-%m-%d %H:%M:%S").unwrap();
+            let flag = text(5) == "true";
+            let values: [&(dyn ToSql + Sync); 7] =
+                [&id, &row[1], &amount, &day, &at, &flag, &row[6]];
+            writer.as_mut().write(&values).await.unwrap();
+        }
+        writer.as_mut().finish().await.unwrap();
+        started.elapsed()
+    })
+}
+
+/// `psql \copy` of the same rows written as CSV (file writing not timed).
+fn psql_copy(server: &PgServer, rows: &[Vec<Option<String>>]) -> Duration {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rows.csv");
+    let mut out = csv::WriterBuilder::new()
+        .quote_style(csv::QuoteStyle::Necessary)
+        .from_path(&path)
+        .unwrap();
+    for row in rows {
+        // `csv` writes None and "" alike; none of these rows has "".
+        out.write_record(row.iter().map(|v| v.as_deref().unwrap_or_default()))
+            .unwrap();
+    }
+    out.flush().unwrap();
+    drop(out);
+    let started = Instant::now();
+    let status = Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
+        .args(["-h", &server.host, "-p", &server.port.to_string()])
+        .args(["-U", &server.user, "-d", &server.dbname])
+        .arg("-c")
+        .arg(format!(
+            "\\copy public.via_psql from '{}' (format csv)",
+            path.display()
+        ))
+        .status()
+        .expect("the benchmark needs psql");
+    assert!(status.success());
+    started.elapsed()
 }

@@ -14,6 +14,7 @@
   var SVG_NS = 'http://www.w3.org/2000/svg';
   var CANVAS_THRESHOLD = 1000;
   var NODE_H = 30;
+  var MIN_ZOOM = 0.002;
   var COLORS = {
     model: '#2563eb', source: '#16a34a', seed: '#b45309', snapshot: '#7c3aed',
     test: '#db2777', exposure: '#0891b2', other: '#64748b'
@@ -672,7 +673,7 @@
     function fit() {
       var r = container.getBoundingClientRect();
       var bw = box.x1 - box.x0 + 40, bh = box.y1 - box.y0 + 40;
-      view.k = clamp(Math.min(r.width / bw, r.height / bh, 1.2), 0.02, 4);
+      view.k = clamp(Math.min(r.width / bw, r.height / bh, 1.2), MIN_ZOOM, 4);
       view.tx = (r.width - (box.x1 + box.x0) * view.k) / 2;
       view.ty = (r.height - (box.y1 + box.y0) * view.k) / 2;
       renderer.update();
@@ -720,7 +721,7 @@
       var r = container.getBoundingClientRect();
       var px = e.clientX - r.left, py = e.clientY - r.top;
       var step = e.deltaMode === 1 ? e.deltaY * 20 : e.deltaY;
-      var k = clamp(view.k * Math.exp(-step * 0.0015), 0.02, 4);
+      var k = clamp(view.k * Math.exp(-step * 0.0015), MIN_ZOOM, 4);
       view.tx = px - (px - view.tx) * k / view.k;
       view.ty = py - (py - view.ty) * k / view.k;
       view.k = k;
@@ -815,6 +816,7 @@
     }
 
     function drawEdges(v) {
+      var straight = view.k < 0.1; // curves are invisible when zoomed far out
       ctx.beginPath();
       edges.forEach(function (e) {
         var a = items[e[0]], b = items[e[1]];
@@ -822,10 +824,12 @@
         if (Math.max(x1, x2) < v.x0 || Math.min(x1, x2) > v.x1 || Math.max(a.y, b.y) < v.y0 || Math.min(a.y, b.y) > v.y1) return;
         var mx = (x1 + x2) / 2;
         ctx.moveTo(x1, a.y);
-        ctx.bezierCurveTo(mx, a.y, mx, b.y, x2, b.y);
+        if (straight) ctx.lineTo(x2, b.y);
+        else ctx.bezierCurveTo(mx, a.y, mx, b.y, x2, b.y);
       });
       ctx.strokeStyle = '#a8b1bd';
-      ctx.lineWidth = Math.max(1.2, 0.8 / view.k);
+      // One device pixel: the rasterizer's fast hairline path.
+      ctx.lineWidth = 1 / (view.k * size.dpr);
       ctx.stroke();
     }
 
@@ -836,7 +840,7 @@
       ctx.fillStyle = '#ffffff';
       ctx.fill();
       ctx.strokeStyle = '#94a3b8';
-      ctx.lineWidth = Math.max(1, 0.8 / view.k);
+      ctx.lineWidth = 1 / (view.k * size.dpr);
       ctx.stroke();
       byType.forEach(function (members, rt) {
         ctx.beginPath();
@@ -847,7 +851,7 @@
       if (focus !== undefined) {
         var f = items[focus];
         ctx.strokeStyle = '#2563eb';
-        ctx.lineWidth = Math.max(2.5, 2 / view.k);
+        ctx.lineWidth = 2.5 / view.k;
         ctx.strokeRect(f.x - w / 2, f.y - NODE_H / 2, w, NODE_H);
       }
       if (view.k * 12.5 < 6) return;

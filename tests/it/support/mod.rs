@@ -7,3 +7,5 @@
 #![allow(dead_code)]
 
 pub mod pg;
+pub mod s3_server;
+pub mod x_server;

@@ -1,0 +1,330 @@
+//! Staging: complete runs in the lake → raw tables in the warehouse.
+//!
+//! Each complete run (one with a manifest) is flattened into rows by the
+//! plugin family's flattener ([`twitter`]) and loaded with
+//! [`Connection::bulk_insert`] (COPY on PostgreSQL, the Appender on DuckDB),
+//! with two extra columns: `_sluice_run_id` and `_sluice_loaded_at` (UTC,
+//! `timestamp` without time zone).
+//!
+//! Idempotent per run: in one transaction the run's rows are deleted from
+//! every table, loaded again, and the run id is recorded in
+//! `<schema>._sluice_runs`. Runs already recorded there are skipped, so
+//! re-staging changes nothing; `--full-refresh` drops the tables and stages
+//! every run in the lake again.
+
+pub mod twitter;
+
+use std::time::Instant;
+
+use crate::extract::{self, ExtractError};
+use crate::lake::Lake;
+use crate::warehouse::adapter;
+use crate::warehouse::{ColumnMeta, Connection, Engine, Relation, WarehouseError};
+
+/// Errors that stop staging.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    #[error(transparent)]
+    Warehouse(#[from] WarehouseError),
+    #[error(transparent)]
+    Lake(#[from] ExtractError),
+    #[error("run `{run_id}`: page `{page}` is unreadable: {message}")]
+    BadPage {
+        run_id: String,
+        page: String,
+        message: String,
+    },
+    #[error("no stager for plugin family `{0}`")]
+    UnknownFamily(String),
+}
+
+/// A raw table: its logical name (as in the source YAML), columns and types.
+#[derive(Debug, Clone)]
+pub struct TableSpec {
+    pub name: &'static str,
+    pub columns: Vec<(&'static str, &'static str)>,
+}
+
+impl TableSpec {
+    fn column_meta(&self) -> Vec<ColumnMeta> {
+        self.columns
+            .iter()
+            .map(|(n, t)| ColumnMeta {
+                name: (*n).to_string(),
+                data_type: (*t).to_string(),
+            })
+            .collect()
+    }
+}
+
+/// Rows for each table of a [`TableSpec`] list, in the same order, without
+/// the two `_sluice_*` columns (added by the stager).
+pub type TableRows = Vec<Vec<Vec<Option<String>>>>;
+
+/// Where the raw tables go.
+#[derive(Debug, Clone)]
+pub struct StageTarget {
+    pub engine: Engine,
+    pub schema: String,
+    /// Identifier overrides by logical table name (`identifier:` in YAML).
+    pub identifiers: std::collections::BTreeMap<String, String>,
+}
+
+impl StageTarget {
+    fn relation(&self, name: &str) -> Relation {
+        Relation {
+            database: None,
+            schema: self.schema.clone(),
+            identifier: self
+                .identifiers
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| name.to_string()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StageOptions {
+    pub full_refresh: bool,
+    pub dry_run: bool,
+}
+
+/// What staging did for one source.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StageSummary {
+    pub runs_in_lake: usize,
+    pub runs_staged: Vec<String>,
+    pub runs_skipped: usize,
+    /// Rows loaded per table (logical name, rows), this invocation.
+    pub rows: Vec<(String, u64)>,
+    pub seconds: f64,
+}
+
+pub const RUNS_TABLE: &str = "_sluice_runs";
+
+fn tables_for(family: &str) -> Result<Vec<TableSpec>, StageError> {
+    match family {
+        extract::twitter::FAMILY => Ok(twitter::tables()),
+        other => Err(StageError::UnknownFamily(other.to_string())),
+    }
+}
+
+fn create_sql(rel: &Relation, columns: &[(&str, &str)]) -> String {
+    let cols = columns
+        .iter()
+        .map(|(n, t)| format!("{} {t}", adapter::quote(n)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "CREATE TABLE IF NOT EXISTS {} ({cols})",
+        adapter::render(rel)
+    )
+}
+
+fn with_meta_columns(spec: &TableSpec) -> Vec<(&'static str, &'static str)> {
+    let mut cols = spec.columns.clone();
+    cols.push(("_sluice_run_id", "varchar"));
+    cols.push(("_sluice_loaded_at", "timestamp"));
+    cols
+}
+
+/// Stage every complete, not yet staged run of `source` into the warehouse.
+pub fn stage_source(
+    conn: &mut dyn Connection,
+    lake: &dyn Lake,
+    family: &str,
+    source: &str,
+    target: &StageTarget,
+    opts: StageOptions,
+    log: extract::Log,
+) -> Result<StageSummary, StageError> {
+    let started = Instant::now();
+    let specs = tables_for(family)?;
+    let runs = extract::complete_runs(lake, family, source)?;
+    let mut summary = StageSummary {
+        runs_in_lake: runs.len(),
+        rows: specs.iter().map(|s| (s.name.to_string(), 0)).collect(),
+        ..Default::default()
+    };
+    let runs_rel = target.relation(RUNS_TABLE);
+    let runs_cols: Vec<(&str, &str)> = vec![
+        ("run_id", "varchar"),
+        ("source", "varchar"),
+        ("plugin", "varchar"),
+        ("posts", "bigint"),
+        ("staged_at", "timestamp"),
+    ];
+    if opts.dry_run {
+        let staged = if adapter::get_relation(conn, target.engine, &runs_rel)?.is_some()
+            && !opts.full_refresh
+        {
+            staged_runs(conn, &runs_rel, source)?
+        } else {
+            Default::default()
+        };
+        for r in &runs {
+            if staged.contains(&r.manifest.run_id) {
+                summary.runs_skipped += 1;
+            } else {
+                log(&format!(
+                    "  would stage run {} ({} posts, {} pages)",
+                    r.manifest.run_id,
+                    r.manifest.posts,
+                    r.manifest.pages.len()
+                ));
+                summary.runs_staged.push(r.manifest.run_id.clone());
+            }
+        }
+        summary.seconds = started.elapsed().as_secs_f64();
+        return Ok(summary);
+    }
+
+    adapter::create_schema_if_missing(conn, target.engine, None, &target.schema)?;
+    conn.execute(&create_sql(&runs_rel, &runs_cols))?;
+    if opts.full_refresh {
+        for spec in &specs {
+            conn.execute(&format!(
+                "DROP TABLE IF EXISTS {}",
+                adapter::render(&target.relation(spec.name))
+            ))?;
+        }
+        conn.execute(&format!(
+            "DELETE FROM {} WHERE source = {}",
+            adapter::render(&runs_rel),
+            adapter::literal(source)
+        ))?;
+    }
+    for spec in &specs {
+        conn.execute(&create_sql(
+            &target.relation(spec.name),
+            &with_meta_columns(spec),
+        ))?;
+    }
+    let staged = staged_runs(conn, &runs_rel, source)?;
+
+    for run in &runs {
+        let run_id = &run.manifest.run_id;
+        if staged.contains(run_id) {
+            summary.runs_skipped += 1;
+            continue;
+        }
+        let mut pages = Vec::with_capacity(run.manifest.pages.len());
+        for p in &run.manifest.pages {
+            let key = format!("{}{}", run.prefix, p.name);
+            let bytes =
+                lake.get(&key)
+                    .map_err(ExtractError::from)?
+                    .ok_or_else(|| StageError::BadPage {
+                        run_id: run_id.clone(),
+                        page: key.clone(),
+                        message: "listed in the manifest but missing from the lake".into(),
+                    })?;
+            pages.push((key, bytes));
+        }
+        let rows = match family {
+            extract::twitter::FAMILY => twitter::flatten(run_id, &pages)?,
+            other => return Err(StageError::UnknownFamily(other.to_string())),
+        };
+        let loaded_at = chrono::Utc::now()
+            .naive_utc()
+            .format("%Y-%m-%d %H:%M:%S%.6f")
+            .to_string();
+        let counts = load_run(
+            conn, target, &specs, &runs_rel, source, run, rows, &loaded_at,
+        )?;
+        for (i, n) in counts.iter().enumerate() {
+            summary.rows[i].1 += n;
+        }
+        log(&format!(
+            "  staged run {run_id}: {}",
+            specs
+                .iter()
+                .zip(&counts)
+                .map(|(s, n)| format!("{n} {}", s.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        summary.runs_staged.push(run_id.clone());
+    }
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+fn staged_runs(
+    conn: &mut dyn Connection,
+    runs_rel: &Relation,
+    source: &str,
+) -> Result<std::collections::BTreeSet<String>, StageError> {
+    let res = conn.query(&format!(
+        "SELECT run_id FROM {} WHERE source = {}",
+        adapter::render(runs_rel),
+        adapter::literal(source)
+    ))?;
+    Ok(res
+        .rows
+        .iter()
+        .filter_map(|r| r.first().and_then(|v| v.as_str()).map(str::to_string))
+        .collect())
+}
+
+/// Delete-then-insert one run and record it, in one transaction.
+#[allow(clippy::too_many_arguments)]
+fn load_run(
+    conn: &mut dyn Connection,
+    target: &StageTarget,
+    specs: &[TableSpec],
+    runs_rel: &Relation,
+    source: &str,
+    run: &extract::CompleteRun,
+    rows: TableRows,
+    loaded_at: &str,
+) -> Result<Vec<u64>, StageError> {
+    let run_id = &run.manifest.run_id;
+    conn.execute("BEGIN")?;
+    let result = (|| -> Result<Vec<u64>, StageError> {
+        let mut counts = Vec::new();
+        for (spec, mut table_rows) in specs.iter().zip(rows) {
+            let rel = target.relation(spec.name);
+            conn.execute(&format!(
+                "DELETE FROM {} WHERE _sluice_run_id = {}",
+                adapter::render(&rel),
+                adapter::literal(run_id)
+            ))?;
+            for r in &mut table_rows {
+                r.push(Some(run_id.clone()));
+                r.push(Some(loaded_at.to_string()));
+            }
+            let mut cols = spec.column_meta();
+            cols.push(ColumnMeta {
+                name: "_sluice_run_id".into(),
+                data_type: "varchar".into(),
+            });
+            cols.push(ColumnMeta {
+                name: "_sluice_loaded_at".into(),
+                data_type: "timestamp".into(),
+            });
+            counts.push(conn.bulk_insert(&rel, &cols, &table_rows)?);
+        }
+        conn.execute(&format!(
+            "DELETE FROM {rr} WHERE run_id = {id}; INSERT INTO {rr} (run_id, source, plugin, posts, staged_at) VALUES ({id}, {src}, {plugin}, {posts}, {at})",
+            rr = adapter::render(runs_rel),
+            id = adapter::literal(run_id),
+            src = adapter::literal(source),
+            plugin = adapter::literal(&run.manifest.plugin),
+            posts = run.manifest.posts,
+            at = adapter::literal(loaded_at),
+        ))?;
+        Ok(counts)
+    })();
+    match result {
+        Ok(c) => {
+            conn.execute("COMMIT")?;
+            Ok(c)
+        }
+        Err(e) => {
+            let _ = conn.execute("ROLLBACK");
+            Err(e)
+        }
+    }
+}
