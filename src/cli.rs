@@ -127,6 +127,28 @@ pub enum Command {
     Extract(ExtractArgs),
     /// Stage complete lake runs into the warehouse's raw tables.
     Stage(ExtractArgs),
+    /// The lineage docs site.
+    Docs {
+        #[command(subcommand)]
+        command: DocsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DocsCommand {
+    /// Write target/catalog.json, target/lineage.json and the site target/index.html.
+    Generate {
+        /// Do not query the warehouse for column types.
+        #[arg(long)]
+        empty_catalog: bool,
+    },
+    /// Serve target/ over HTTP.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+    },
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -3,6 +3,7 @@
 //! data (`ls`, `compile --inline`); stderr carries progress and diagnostics.
 
 mod debug;
+mod docs;
 mod extract;
 mod init;
 mod ls;
@@ -14,7 +15,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use crate::cli::{Cli, Command, GlobalArgs, LogFormat, SelectArgs};
+use crate::cli::{Cli, Command, DocsCommand, GlobalArgs, LogFormat, SelectArgs};
 use crate::compile::{self, Compiled};
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::graph::select::{self, SelectContext};
@@ -108,6 +109,12 @@ fn dispatch(cli: &Cli, ui: &Ui) -> Result<Exit, Failure> {
     match &cli.command {
         Command::Init { dir } => init::init(dir, ui),
         Command::Clean => clean(g, ui),
+        Command::Docs {
+            command: DocsCommand::Generate { empty_catalog },
+        } => docs::generate(g, ui, *empty_catalog),
+        Command::Docs {
+            command: DocsCommand::Serve { host, port },
+        } => docs::serve(g, ui, host, *port),
         Command::Debug => debug::debug(g, ui),
         Command::Parse => parse_cmd(g, ui),
         Command::Compile { select, inline } => compile_cmd(g, ui, select, inline.as_deref()),

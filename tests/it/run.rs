@@ -321,3 +321,46 @@ fn debug_masks_the_password_and_reports_the_server() {
     assert!(stderr.contains("connection: OK (PostgreSQL"), "{stderr}");
     assert!(!stderr.contains("s3cret-do-not-print"), "{stderr}");
 }
+
+#[test]
+fn docs_generate_writes_catalog_lineage_and_site_after_build() {
+    let pg = Engine::postgres();
+    let dir = example_project();
+    load_raw_twitter(&pg, dir.path());
+    assert_ok(&pg.run(dir.path(), &["build", "-q"]), "build");
+    let out = pg.run(dir.path(), &["docs", "generate"]);
+    assert_ok(&out, "docs generate");
+    let read = |f: &str| -> Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("target").join(f)).expect("artifact"),
+        )
+        .expect("json")
+    };
+    let catalog = read("catalog.json");
+    assert_eq!(
+        catalog["nodes"]["model.twitter_analytics.tweets_per_10_minutes"]["columns"]["tweets"]
+            ["type"],
+        "bigint"
+    );
+    assert!(
+        catalog["sources"]["source.twitter_analytics.twitter.tweets"]["columns"]["author_id"]
+            .is_object()
+    );
+    // Column lineage goes from the mart through the intermediate model to the raw source.
+    let lineage = read("lineage.json");
+    assert_eq!(
+        lineage["model.twitter_analytics.tweets_per_10_minutes"]["distinct_authors"]["upstream"],
+        serde_json::json!([{"node": "model.twitter_analytics.int_tweets", "column": "author_id"}])
+    );
+    let from_source = &lineage["model.twitter_analytics.int_tweets"]["author_id"]["upstream"];
+    assert_eq!(
+        from_source[0]["node"], "source.twitter_analytics.twitter.tweets",
+        "{from_source}"
+    );
+    let html = std::fs::read_to_string(dir.path().join("target/index.html")).expect("site");
+    assert!(html.contains("sluice-data"));
+    assert!(
+        !html.contains("<script src=\"http"),
+        "the site must be self-contained"
+    );
+}
