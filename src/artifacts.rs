@@ -62,17 +62,16 @@ pub fn manifest(c: &Compiled, invocation_id: &str, generated_at: &str) -> Value 
                 .collect(),
         );
     }
-    let macros: Map<String, Value> = c
-        .project
-        .macros
+    let checksums = crate::state::macro_checksums(&c.project);
+    let macros: Map<String, Value> = checksums
         .iter()
-        .flat_map(|m| {
-            m.names.iter().map(move |name| {
-                (
-                    format!("macro.{}.{name}", c.project.name()),
-                    json!({"name": name, "package_name": c.project.name(), "original_file_path": m.path, "resource_type": "macro", "unique_id": format!("macro.{}.{name}", c.project.name())}),
-                )
-            })
+        .map(|(id, sum)| {
+            let name = id.rsplit('.').next().unwrap_or(id);
+            let path = c.project.macros.iter().find(|m| m.names.iter().any(|n| n == name)).map(|m| m.path.clone());
+            (
+                id.clone(),
+                json!({"name": name, "package_name": c.project.name(), "original_file_path": path, "resource_type": "macro", "unique_id": id, "checksum": sum}),
+            )
         })
         .collect();
     let docs: Map<String, Value> = c

@@ -81,6 +81,9 @@ pub struct RunArgs {
     /// Stop at the first failure.
     #[arg(short = 'x', long)]
     pub fail_fast: bool,
+    /// Resolve unselected parents that are missing here to their relations in `--state`.
+    #[arg(long, requires = "state")]
+    pub defer: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -123,6 +126,13 @@ pub enum Command {
     Build(RunArgs),
     /// Delete the clean-targets.
     Clean,
+    /// Re-run the nodes that failed or were skipped in the last run_results.json.
+    Retry(RunArgs),
+    /// Source freshness: `sluice source freshness`.
+    Source {
+        #[command(subcommand)]
+        command: SourceCommand,
+    },
     /// Extract selected sources from their APIs into the lake.
     Extract(ExtractArgs),
     /// Stage complete lake runs into the warehouse's raw tables.
@@ -131,6 +141,15 @@ pub enum Command {
     Docs {
         #[command(subcommand)]
         command: DocsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SourceCommand {
+    /// Check `loaded_at_field` against `warn_after`/`error_after`; write target/sources.json.
+    Freshness {
+        #[command(flatten)]
+        select: SelectArgs,
     },
 }
 

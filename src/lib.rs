@@ -22,5 +22,6 @@ pub mod lake;
 pub mod project;
 pub mod sql;
 pub mod stage;
+pub mod state;
 pub mod templating;
 pub mod warehouse;

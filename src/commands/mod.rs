@@ -5,6 +5,7 @@
 mod debug;
 mod docs;
 mod extract;
+mod freshness;
 mod init;
 mod ls;
 pub mod run;
@@ -15,7 +16,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use crate::cli::{Cli, Command, DocsCommand, GlobalArgs, LogFormat, SelectArgs};
+use crate::cli::{Cli, Command, DocsCommand, GlobalArgs, LogFormat, SelectArgs, SourceCommand};
 use crate::compile::{self, Compiled};
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::graph::select::{self, SelectContext};
@@ -109,6 +110,10 @@ fn dispatch(cli: &Cli, ui: &Ui) -> Result<Exit, Failure> {
     match &cli.command {
         Command::Init { dir } => init::init(dir, ui),
         Command::Clean => clean(g, ui),
+        Command::Retry(a) => run::retry(g, ui, a),
+        Command::Source {
+            command: SourceCommand::Freshness { select },
+        } => freshness::freshness(g, ui, select),
         Command::Docs {
             command: DocsCommand::Generate { empty_catalog },
         } => docs::generate(g, ui, *empty_catalog),
@@ -273,9 +278,20 @@ pub fn select_ids(
     c: &Compiled,
     s: &SelectArgs,
 ) -> Result<std::collections::BTreeSet<String>, Failure> {
+    let previous = match &s.state {
+        Some(dir) => Some(crate::state::PreviousState::load(dir, &c.project)?),
+        None => None,
+    };
+    let check = |what: &str, n: &crate::project::node::Node| match &previous {
+        Some(p) => p.check(what, n),
+        None => Err("--state is required".to_string()),
+    };
     let ctx = SelectContext {
         project_name: Some(c.project.name()),
         project_root: Some(&c.project.root),
+        state: previous
+            .as_ref()
+            .map(|_| &check as crate::graph::select::StateCheck),
         ..Default::default()
     };
     let selection = select::select(c.nodes(), &c.graph, &s.select, &s.exclude, &ctx).map_err(|e| {
@@ -382,7 +398,7 @@ fn compile_cmd(
 
 /// Static SQL check of compiled models: syntax errors before any warehouse
 /// is touched, pointing at the compiled file.
-fn check_sql(c: &Compiled, ids: &std::collections::BTreeSet<String>) -> Diagnostics {
+pub fn check_sql(c: &Compiled, ids: &std::collections::BTreeSet<String>) -> Diagnostics {
     let mut out = Diagnostics::default();
     let engine = c.renderer.settings.engine;
     for id in ids {

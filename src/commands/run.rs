@@ -74,7 +74,7 @@ impl NodeResult {
 pub fn execute(g: &GlobalArgs, ui: &Ui, mode: Mode, a: &RunArgs) -> Result<Exit, Failure> {
     let started = Instant::now();
     let loaded = load(g, ui, mode.name(), a.full_refresh)?;
-    let mut c = loaded.compiled;
+    let c = loaded.compiled;
     let target = loaded.target;
     let selected: BTreeSet<String> = select_ids(&c, &a.select)?
         .into_iter()
@@ -84,7 +84,72 @@ pub fn execute(g: &GlobalArgs, ui: &Ui, mode: Mode, a: &RunArgs) -> Result<Exit,
                 .is_some_and(|n| mode.covers(n.resource_type) && n.materialized() != "ephemeral")
         })
         .collect();
-    compile::compile_sql(&mut c, None)?;
+    execute_selected(c, target, mode, a, ui, selected, started)
+}
+
+/// Re-run what failed or was skipped last time (dbt's `retry`), with the
+/// command recorded in run_results.json.
+pub fn retry(g: &GlobalArgs, ui: &Ui, a: &RunArgs) -> Result<Exit, Failure> {
+    let started = Instant::now();
+    let root = super::project_dir(g);
+    let (project, _) = crate::project::load(&root)?;
+    let path = project.target_dir().join("run_results.json");
+    let text = fs_err::read_to_string(&path).map_err(|_| {
+        Diagnostic::error(
+            "E0704",
+            "no previous run to retry: target/run_results.json is missing",
+        )
+        .hint("run `sluice build` (or run/test/seed) first")
+    })?;
+    let previous: Value = serde_json::from_str(&text)
+        .map_err(|e| Diagnostic::error("E0704", format!("run_results.json: {e}")))?;
+    let mode = match previous["args"]["which"].as_str() {
+        Some("seed") => Mode::Seed,
+        Some("run") => Mode::Run,
+        Some("test") => Mode::Test,
+        _ => Mode::Build,
+    };
+    let again: BTreeSet<String> = previous["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| {
+            matches!(
+                r["status"].as_str(),
+                Some("error" | "fail" | "skipped" | "runtime error")
+            )
+        })
+        .filter_map(|r| r["unique_id"].as_str().map(str::to_string))
+        .collect();
+    let loaded = load(g, ui, mode.name(), a.full_refresh)?;
+    let selected: BTreeSet<String> = again
+        .into_iter()
+        .filter(|id| loaded.compiled.nodes().contains_key(id))
+        .collect();
+    if selected.is_empty() {
+        ui.info("Nothing to retry: the last run had no failures");
+        return Ok(0);
+    }
+    execute_selected(
+        loaded.compiled,
+        loaded.target,
+        mode,
+        a,
+        ui,
+        selected,
+        started,
+    )
+}
+
+fn execute_selected(
+    mut c: Compiled,
+    target: crate::project::profiles::Target,
+    mode: Mode,
+    a: &RunArgs,
+    ui: &Ui,
+    selected: BTreeSet<String>,
+    started: Instant,
+) -> Result<Exit, Failure> {
     if selected.is_empty() {
         ui.info("Nothing to do: the selection matched no nodes");
         return Ok(0);
@@ -94,6 +159,15 @@ pub fn execute(g: &GlobalArgs, ui: &Ui, mode: Mode, a: &RunArgs) -> Result<Exit,
         Diagnostic::error("E0701", e.to_string())
             .hint("run `sluice debug` to check the profile and connection")
     })?;
+    if a.defer {
+        defer_to_state(&c, &selected, a, warehouse.as_ref(), engine)?;
+    }
+    compile::compile_sql(&mut c, None)?;
+    // Syntax errors are caught before anything is built.
+    let static_errors = super::check_sql(&c, &selected);
+    if static_errors.has_errors() {
+        return Err(static_errors.into());
+    }
     let threads = a.threads.or(target.config.threads()).unwrap_or(1).max(1);
 
     // Schemas first, once.
@@ -159,7 +233,7 @@ pub fn execute(g: &GlobalArgs, ui: &Ui, mode: Mode, a: &RunArgs) -> Result<Exit,
             }
         }
     }
-    write_artifacts(&c, &results, started.elapsed().as_secs_f64())?;
+    write_artifacts(&c, &results, started.elapsed().as_secs_f64(), mode)?;
     summarize(ui, &results, started.elapsed().as_secs_f64(), &c);
     let failed = results.iter().any(NodeResult::failed) || cancelled.load(Ordering::SeqCst);
     Ok(if failed { 1 } else { 0 })
@@ -762,7 +836,62 @@ fn summarize(ui: &Ui, results: &[NodeResult], seconds: f64, c: &Compiled) {
     ));
 }
 
-fn write_artifacts(c: &Compiled, results: &[NodeResult], elapsed: f64) -> Result<(), Failure> {
+/// `--defer`: unselected nodes that do not exist in this target resolve to
+/// their relations in the `--state` manifest.
+fn defer_to_state(
+    c: &Compiled,
+    selected: &BTreeSet<String>,
+    a: &RunArgs,
+    w: &dyn Warehouse,
+    engine: Engine,
+) -> Result<(), Failure> {
+    let Some(dir) = &a.select.state else {
+        return Ok(());
+    };
+    let previous = crate::state::PreviousState::load(dir, &c.project)?;
+    let mut conn = w
+        .connect()
+        .map_err(|e| Diagnostic::error("E0701", e.to_string()))?;
+    let mut relations = match c.renderer.resolver.relations.write() {
+        Ok(r) => r,
+        Err(p) => p.into_inner(),
+    };
+    for (id, n) in c.nodes() {
+        if selected.contains(id)
+            || !matches!(
+                n.resource_type,
+                ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot
+            )
+        {
+            continue;
+        }
+        if n.materialized() == "ephemeral" {
+            continue;
+        }
+        let exists = matches!(
+            adapter::get_relation(conn.as_mut(), engine, &relation_of(n)),
+            Ok(Some(_))
+        );
+        if exists {
+            continue;
+        }
+        if let Some((database, schema, identifier)) = previous.relation(id) {
+            if let Some(r) = relations.get_mut(id) {
+                r.database = database;
+                r.schema = schema;
+                r.identifier = identifier;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn write_artifacts(
+    c: &Compiled,
+    results: &[NodeResult],
+    elapsed: f64,
+    mode: Mode,
+) -> Result<(), Failure> {
     let target = c.project.target_dir();
     let run_dir = target.join("run").join(c.project.name());
     let mut out = Vec::new();
@@ -804,7 +933,7 @@ fn write_artifacts(c: &Compiled, results: &[NodeResult], elapsed: f64) -> Result
         },
         "results": out,
         "elapsed_time": elapsed,
-        "args": {},
+        "args": {"which": mode.name()},
     });
     crate::artifacts::write_json(&target.join("run_results.json"), &doc)?;
     let m = crate::artifacts::manifest(c, &uuid::Uuid::new_v4().to_string(), &now());

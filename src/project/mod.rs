@@ -202,7 +202,7 @@ struct Builder<'a> {
     diags: Diagnostics,
 }
 
-fn checksum(text: &str) -> String {
+pub fn checksum(text: &str) -> String {
     use std::hash::{Hash, Hasher};
     #[allow(deprecated)]
     let mut h = std::hash::SipHasher::new();

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod ci_checks;
 mod cli;
 mod harness;
 mod run;
