@@ -255,10 +255,19 @@ fn generic_test_call(n: &Node) -> String {
         Some(ns) => format!("{ns}.test_{}", meta.name),
         None => format!("test_{}", meta.name),
     };
+    let filter = n.config.get("where").and_then(Value::as_str);
     let args: Vec<String> = meta
         .kwargs
         .iter()
-        .map(|(k, v)| format!("{k}={}", jinja_literal(v)))
+        .map(|(k, v)| match (k.as_str(), filter) {
+            // dbt's `where` config: the test reads a filtered subquery of the model.
+            ("model", Some(w)) => format!(
+                "model=('(select * from ' ~ {} ~ ' where ' ~ {} ~ ') dbt_subquery')",
+                jinja_literal(v),
+                serde_json::to_string(w).unwrap_or_default()
+            ),
+            _ => format!("{k}={}", jinja_literal(v)),
+        })
         .collect();
     format!("{{{{ {macro_name}({}) }}}}", args.join(", "))
 }

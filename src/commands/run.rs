@@ -728,6 +728,16 @@ fn run_test(c: &Compiled, n: &Node, conn: &SharedConn) -> Result<NodeResult, Str
         "select {fail_calc} as failures, case when {fail_calc} {warn_if} then 1 else 0 end as should_warn, case when {fail_calc} {error_if} then 1 else 0 end as should_error from (\n{body}{limit}\n) dbt_internal_test"
     );
     let mut guard = lock(conn);
+    let stored = if n
+        .config
+        .get("store_failures")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+    {
+        Some(store_failures(guard.as_mut(), c, n, body)?)
+    } else {
+        None
+    };
     let r = guard.query(&sql).map_err(|e| e.to_string())?;
     let row = r.rows.first().cloned().unwrap_or_default();
     let num = |i: usize| {
@@ -748,7 +758,7 @@ fn run_test(c: &Compiled, n: &Node, conn: &SharedConn) -> Result<NodeResult, Str
     } else {
         "pass"
     };
-    let message = if failures == 0 {
+    let mut message = if failures == 0 {
         String::new()
     } else {
         format!(
@@ -762,7 +772,53 @@ fn run_test(c: &Compiled, n: &Node, conn: &SharedConn) -> Result<NodeResult, Str
             }
         )
     };
+    if let (Some(table), true) = (&stored, failures > 0) {
+        message.push_str(&format!("; failing rows stored in {table}"));
+    }
     Ok(ok(status, message, None, Some(failures)))
+}
+
+/// dbt's `store_failures`: the failing rows, kept in
+/// `<target schema>_dbt_test__audit.<test name>` (replaced on every run).
+fn store_failures(
+    conn: &mut dyn Connection,
+    c: &Compiled,
+    n: &Node,
+    body: &str,
+) -> Result<String, String> {
+    let engine = c.renderer.settings.engine;
+    let target_schema = c
+        .renderer
+        .settings
+        .target
+        .get("schema")
+        .and_then(Value::as_str)
+        .unwrap_or("main");
+    let schema = n
+        .config
+        .get("schema")
+        .and_then(Value::as_str)
+        .map(|s| format!("{target_schema}_{s}"))
+        .unwrap_or_else(|| format!("{target_schema}_dbt_test__audit"));
+    let database = c
+        .renderer
+        .settings
+        .target
+        .get("database")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let relation = Relation {
+        database: database.clone(),
+        schema: schema.clone(),
+        identifier: n.name.clone(),
+    };
+    adapter::create_schema_if_missing(conn, engine, database.as_deref(), &schema)
+        .map_err(|e| e.to_string())?;
+    adapter::drop_if_exists(conn, engine, &relation).map_err(|e| e.to_string())?;
+    let rendered = adapter::render(&relation);
+    conn.execute(&format!("create table {rendered} as\n{body}"))
+        .map_err(|e| e.to_string())?;
+    Ok(format!("{schema}.{}", n.name))
 }
 
 fn describe(n: &Node) -> String {

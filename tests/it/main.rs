@@ -5,6 +5,7 @@ mod support;
 
 mod ci_checks;
 mod cli;
+mod data_tests;
 mod harness;
 mod run;
 
