@@ -51,6 +51,7 @@ pub fn parse(
         }
     }
     let mut diags = Diagnostics::default();
+    render_yaml_properties(&mut project, &renderer, &mut diags);
     let rendered: Vec<(String, Result<crate::templating::Rendered, Diagnostic>)> = project
         .nodes
         .par_iter()
@@ -155,6 +156,40 @@ pub fn parse(
         renderer,
         warnings,
     })
+}
+
+/// dbt renders Jinja in YAML properties such as a source's `schema:
+/// "{{ target.schema }}"`; descriptions and test arguments are left alone.
+fn render_yaml_properties(project: &mut Project, renderer: &Renderer, diags: &mut Diagnostics) {
+    for n in project.nodes.values_mut() {
+        if n.resource_type != ResourceType::Source {
+            continue;
+        }
+        let file = n.defining_file().to_string();
+        let line = n.line;
+        let mut render = |v: &str| -> Option<String> {
+            if !v.contains("{{") && !v.contains("{%") {
+                return Some(v.to_string());
+            }
+            match renderer.render(&file, v, None, false, false, None) {
+                Ok(r) => Some(r.output.trim().to_string()),
+                Err(mut d) => {
+                    d.line = Some(line);
+                    diags.push(d);
+                    None
+                }
+            }
+        };
+        if let Some(s) = render(&n.schema) {
+            n.schema = s;
+        }
+        if let Some(db) = n.database.clone() {
+            n.database = render(&db);
+        }
+        if let Some(a) = render(&n.alias) {
+            n.alias = a;
+        }
+    }
 }
 
 /// Phase two for the nodes in `ids` (all when `None`): final SQL.
