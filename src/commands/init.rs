@@ -35,6 +35,10 @@ const TEMPLATE: &[(&str, &str)] = &[
         ".gitignore",
         include_str!("../../project_template/.gitignore"),
     ),
+    (
+        ".github/workflows/sluice-ci.yml",
+        include_str!("../../project_template/.github/workflows/sluice-ci.yml"),
+    ),
 ];
 
 pub fn init(dir: &Path, ui: &Ui) -> Result<Exit, Failure> {

@@ -16,7 +16,7 @@ pub fn ls(
     output: LsOutput,
     types: &[String],
 ) -> Result<Exit, Failure> {
-    let loaded = load(
+    let mut loaded = load(
         g,
         &Ui {
             quiet: true,
@@ -25,6 +25,19 @@ pub fn ls(
         "ls",
         false,
     )?;
+    // JSON output carries column lineage, which needs compiled SQL (and the
+    // catalog from the last `docs generate`, when there is one, for `select *`).
+    let lineage = if output == LsOutput::Json {
+        crate::compile::compile_sql(&mut loaded.compiled, None)?;
+        let catalog =
+            fs_err::read_to_string(loaded.compiled.project.target_dir().join("catalog.json"))
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or(serde_json::Value::Null);
+        super::docs::lineage_json(&loaded.compiled, &catalog)
+    } else {
+        serde_json::Value::Null
+    };
     let c = &loaded.compiled;
     let mut wanted = Vec::new();
     for t in types {
@@ -50,7 +63,7 @@ pub fn ls(
             LsOutput::Name => n.name.clone(),
             LsOutput::Path => n.original_file_path.clone(),
             LsOutput::Selector => selector(n),
-            LsOutput::Json => json_line(n),
+            LsOutput::Json => json_line(n, &lineage[&n.unique_id]),
         };
         writeln!(out, "{line}")?;
     }
@@ -65,7 +78,7 @@ fn selector(n: &Node) -> String {
     }
 }
 
-fn json_line(n: &Node) -> String {
+fn json_line(n: &Node, lineage: &serde_json::Value) -> String {
     let mut config = n.config.clone();
     config.remove("__dynamic");
     json!({
@@ -78,6 +91,7 @@ fn json_line(n: &Node) -> String {
         "config": config,
         "tags": n.tags,
         "depends_on": n.depends_on,
+        "column_lineage": lineage,
     })
     .to_string()
 }

@@ -3,7 +3,7 @@
 //! data (`ls`, `compile --inline`); stderr carries progress and diagnostics.
 
 mod debug;
-mod docs;
+pub mod docs;
 mod extract;
 mod freshness;
 mod init;

@@ -303,3 +303,32 @@ fn static_sql_check_reports_syntax_errors_at_the_compiled_line() {
         out.stderr
     );
 }
+
+#[test]
+fn ls_json_carries_column_lineage() {
+    let dir = example_project();
+    let out = run_in(
+        dir.path(),
+        &[
+            "ls",
+            "-s",
+            "int_tweets_with_authors",
+            "--output",
+            "json",
+            "--resource-type",
+            "model",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(out.stdout.trim()).expect("one json line");
+    assert_eq!(
+        v["unique_id"],
+        "model.twitter_analytics.int_tweets_with_authors"
+    );
+    let username = &v["column_lineage"]["author_username"]["upstream"];
+    assert_eq!(
+        username,
+        &serde_json::json!([{"node": "model.twitter_analytics.int_users", "column": "username"}]),
+        "{v}"
+    );
+}

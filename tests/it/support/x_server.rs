@@ -414,30 +414,25 @@ fn answer(
     if st.fail_from.is_some_and(|f| page >= f) {
         return (500, r#"{"title":"Internal Server Error"}"#.into());
     }
-    // since_id: only tweets newer than it. Pages are newest first.
+    // since_id: only pages with tweets newer than it. Pages are newest first.
     let since = params.get("since_id").and_then(|s| s.parse::<u64>().ok());
-    let pages: Vec<Value> = match since {
-        None => st.pages.clone(),
-        Some(s) => st
-            .pages
-            .iter()
-            .filter(|p| {
-                p.pointer("/meta/newest_id")
-                    .and_then(Value::as_str)
-                    .and_then(|x| x.parse::<u64>().ok())
-                    .is_none_or(|n| n > s)
-            })
-            .cloned()
-            .collect(),
+    let newer = |p: &Value| {
+        since.is_none_or(|s| {
+            p.pointer("/meta/newest_id")
+                .and_then(Value::as_str)
+                .and_then(|x| x.parse::<u64>().ok())
+                .is_none_or(|n| n > s)
+        })
     };
-    if pages.is_empty() {
-        return (200, r#"{"meta":{"result_count":0}}"#.into());
-    }
-    let Some(body) = pages.get(page) else {
+    let mut pages = st.pages.iter().filter(|p| newer(p));
+    let Some(first) = pages.nth(page) else {
+        if page == 0 {
+            return (200, r#"{"meta":{"result_count":0}}"#.into());
+        }
         return invalid("The `next_token` query parameter value is not valid");
     };
-    let mut body = body.clone();
-    if page + 1 < pages.len() {
+    let mut body = first.clone();
+    if pages.next().is_some() {
         body["meta"]["next_token"] = Value::from(token_for(page + 1));
     }
     (200, body.to_string())
