@@ -364,3 +364,106 @@ fn docs_generate_writes_catalog_lineage_and_site_after_build() {
         "the site must be self-contained"
     );
 }
+
+/// A project with one slow model on the harness's PostgreSQL.
+fn slow_project(pg: &PgServer) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_tree(
+        &repo_root().join("tests/fixtures/bad/unknown_selector"),
+        dir.path(),
+    );
+    std::fs::write(
+        dir.path().join("profiles.yml"),
+        format!(
+            "bad:\n  target: pg\n  outputs:\n    pg:\n      type: postgres\n      host: {}\n      port: {}\n      user: {}\n      dbname: {}\n      schema: s\n",
+            pg.host, pg.port, pg.user, pg.dbname
+        ),
+    )
+    .expect("profiles");
+    std::fs::write(
+        dir.path().join("models/slow.sql"),
+        "{{ config(materialized='table') }}\nselect 1 as id from (select pg_sleep(20)) as s",
+    )
+    .expect("model");
+    dir
+}
+
+fn table_exists(pg: &PgServer, dir: &Path, name: &str) -> bool {
+    let target: TargetConfig = serde_json::from_value(serde_json::json!({
+        "type": "postgres", "host": pg.host, "port": pg.port, "user": pg.user, "dbname": pg.dbname, "schema": "s", "sslmode": "disable"
+    }))
+    .expect("target");
+    let w = warehouse::open(&target, dir).expect("open");
+    let rows = w
+        .connect()
+        .expect("connect")
+        .query(&format!(
+            "select count(*) from information_schema.tables where table_name like '{name}%'"
+        ))
+        .expect("query")
+        .rows;
+    rows[0][0] != Value::from(0)
+}
+
+#[test]
+fn ctrl_c_cancels_the_running_query_and_leaves_no_half_built_relation() {
+    let pg = PgServer::start();
+    let dir = slow_project(&pg);
+    let mut child = sluice()
+        .current_dir(dir.path())
+        .args(["run", "-s", "slow"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let started = std::time::Instant::now();
+    let status = Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        started.elapsed().as_secs() < 10,
+        "cancellation took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("Cancelling"), "{stderr}");
+    assert!(
+        !table_exists(&pg, dir.path(), "slow"),
+        "no relation may be left behind"
+    );
+}
+
+#[test]
+fn a_dropped_connection_is_a_clear_error_and_a_failure() {
+    let pg = PgServer::start();
+    let dir = slow_project(&pg);
+    let child = sluice()
+        .current_dir(dir.path())
+        .args(["run", "-s", "slow"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let target: TargetConfig = serde_json::from_value(serde_json::json!({
+        "type": "postgres", "host": pg.host, "port": pg.port, "user": pg.user, "dbname": pg.dbname, "schema": "s", "sslmode": "disable"
+    }))
+    .expect("target");
+    let w = warehouse::open(&target, dir.path()).expect("open");
+    w.connect()
+        .expect("connect")
+        .query("select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'sluice' and pid <> pg_backend_pid() and query like '%pg_sleep%'")
+        .expect("terminate");
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("connection"),
+        "the error must say the connection was lost: {stderr}"
+    );
+    assert!(stderr.contains("ERROR=1"), "{stderr}");
+}
