@@ -50,7 +50,7 @@ pub fn parse(
             n.raw_code = generic_test_call(n);
         }
     }
-    let mut diags = Diagnostics::default();
+    let mut diags = project.config.check_tree_keys();
     render_yaml_properties(&mut project, &renderer, &mut diags);
     let rendered: Vec<(String, Result<crate::templating::Rendered, Diagnostic>)> = project
         .nodes

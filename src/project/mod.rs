@@ -60,7 +60,6 @@ pub fn load(root: &Path) -> Result<(Project, Diagnostics), Diagnostics> {
             .hint("run sluice from a project directory, pass --project-dir, or create one with `sluice init <dir>`")
     })?;
     let (config, mut diags) = ProjectConfig::parse(&text)?;
-    diags.extend(config.check_tree_keys());
     let collected = (|| -> Result<_, Diagnostic> {
         Ok((
             files::collect(root, &config.model_paths, &["sql", "py"])?,

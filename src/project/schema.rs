@@ -108,8 +108,11 @@ pub fn parse_all(files: &[SourceFile]) -> (SchemaFiles, Diagnostics) {
 fn parse_one(f: &SourceFile, doc: &Value, out: &mut SchemaFiles, diags: &mut Diagnostics) {
     let Some(map) = doc.as_object() else { return };
     for (key, target) in [("models", 0), ("seeds", 1), ("snapshots", 2)] {
+        let mut cursor = yaml::line_of_key(&f.text, key, 1).unwrap_or(1);
         for entry in map.get(key).and_then(Value::as_array).into_iter().flatten() {
-            if let Some(p) = parse_patch(f, entry, diags) {
+            if let Some(p) = parse_patch(f, entry, cursor, diags) {
+                // Entries come in file order: the next one is below this one.
+                cursor = p.line;
                 match target {
                     0 => out.models.push(p),
                     1 => out.seeds.push(p),
@@ -160,7 +163,12 @@ fn config_of(
     config
 }
 
-fn parse_patch(f: &SourceFile, entry: &Value, diags: &mut Diagnostics) -> Option<Patch> {
+fn parse_patch(
+    f: &SourceFile,
+    entry: &Value,
+    after_line: usize,
+    diags: &mut Diagnostics,
+) -> Option<Patch> {
     let m = entry.as_object()?;
     let name = str_of(m, "name");
     if name.is_empty() {
@@ -169,7 +177,9 @@ fn parse_patch(f: &SourceFile, entry: &Value, diags: &mut Diagnostics) -> Option
         );
         return None;
     }
-    let line = yaml::line_of_name(&f.text, &name, 1).unwrap_or(1);
+    let line = yaml::line_of_name(&f.text, &name, after_line)
+        .or_else(|| yaml::line_of_name(&f.text, &name, 1))
+        .unwrap_or(1);
     let mut patch = Patch {
         file: f.path.clone(),
         line,

@@ -974,3 +974,34 @@ fn staging_throughput_postgres() {
         out.stderr
     );
 }
+
+#[test]
+fn a_crash_after_the_manifest_but_before_the_state_update_commits_without_refetching() {
+    let server = XServer::start(TOKEN, vec![tweet_page(300, 30), tweet_page(270, 20)]);
+    let p = extract_only(&server, "");
+    p.ok(&["extract"]);
+    let m = &p.manifests()[0];
+    // Put the state back to "run in progress", as if the process died right after
+    // writing the manifest.
+    let mut state = p.state();
+    state["newest_id"] = Value::Null;
+    state["in_progress"] = serde_json::json!({
+        "run_id": m["run_id"], "dt": m["dt"], "since_id": null, "started_at": m["started_at"]
+    });
+    std::fs::write(
+        p.lake().join("state/twitter/twitter.json"),
+        serde_json::to_vec(&state).unwrap(),
+    )
+    .unwrap();
+    server.clear_requests();
+    let out = p.ok(&["extract"]);
+    assert!(
+        out.stderr.contains("already has a manifest"),
+        "{}",
+        out.stderr
+    );
+    assert!(server.requests().is_empty());
+    assert_eq!(p.state()["newest_id"], "300");
+    assert!(p.state()["in_progress"].is_null());
+    assert_eq!(p.manifests().len(), 1);
+}
