@@ -137,6 +137,21 @@ impl Graph {
         }
     }
 
+    /// Children of `ix` inside `members`, largest id first (popped smallest first).
+    fn sorted_children(
+        &self,
+        ix: NodeIndex,
+        members: &std::collections::HashSet<NodeIndex>,
+    ) -> Vec<NodeIndex> {
+        let mut next: Vec<NodeIndex> = self
+            .dag
+            .neighbors_directed(ix, Direction::Outgoing)
+            .filter(|n| members.contains(n))
+            .collect();
+        next.sort_by(|a, b| self.dag[*b].cmp(&self.dag[*a]));
+        next
+    }
+
     /// One cycle as a path `a -> b -> c -> a`, started at its smallest id.
     pub fn find_cycle(&self) -> Vec<String> {
         for scc in petgraph::algo::tarjan_scc(&self.dag) {
@@ -151,30 +166,82 @@ impl Graph {
             let Some(&start) = scc.iter().min_by_key(|ix| self.dag[**ix].as_str()) else {
                 continue;
             };
-            // Walk children inside the component, smallest id first, until back at start.
+            // Depth-first inside the component, smallest id first, until an
+            // edge leads back to the start: that path is a cycle.
             let mut path = vec![start];
             let mut visited = std::collections::HashSet::from([start]);
-            let mut cur = start;
-            loop {
-                let mut next: Vec<NodeIndex> = self
-                    .dag
-                    .neighbors_directed(cur, Direction::Outgoing)
-                    .filter(|n| members.contains(n))
-                    .collect();
-                next.sort_by_key(|n| self.dag[*n].as_str());
-                if next.contains(&start) {
+            let mut stack: Vec<Vec<NodeIndex>> = vec![self.sorted_children(start, &members)];
+            while let Some(frontier) = stack.last_mut() {
+                let Some(&cur) = path.last() else { break };
+                if self.dag.contains_edge(cur, start) {
                     break;
                 }
-                let Some(&n) = next.iter().find(|n| !visited.contains(n)) else {
-                    break;
-                };
-                visited.insert(n);
-                path.push(n);
-                cur = n;
+                match frontier.pop() {
+                    Some(next) if !visited.contains(&next) => {
+                        visited.insert(next);
+                        path.push(next);
+                        let children = self.sorted_children(next, &members);
+                        stack.push(children);
+                    }
+                    Some(_) => {}
+                    None => {
+                        stack.pop();
+                        path.pop();
+                    }
+                }
             }
             path.push(start);
             return path.into_iter().map(|ix| self.dag[ix].clone()).collect();
         }
         Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn graph(edges: &[(&str, &str)]) -> Graph {
+        let mut g = Graph::default();
+        for (a, b) in edges {
+            for id in [a, b] {
+                if !g.index.contains_key(*id) {
+                    let ix = g.dag.add_node(id.to_string());
+                    g.index.insert(id.to_string(), ix);
+                }
+            }
+            g.dag.update_edge(g.index[*a], g.index[*b], ());
+        }
+        g
+    }
+
+    #[test]
+    fn cycle_is_reported_in_path_order_even_past_a_dead_end() {
+        // a -> b -> d (d leads nowhere back), b -> c -> a closes the cycle.
+        let g = graph(&[
+            ("a", "b"),
+            ("b", "c"),
+            ("b", "bb"),
+            ("bb", "b"),
+            ("c", "a"),
+            ("x", "a"),
+        ]);
+        let cycle = g.topo_order().unwrap_err();
+        assert_eq!(cycle.first(), cycle.last());
+        for w in cycle.windows(2) {
+            assert!(
+                g.dag.contains_edge(g.index[&w[0]], g.index[&w[1]]),
+                "{cycle:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn topo_order_puts_parents_first_deterministically() {
+        let g = graph(&[("b", "c"), ("a", "c"), ("c", "d")]);
+        assert_eq!(g.topo_order().unwrap(), vec!["a", "b", "c", "d"]);
+        assert_eq!(g.ancestors("d", Some(1)), vec!["c"]);
+        assert_eq!(g.ancestors("d", None), vec!["a", "b", "c"]);
+        assert_eq!(g.descendants("a", None), vec!["c", "d"]);
     }
 }

@@ -209,6 +209,7 @@ pub fn stage_source(
             summary.runs_skipped += 1;
             continue;
         }
+        let read_started = Instant::now();
         let mut pages = Vec::with_capacity(run.manifest.pages.len());
         for p in &run.manifest.pages {
             let key = format!("{}{}", run.prefix, p.name);
@@ -226,6 +227,8 @@ pub fn stage_source(
             extract::twitter::FAMILY => twitter::flatten(run_id, &pages)?,
             other => return Err(StageError::UnknownFamily(other.to_string())),
         };
+        let read_secs = read_started.elapsed().as_secs_f64();
+        let load_started = Instant::now();
         let loaded_at = chrono::Utc::now()
             .naive_utc()
             .format("%Y-%m-%d %H:%M:%S%.6f")
@@ -237,13 +240,14 @@ pub fn stage_source(
             summary.rows[i].1 += n;
         }
         log(&format!(
-            "  staged run {run_id}: {}",
+            "  staged run {run_id}: {} (read {read_secs:.2}s, load {:.2}s)",
             specs
                 .iter()
                 .zip(&counts)
                 .map(|(s, n)| format!("{n} {}", s.name))
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            load_started.elapsed().as_secs_f64()
         ));
         summary.runs_staged.push(run_id.clone());
     }

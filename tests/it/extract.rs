@@ -597,6 +597,26 @@ fn record_then_replay_lands_identical_pages_without_network() {
     // Replaying again with the high-water mark: nothing new.
     q.ok(&["extract"]);
     assert_eq!(q.manifests()[1]["posts"], 0);
+    // SLUICE_X_REPLAY=off turns a configured replay off (then the token is needed)...
+    let mut off = q;
+    off.env.push(("SLUICE_X_REPLAY".into(), "off".into()));
+    let out = off.run(&["extract"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("`XT_TOKEN` is not set"),
+        "{}",
+        out.stderr
+    );
+    // ...and SLUICE_X_REPLAY=<dir> turns one on.
+    let r = project(
+        &x_block(&server, ""),
+        DUCK_TARGET,
+        &[("SLUICE_X_REPLAY", rec.to_str().unwrap())],
+    );
+    let out = r.ok(&["extract"]);
+    assert!(out.stderr.contains("Replaying"), "{}", out.stderr);
+    assert_eq!(r.manifests()[0]["posts"], 337);
+    assert!(server.requests().is_empty());
 }
 
 fn assert_staged_once(pg: &PgServer, tweets: i64) {
