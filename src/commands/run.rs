@@ -76,7 +76,11 @@ pub fn execute(g: &GlobalArgs, ui: &Ui, mode: Mode, a: &RunArgs) -> Result<Exit,
     let loaded = load(g, ui, mode.name(), a.full_refresh)?;
     let c = loaded.compiled;
     let target = loaded.target;
-    let selected: BTreeSet<String> = select_ids(&c, &a.select)?
+    let chosen = select_ids(&c, &a.select)?;
+    if mode == Mode::Build {
+        extract_and_stage_upstream(g, ui, &c, &chosen)?;
+    }
+    let selected: BTreeSet<String> = chosen
         .into_iter()
         .filter(|id| {
             c.nodes()
@@ -85,6 +89,41 @@ pub fn execute(g: &GlobalArgs, ui: &Ui, mode: Mode, a: &RunArgs) -> Result<Exit,
         })
         .collect();
     execute_selected(c, target, mode, a, ui, selected, started)
+}
+
+/// `build` starts at the API: sources that declare an extraction and feed
+/// the selection (or are selected) are extracted into the lake and staged
+/// into their raw tables before seeds and models run.
+fn extract_and_stage_upstream(
+    g: &GlobalArgs,
+    ui: &Ui,
+    c: &Compiled,
+    chosen: &BTreeSet<String>,
+) -> Result<(), Failure> {
+    let mut sources: BTreeSet<String> = BTreeSet::new();
+    for id in chosen {
+        let candidates = std::iter::once(id.as_str()).chain(c.graph.ancestors(id, None));
+        for a in candidates {
+            if let Some(info) = c.nodes().get(a).and_then(|n| n.source.as_ref()) {
+                if info.extract.is_some() {
+                    sources.insert(info.source_name.clone());
+                }
+            }
+        }
+    }
+    if sources.is_empty() {
+        return Ok(());
+    }
+    let args = crate::cli::ExtractArgs {
+        select: crate::cli::SelectArgs {
+            select: sources.iter().map(|s| format!("source:{s}")).collect(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    super::extract::extract_cmd(g, ui, &args)?;
+    super::extract::stage_cmd(g, ui, &args)?;
+    Ok(())
 }
 
 /// Re-run what failed or was skipped last time (dbt's `retry`), with the

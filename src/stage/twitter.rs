@@ -6,9 +6,11 @@
 //! newest page) wins. Timestamps are converted from the API's
 //! `2026-11-20T14:03:27.000Z` to a zone-less UTC `2026-11-20 14:03:27.000`.
 
-use std::collections::BTreeSet;
+use std::borrow::Cow;
+use std::collections::HashSet;
 
-use serde_json::Value;
+use rayon::prelude::*;
+use serde::Deserialize;
 
 use super::{StageError, TableRows, TableSpec};
 
@@ -55,35 +57,120 @@ pub fn tables() -> Vec<TableSpec> {
     ]
 }
 
-fn text(v: &Value, key: &str) -> Option<String> {
-    match v.get(key)? {
-        Value::String(s) => Some(s.clone()),
-        Value::Null => None,
-        other => Some(other.to_string()),
-    }
+// The parts of a page staging reads, deserialized without building a JSON
+// tree (borrowing from the page bytes where no unescaping is needed). Unknown
+// fields are skipped; every field may be absent or null.
+
+#[derive(Deserialize)]
+struct Page<'a> {
+    #[serde(default, borrow)]
+    data: Option<Vec<Tweet<'a>>>,
+    #[serde(default, borrow)]
+    includes: Option<Includes<'a>>,
 }
 
-/// A decimal id (string or number in JSON), or NULL when not an integer.
-fn id(v: &Value, key: &str) -> Option<String> {
-    let s = text(v, key)?;
-    s.parse::<i64>().ok().map(|n| n.to_string())
+#[derive(Deserialize)]
+struct Includes<'a> {
+    #[serde(default, borrow)]
+    users: Option<Vec<User<'a>>>,
 }
 
-fn metric(v: &Value, key: &str) -> Option<String> {
-    v.get("public_metrics")
-        .and_then(|m| m.get(key))
-        .and_then(Value::as_i64)
+#[derive(Deserialize)]
+struct Tweet<'a> {
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    author_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    conversation_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    lang: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    created_at: Option<Cow<'a, str>>,
+    #[serde(default)]
+    public_metrics: Option<TweetMetrics>,
+    #[serde(default, borrow)]
+    in_reply_to_user_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    referenced_tweets: Option<Vec<Referenced<'a>>>,
+    #[serde(default, borrow)]
+    entities: Option<Entities<'a>>,
+}
+
+#[derive(Deserialize)]
+struct TweetMetrics {
+    retweet_count: Option<i64>,
+    reply_count: Option<i64>,
+    like_count: Option<i64>,
+    quote_count: Option<i64>,
+    impression_count: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct Referenced<'a> {
+    #[serde(default, borrow, rename = "type")]
+    kind: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Entities<'a> {
+    #[serde(default, borrow)]
+    hashtags: Option<Vec<Hashtag<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct Hashtag<'a> {
+    #[serde(default, borrow)]
+    tag: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct User<'a> {
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    username: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    description: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    created_at: Option<Cow<'a, str>>,
+    #[serde(default)]
+    verified: Option<bool>,
+    #[serde(default)]
+    public_metrics: Option<UserMetrics>,
+}
+
+#[derive(Deserialize)]
+struct UserMetrics {
+    followers_count: Option<i64>,
+    following_count: Option<i64>,
+    tweet_count: Option<i64>,
+    listed_count: Option<i64>,
+}
+
+fn owned(s: &Option<Cow<'_, str>>) -> Option<String> {
+    s.as_deref().map(str::to_string)
+}
+
+/// A decimal id, or NULL when it is not an integer.
+fn id(s: &Option<Cow<'_, str>>) -> Option<String> {
+    s.as_deref()
+        .and_then(|s| s.trim().parse::<i64>().ok())
         .map(|n| n.to_string())
 }
 
-fn boolean(v: &Value, key: &str) -> Option<String> {
-    v.get(key).and_then(Value::as_bool).map(|b| b.to_string())
+fn num(n: Option<i64>) -> Option<String> {
+    n.map(|n| n.to_string())
 }
 
 /// `2026-11-20T14:03:27.000Z` → `2026-11-20 14:03:27.000` (UTC, no zone).
-pub fn timestamp(v: &Value, key: &str) -> Option<String> {
-    let s = text(v, key)?;
-    chrono::DateTime::parse_from_rfc3339(&s).ok().map(|t| {
+pub fn timestamp(s: &Option<Cow<'_, str>>) -> Option<String> {
+    let s = s.as_deref()?;
+    chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| {
         t.with_timezone(&chrono::Utc)
             .naive_utc()
             .format("%Y-%m-%d %H:%M:%S%.3f")
@@ -93,15 +180,8 @@ pub fn timestamp(v: &Value, key: &str) -> Option<String> {
 
 /// Rows for [`tables`] from the pages of one run.
 pub fn flatten(run_id: &str, pages: &[(String, Vec<u8>)]) -> Result<TableRows, StageError> {
-    let mut tweets = Vec::new();
-    let mut users = Vec::new();
-    let mut tags = Vec::new();
-    let mut seen_tweets = BTreeSet::new();
-    let mut seen_users = BTreeSet::new();
-    let mut seen_tags = BTreeSet::new();
     // Parsing dominates staging time: parse pages in parallel, flatten in order.
-    use rayon::prelude::*;
-    let parsed: Vec<Value> = pages
+    let parsed: Vec<Page<'_>> = pages
         .par_iter()
         .map(|(key, bytes)| {
             serde_json::from_slice(bytes).map_err(|e| StageError::BadPage {
@@ -111,73 +191,64 @@ pub fn flatten(run_id: &str, pages: &[(String, Vec<u8>)]) -> Result<TableRows, S
             })
         })
         .collect::<Result<_, _>>()?;
+    let mut tweets = Vec::new();
+    let mut users = Vec::new();
+    let mut tags = Vec::new();
+    let mut seen_tweets = HashSet::new();
+    let mut seen_users = HashSet::new();
+    let mut seen_tags = HashSet::new();
     for page in &parsed {
-        for t in page
-            .get("data")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let Some(tid) = id(t, "id") else { continue };
+        for t in page.data.iter().flatten() {
+            let Some(tid) = id(&t.id) else { continue };
             if !seen_tweets.insert(tid.clone()) {
                 continue;
             }
-            let referenced_type = t
-                .get("referenced_tweets")
-                .and_then(Value::as_array)
-                .and_then(|a| a.first())
-                .and_then(|r| text(r, "type"));
+            let m = t.public_metrics.as_ref();
             tweets.push(vec![
                 Some(tid.clone()),
-                id(t, "author_id"),
-                id(t, "conversation_id"),
-                text(t, "text"),
-                text(t, "lang"),
-                timestamp(t, "created_at"),
-                metric(t, "retweet_count"),
-                metric(t, "reply_count"),
-                metric(t, "like_count"),
-                metric(t, "quote_count"),
-                metric(t, "impression_count"),
-                id(t, "in_reply_to_user_id"),
-                referenced_type,
+                id(&t.author_id),
+                id(&t.conversation_id),
+                owned(&t.text),
+                owned(&t.lang),
+                timestamp(&t.created_at),
+                num(m.and_then(|m| m.retweet_count)),
+                num(m.and_then(|m| m.reply_count)),
+                num(m.and_then(|m| m.like_count)),
+                num(m.and_then(|m| m.quote_count)),
+                num(m.and_then(|m| m.impression_count)),
+                id(&t.in_reply_to_user_id),
+                t.referenced_tweets
+                    .as_ref()
+                    .and_then(|r| r.first())
+                    .and_then(|r| owned(&r.kind)),
             ]);
-            for h in t
-                .get("entities")
-                .and_then(|e| e.get("hashtags"))
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                if let Some(tag) = text(h, "tag") {
+            let hashtags = t.entities.as_ref().and_then(|e| e.hashtags.as_ref());
+            for h in hashtags.into_iter().flatten() {
+                if let Some(tag) = owned(&h.tag) {
                     if seen_tags.insert((tid.clone(), tag.clone())) {
                         tags.push(vec![Some(tid.clone()), Some(tag)]);
                     }
                 }
             }
         }
-        for u in page
-            .get("includes")
-            .and_then(|i| i.get("users"))
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let Some(uid) = id(u, "id") else { continue };
+        let page_users = page.includes.as_ref().and_then(|i| i.users.as_ref());
+        for u in page_users.into_iter().flatten() {
+            let Some(uid) = id(&u.id) else { continue };
             if !seen_users.insert(uid.clone()) {
                 continue;
             }
+            let m = u.public_metrics.as_ref();
             users.push(vec![
                 Some(uid),
-                text(u, "username"),
-                text(u, "name"),
-                text(u, "description"),
-                timestamp(u, "created_at"),
-                boolean(u, "verified"),
-                metric(u, "followers_count"),
-                metric(u, "following_count"),
-                metric(u, "tweet_count"),
-                metric(u, "listed_count"),
+                owned(&u.username),
+                owned(&u.name),
+                owned(&u.description),
+                timestamp(&u.created_at),
+                u.verified.map(|b| b.to_string()),
+                num(m.and_then(|m| m.followers_count)),
+                num(m.and_then(|m| m.following_count)),
+                num(m.and_then(|m| m.tweet_count)),
+                num(m.and_then(|m| m.listed_count)),
             ]);
         }
     }

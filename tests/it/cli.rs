@@ -61,6 +61,7 @@ pub fn example_project() -> tempfile::TempDir {
         "seeds",
         "macros",
         "data_tests",
+        "sample",
     ] {
         let from = root.join(item);
         if from.is_dir() {

@@ -232,7 +232,7 @@ fn jaffle_builds_and_rebuilds(engine: &Engine, schema: &str) {
     // A model with broken SQL fails, names the compiled file, and the previous table survives.
     std::fs::write(
         dir.path().join("models/marts/customers.sql"),
-        "select customer_id, from nowhere_at_all",
+        "select customer_id from nowhere_at_all",
     )
     .expect("write");
     let out = engine.run(dir.path(), &["run", "-s", "customers"]);
@@ -326,7 +326,6 @@ fn debug_masks_the_password_and_reports_the_server() {
 fn docs_generate_writes_catalog_lineage_and_site_after_build() {
     let pg = Engine::postgres();
     let dir = example_project();
-    load_raw_twitter(&pg, dir.path());
     assert_ok(&pg.run(dir.path(), &["build", "-q"]), "build");
     let out = pg.run(dir.path(), &["docs", "generate"]);
     assert_ok(&out, "docs generate");
