@@ -401,14 +401,14 @@ fn table_exists(pg: &PgServer, dir: &Path, name: &str) -> bool {
         ))
         .expect("query")
         .rows;
-    rows[0][0] != Value::from(0)
+    rows[0][0] != 0
 }
 
 #[test]
 fn ctrl_c_cancels_the_running_query_and_leaves_no_half_built_relation() {
     let pg = PgServer::start();
     let dir = slow_project(&pg);
-    let mut child = sluice()
+    let child = sluice()
         .current_dir(dir.path())
         .args(["run", "-s", "slow"])
         .stderr(std::process::Stdio::piped())
