@@ -324,30 +324,35 @@ impl Plan {
             .collect();
         let mut waits_for: HashMap<String, BTreeSet<String>> = HashMap::new();
         for id in &order {
-            // Nearest selected ancestors (through unselected nodes too).
-            let parents: BTreeSet<String> = c
-                .graph
-                .ancestors(id, None)
-                .into_iter()
-                .filter(|p| selected.contains(*p))
-                .map(str::to_string)
-                .collect();
-            waits_for.insert(id.clone(), parents);
+            waits_for.insert(id.clone(), nearest_selected(c, id, selected, true));
         }
         if mode == Mode::Build {
-            // A model's children wait for the model's tests.
+            // The children of a tested model wait for its tests, so a failing
+            // test skips what is built on that model. A child that is itself an
+            // input of the test (relationships) or upstream of one cannot wait.
             for t in order
                 .iter()
                 .filter(|id| c.nodes()[*id].resource_type == ResourceType::Test)
             {
                 let tested = &c.nodes()[t].depends_on.nodes;
-                for other in &order {
-                    let n = &c.nodes()[other];
-                    if n.resource_type == ResourceType::Test || tested.contains(other) {
-                        continue;
-                    }
-                    if waits_for[other].iter().any(|p| tested.contains(p)) {
-                        if let Some(w) = waits_for.get_mut(other) {
+                let upstream: std::collections::HashSet<&str> = if tested.len() > 1 {
+                    tested
+                        .iter()
+                        .flat_map(|p| c.graph.ancestors(p, None))
+                        .collect()
+                } else {
+                    Default::default()
+                };
+                for p in tested {
+                    for child in nearest_selected(c, p, selected, false) {
+                        let is_test = c
+                            .nodes()
+                            .get(&child)
+                            .is_some_and(|n| n.resource_type == ResourceType::Test);
+                        if is_test || tested.contains(&child) || upstream.contains(child.as_str()) {
+                            continue;
+                        }
+                        if let Some(w) = waits_for.get_mut(&child) {
                             w.insert(t.clone());
                         }
                     }
@@ -366,6 +371,37 @@ impl Plan {
             blocks,
         }
     }
+}
+
+/// The closest selected parents (`up`) or children of `id`, looking through
+/// nodes that are not selected.
+fn nearest_selected(
+    c: &Compiled,
+    id: &str,
+    selected: &BTreeSet<String>,
+    up: bool,
+) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut seen = std::collections::HashSet::new();
+    let step = |x: &str| {
+        if up {
+            c.graph.parents(x)
+        } else {
+            c.graph.children(x)
+        }
+    };
+    let mut frontier: Vec<&str> = step(id);
+    while let Some(n) = frontier.pop() {
+        if !seen.insert(n) {
+            continue;
+        }
+        if selected.contains(n) {
+            out.insert(n.to_string());
+        } else {
+            frontier.extend(step(n));
+        }
+    }
+    out
 }
 
 #[allow(clippy::too_many_arguments)]
