@@ -180,10 +180,22 @@ impl Connection for DuckDbConnection {
                 .collect(),
             None => Vec::new(),
         };
+        // Columns of DuckDB's NULL type (`select null as x`) hold only nulls;
+        // the duckdb crate cannot read them through `get_ref`.
+        let null_typed: Vec<bool> = match rows.as_ref() {
+            Some(stmt) => (0..columns.len())
+                .map(|i| stmt.column_type(i) == ::duckdb::arrow::datatypes::DataType::Null)
+                .collect(),
+            None => Vec::new(),
+        };
         let mut out = Vec::new();
         while let Some(row) = rows.next().map_err(db_error)? {
             let mut values = Vec::with_capacity(kinds.len());
             for (i, kind) in kinds.iter().enumerate() {
+                if null_typed.get(i).copied().unwrap_or(false) {
+                    values.push(serde_json::Value::Null);
+                    continue;
+                }
                 let value = row.get_ref(i).map_err(db_error)?.to_owned();
                 values.push(to_json(value, *kind));
             }
@@ -377,7 +389,11 @@ fn float_json(f: f64) -> serde_json::Value {
 
 /// Decimals become numbers; whole values stay integers (`3`, not `3.0`).
 fn decimal_json(text: &str) -> serde_json::Value {
-    if let Ok(i) = text.parse::<i64>() {
+    let whole = match text.split_once('.') {
+        Some((int, frac)) if frac.bytes().all(|b| b == b'0') => int,
+        _ => text,
+    };
+    if let Ok(i) = whole.parse::<i64>() {
         return serde_json::Value::from(i);
     }
     match text.parse::<f64>() {
