@@ -9,21 +9,40 @@ use crate::support::pg::PgServer;
 
 struct Project {
     dir: tempfile::TempDir,
-    pg: PgServer,
+    /// `None`: the project runs on an embedded DuckDB file.
+    pg: Option<PgServer>,
+}
+
+#[derive(Clone, Copy)]
+enum On {
+    Postgres,
+    #[cfg_attr(not(feature = "duckdb"), allow(dead_code))]
+    DuckDb,
 }
 
 impl Project {
     fn new(models: &[(&str, &str)]) -> Project {
+        Project::on(On::Postgres, models)
+    }
+
+    fn on(engine: On, models: &[(&str, &str)]) -> Project {
         let dir = tempfile::tempdir().expect("tempdir");
         copy_tree(
             &repo_root().join("tests/fixtures/bad/unknown_selector"),
             dir.path(),
         );
-        let pg = PgServer::start();
-        let profiles = format!(
-            "bad:\n  target: pg\n  outputs:\n    pg:\n      type: postgres\n      host: {}\n      port: {}\n      user: {}\n      dbname: {}\n      schema: s\n      threads: 2\n",
-            pg.host, pg.port, pg.user, pg.dbname
-        );
+        let pg = match engine {
+            On::Postgres => Some(PgServer::start()),
+            On::DuckDb => None,
+        };
+        let profiles = match &pg {
+            Some(pg) => format!(
+                "bad:\n  target: pg\n  outputs:\n    pg:\n      type: postgres\n      host: {}\n      port: {}\n      user: {}\n      dbname: {}\n      schema: s\n      threads: 2\n",
+                pg.host, pg.port, pg.user, pg.dbname
+            ),
+            None => "bad:\n  target: duck\n  outputs:\n    duck:\n      type: duckdb\n      path: warehouse.duckdb\n      schema: s\n      threads: 2\n"
+                .to_string(),
+        };
         std::fs::write(dir.path().join("profiles.yml"), profiles).expect("write");
         for (path, text) in models {
             let p = dir.path().join(path);
@@ -71,7 +90,17 @@ const PARENTS: &str = "select 10 as id union all select 20";
 
 #[test]
 fn generic_tests_pass_and_fail_with_dbt_semantics() {
-    let p = Project::new(&[
+    generic_tests_on(On::Postgres);
+}
+
+#[cfg(feature = "duckdb")]
+#[test]
+fn generic_tests_pass_and_fail_with_dbt_semantics_on_duckdb() {
+    generic_tests_on(On::DuckDb);
+}
+
+fn generic_tests_on(engine: On) {
+    let p = Project::on(engine, &[
         ("models/people.sql", PEOPLE),
         ("models/parents.sql", PARENTS),
         (
@@ -106,7 +135,17 @@ fn generic_tests_pass_and_fail_with_dbt_semantics() {
 
 #[test]
 fn severity_warn_does_not_fail_the_build_and_store_failures_keeps_rows() {
-    let p = Project::new(&[
+    store_failures_on(On::Postgres);
+}
+
+#[cfg(feature = "duckdb")]
+#[test]
+fn severity_warn_and_store_failures_on_duckdb() {
+    store_failures_on(On::DuckDb);
+}
+
+fn store_failures_on(engine: On) {
+    let p = Project::on(engine, &[
         ("models/people.sql", PEOPLE),
         (
             "models/schema.yml",
@@ -119,9 +158,12 @@ fn severity_warn_does_not_fail_the_build_and_store_failures_keeps_rows() {
         stderr.contains("failing rows stored in s_dbt_test__audit.unique_people_id"),
         "{stderr}"
     );
-    let target: sluice::warehouse::TargetConfig = serde_json::from_value(serde_json::json!({
-        "type": "postgres", "host": p.pg.host, "port": p.pg.port, "user": p.pg.user, "dbname": p.pg.dbname, "schema": "s", "sslmode": "disable"
-    }))
+    let target: sluice::warehouse::TargetConfig = match &p.pg {
+        Some(pg) => serde_json::from_value(serde_json::json!({
+            "type": "postgres", "host": pg.host, "port": pg.port, "user": pg.user, "dbname": pg.dbname, "schema": "s", "sslmode": "disable"
+        })),
+        None => serde_json::from_value(serde_json::json!({"type": "duckdb", "path": "warehouse.duckdb", "schema": "s"})),
+    }
     .expect("target");
     let w = sluice::warehouse::open(&target, p.dir.path()).expect("open");
     let rows = w
