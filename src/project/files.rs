@@ -15,6 +15,58 @@ pub struct SourceFile {
     /// Path relative to the resource root it was found under (e.g. `models/`).
     pub rel: String,
     pub text: String,
+    /// Byte offset of the start of each line, for line lookups from the middle of the file.
+    pub starts: Vec<usize>,
+}
+
+impl SourceFile {
+    pub fn new(path: String, rel: String, text: String) -> SourceFile {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        SourceFile {
+            path,
+            rel,
+            text,
+            starts,
+        }
+    }
+
+    /// The text from 1-based line `from` on, at most `max` lines of it.
+    fn window(&self, from: usize, max: usize) -> &str {
+        let i = from.max(1) - 1;
+        let start = self.starts.get(i).copied().unwrap_or(self.text.len());
+        let end = self
+            .starts
+            .get(i.saturating_add(max))
+            .copied()
+            .unwrap_or(self.text.len());
+        &self.text[start..end]
+    }
+
+    /// `yaml::line_of_name` from `after_line` on, without rescanning the lines before it.
+    pub fn line_of_name(&self, name: &str, after_line: usize) -> Option<usize> {
+        crate::project::yaml::line_of_name(self.window(after_line, usize::MAX), name, 1)
+            .map(|l| l + after_line.max(1) - 1)
+    }
+
+    /// `yaml::line_of_key` within `max` lines from `after_line`.
+    pub fn line_of_key(&self, key: &str, after_line: usize, max: usize) -> Option<usize> {
+        crate::project::yaml::line_of_key(self.window(after_line, max), key, 1)
+            .map(|l| l + after_line.max(1) - 1)
+    }
+
+    /// A line that is just `- value` (or `value:`), within `max` lines from `after_line`.
+    pub fn line_of_item(&self, value: &str, after_line: usize, max: usize) -> Option<usize> {
+        self.window(after_line, max)
+            .lines()
+            .position(|l| {
+                l.trim_start()
+                    .strip_prefix('-')
+                    .map(|v| v.trim().trim_matches(|c| c == '"' || c == '\'') == value)
+                    .unwrap_or(false)
+            })
+            .map(|i| i + after_line.max(1))
+    }
 }
 
 /// Files with one of `exts` under each of `roots` (project-relative dirs).
@@ -54,7 +106,7 @@ pub fn collect(
             let path = slash_path(p.strip_prefix(project_dir).unwrap_or(p));
             let text = fs_err::read_to_string(p)
                 .map_err(|e| Diagnostic::error("E0105", e.to_string()).at(path.clone(), None))?;
-            out.push(SourceFile { path, rel, text });
+            out.push(SourceFile::new(path, rel, text));
         }
     }
     Ok(out)

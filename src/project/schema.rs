@@ -108,7 +108,7 @@ pub fn parse_all(files: &[SourceFile]) -> (SchemaFiles, Diagnostics) {
 fn parse_one(f: &SourceFile, doc: &Value, out: &mut SchemaFiles, diags: &mut Diagnostics) {
     let Some(map) = doc.as_object() else { return };
     for (key, target) in [("models", 0), ("seeds", 1), ("snapshots", 2)] {
-        let mut cursor = yaml::line_of_key(&f.text, key, 1).unwrap_or(1);
+        let mut cursor = f.line_of_key(key, 1, usize::MAX).unwrap_or(1);
         for entry in map.get(key).and_then(Value::as_array).into_iter().flatten() {
             if let Some(p) = parse_patch(f, entry, cursor, diags) {
                 // Entries come in file order: the next one is below this one.
@@ -154,7 +154,7 @@ fn config_of(
     let mut config = Config::new();
     if let Some(c) = m.get("config").and_then(Value::as_object) {
         for (k, v) in c {
-            if let Some(d) = unknown_config_key(k, &f.path, yaml::line_of_key(&f.text, k, line)) {
+            if let Some(d) = unknown_config_key(k, &f.path, f.line_of_key(k, line, 400)) {
                 diags.push(d);
             }
             merge_config_value(&mut config, k, v.clone());
@@ -177,8 +177,9 @@ fn parse_patch(
         );
         return None;
     }
-    let line = yaml::line_of_name(&f.text, &name, after_line)
-        .or_else(|| yaml::line_of_name(&f.text, &name, 1))
+    let line = f
+        .line_of_name(&name, after_line)
+        .or_else(|| f.line_of_name(&name, 1))
         .unwrap_or(1);
     let mut patch = Patch {
         file: f.path.clone(),
@@ -216,7 +217,7 @@ fn parse_columns(
         if name.is_empty() {
             continue;
         }
-        let col_line = yaml::line_of_name(&f.text, &name, line).unwrap_or(line);
+        let col_line = f.line_of_name(&name, line).unwrap_or(line);
         let col = ColumnDef {
             name: name.clone(),
             description: str_of(cm, "description"),
@@ -279,8 +280,9 @@ fn parse_test(
         }
         _ => (String::new(), Map::new()),
     };
-    let test_line = yaml::line_of_key(&f.text, &test_name, line)
-        .or_else(|| yaml::line_of_key_value(&f.text, "", &test_name, line))
+    let test_line = f
+        .line_of_key(&test_name, line, 400)
+        .or_else(|| f.line_of_item(&test_name, line, 400))
         .unwrap_or(line);
     if test_name.is_empty() {
         return Err(Diagnostic::error("E0107", "a data test entry has no test name")
@@ -336,7 +338,7 @@ fn parse_source(
         diags.push(Diagnostic::error("E0106", "a source has no `name`").at(f.path.clone(), None));
         return;
     }
-    let source_line = yaml::line_of_name(&f.text, &source_name, 1).unwrap_or(1);
+    let source_line = f.line_of_name(&source_name, 1).unwrap_or(1);
     let source_config = config_of(f, sm, source_line, diags);
     let schema = sm
         .get("schema")
@@ -375,7 +377,9 @@ fn parse_source(
         if table_name.is_empty() {
             continue;
         }
-        let line = yaml::line_of_name(&f.text, &table_name, source_line).unwrap_or(source_line);
+        let line = f
+            .line_of_name(&table_name, source_line)
+            .unwrap_or(source_line);
         let mut config = source_config.clone();
         for (k, v) in config_of(f, tm, line, diags) {
             merge_config_value(&mut config, &k, v);
@@ -425,11 +429,7 @@ mod tests {
     use super::*;
 
     fn file(text: &str) -> SourceFile {
-        SourceFile {
-            path: "models/schema.yml".into(),
-            rel: "schema.yml".into(),
-            text: text.into(),
-        }
+        SourceFile::new("models/schema.yml".into(), "schema.yml".into(), text.into())
     }
 
     #[test]
