@@ -19,6 +19,7 @@ pub mod docs_site;
 pub mod extract;
 pub mod graph;
 pub mod lake;
+pub mod progress;
 pub mod project;
 pub mod sql;
 pub mod stage;

@@ -8,6 +8,7 @@ mod extract;
 mod freshness;
 mod init;
 mod ls;
+pub mod progress;
 pub mod run;
 
 use std::io::Write;
@@ -60,37 +61,77 @@ impl From<std::io::Error> for Failure {
 pub struct Ui {
     pub quiet: bool,
     pub json: bool,
+    /// Progress bars on stderr (a terminal, not `-q`, not JSON logs); lines
+    /// printed meanwhile go above the bars.
+    pub bars: Option<indicatif::MultiProgress>,
 }
 
 impl Ui {
+    /// A plain or JSON UI without progress bars.
+    pub fn plain(quiet: bool, json: bool) -> Ui {
+        Ui {
+            quiet,
+            json,
+            bars: None,
+        }
+    }
+
+    /// Print to stderr, above any progress bars.
+    pub fn eprint(&self, text: impl std::fmt::Display) {
+        match &self.bars {
+            Some(m) => m.suspend(|| eprintln!("{text}")),
+            None => eprintln!("{text}"),
+        }
+    }
+
     pub fn info(&self, msg: impl AsRef<str>) {
         if self.quiet {
             return;
         }
         if self.json {
             let line = serde_json::json!({"level": "info", "msg": msg.as_ref(), "ts": chrono::Utc::now().to_rfc3339()});
-            eprintln!("{line}");
+            self.eprint(line);
         } else {
-            eprintln!("{}", msg.as_ref());
+            self.eprint(msg.as_ref());
+        }
+    }
+
+    /// A progress line; JSON logs also carry the event's fields.
+    pub fn event(&self, msg: &str, event: &crate::progress::Event) {
+        if self.quiet {
+            return;
+        }
+        if self.json {
+            let line = serde_json::json!({"level": "info", "msg": msg, "ts": chrono::Utc::now().to_rfc3339(), "progress": event});
+            self.eprint(line);
+        } else {
+            self.eprint(msg);
         }
     }
 
     pub fn diagnostics(&self, d: &Diagnostics) {
         if self.json {
             for x in &d.0 {
-                eprintln!("{}", serde_json::to_string(x).unwrap_or_default());
+                self.eprint(serde_json::to_string(x).unwrap_or_default());
             }
         } else if !d.0.is_empty() {
-            eprintln!("{d}");
+            self.eprint(d);
         }
     }
 }
 
 pub fn main(cli: Cli) -> Exit {
-    let ui = Ui {
-        quiet: cli.global.quiet,
-        json: cli.global.log_format == LogFormat::Json,
-    };
+    use std::io::IsTerminal;
+    let quiet = cli.global.quiet;
+    let json = cli.global.log_format == LogFormat::Json;
+    let mut ui = Ui::plain(quiet, json);
+    if progress::display_for(std::io::stderr().is_terminal(), quiet, json)
+        == progress::Display::Bars
+    {
+        ui.bars = Some(indicatif::MultiProgress::with_draw_target(
+            indicatif::ProgressDrawTarget::stderr(),
+        ));
+    }
     let result = dispatch(&cli, &ui);
     match result {
         Ok(code) => code,

@@ -3,6 +3,13 @@
 //! its descendants and the rest continues (`--fail-fast` stops instead); in
 //! `build`, a model's tests run right after it and a failing error-severity
 //! test skips everything downstream of that model. Writes run_results.json.
+//!
+//! `build` starts at the API: every selected source that declares an
+//! extraction is one step of the same DAG, `source.<package>.<source>`
+//! (the common prefix of its tables' unique ids), which extracts the source
+//! into the lake and stages it into its raw tables, once for all its tables.
+//! Its tests and models wait for it; a failed extraction skips them while
+//! unrelated seeds and models go on.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,6 +18,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
+use super::extract::{extract_and_stage, sources_among, ExtractSource};
 use super::{load, select_ids, shown_path, Exit, Failure, Ui};
 use crate::cli::{GlobalArgs, RunArgs};
 use crate::compile::{self, Compiled};
@@ -18,7 +26,7 @@ use crate::diagnostics::Diagnostic;
 use crate::project::node::{Node, ResourceType};
 use crate::templating::Renderer;
 use crate::warehouse::materialize::{self, Materialization, ModelBuild, OnSchemaChange};
-use crate::warehouse::{adapter, seed, Connection, Engine, Relation, Warehouse};
+use crate::warehouse::{adapter, seed, Connection, Engine, Relation, TargetConfig, Warehouse};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -77,9 +85,13 @@ pub fn execute(g: &GlobalArgs, ui: &Ui, mode: Mode, a: &RunArgs) -> Result<Exit,
     let c = loaded.compiled;
     let target = loaded.target;
     let chosen = select_ids(&c, &a.select)?;
-    if mode == Mode::Build {
-        extract_and_stage_upstream(g, ui, &c, &chosen)?;
-    }
+    // A source's extraction runs when one of its tables is selected
+    // (`build`, `build -s +model`, `build -s source:twitter+`).
+    let extractions = if mode == Mode::Build {
+        sources_among(&c, &chosen)
+    } else {
+        Vec::new()
+    };
     let selected: BTreeSet<String> = chosen
         .into_iter()
         .filter(|id| {
@@ -88,42 +100,7 @@ pub fn execute(g: &GlobalArgs, ui: &Ui, mode: Mode, a: &RunArgs) -> Result<Exit,
                 .is_some_and(|n| mode.covers(n.resource_type) && n.materialized() != "ephemeral")
         })
         .collect();
-    execute_selected(c, target, mode, a, ui, selected, started)
-}
-
-/// `build` starts at the API: sources that declare an extraction and feed
-/// the selection (or are selected) are extracted into the lake and staged
-/// into their raw tables before seeds and models run.
-fn extract_and_stage_upstream(
-    g: &GlobalArgs,
-    ui: &Ui,
-    c: &Compiled,
-    chosen: &BTreeSet<String>,
-) -> Result<(), Failure> {
-    let mut sources: BTreeSet<String> = BTreeSet::new();
-    for id in chosen {
-        let candidates = std::iter::once(id.as_str()).chain(c.graph.ancestors(id, None));
-        for a in candidates {
-            if let Some(info) = c.nodes().get(a).and_then(|n| n.source.as_ref()) {
-                if info.extract.is_some() {
-                    sources.insert(info.source_name.clone());
-                }
-            }
-        }
-    }
-    if sources.is_empty() {
-        return Ok(());
-    }
-    let args = crate::cli::ExtractArgs {
-        select: crate::cli::SelectArgs {
-            select: sources.iter().map(|s| format!("source:{s}")).collect(),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    super::extract::extract_cmd(g, ui, &args)?;
-    super::extract::stage_cmd(g, ui, &args)?;
-    Ok(())
+    execute_selected(c, target, mode, a, ui, selected, extractions, started)
 }
 
 /// Re-run what failed or was skipped last time (dbt's `retry`), with the
@@ -161,11 +138,21 @@ pub fn retry(g: &GlobalArgs, ui: &Ui, a: &RunArgs) -> Result<Exit, Failure> {
         .filter_map(|r| r["unique_id"].as_str().map(str::to_string))
         .collect();
     let loaded = load(g, ui, mode.name(), a.full_refresh)?;
+    let c = &loaded.compiled;
+    // A failed or skipped extraction step is retried as a whole.
+    let extractions: Vec<ExtractSource> = if mode == Mode::Build {
+        sources_among(c, c.nodes().keys())
+            .into_iter()
+            .filter(|s| again.contains(&s.step_id))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let selected: BTreeSet<String> = again
         .into_iter()
-        .filter(|id| loaded.compiled.nodes().contains_key(id))
+        .filter(|id| c.nodes().contains_key(id))
         .collect();
-    if selected.is_empty() {
+    if selected.is_empty() && extractions.is_empty() {
         ui.info("Nothing to retry: the last run had no failures");
         return Ok(0);
     }
@@ -176,10 +163,12 @@ pub fn retry(g: &GlobalArgs, ui: &Ui, a: &RunArgs) -> Result<Exit, Failure> {
         a,
         ui,
         selected,
+        extractions,
         started,
     )
 }
 
+#[allow(clippy::too_many_arguments)]
 fn execute_selected(
     mut c: Compiled,
     target: crate::project::profiles::Target,
@@ -187,9 +176,10 @@ fn execute_selected(
     a: &RunArgs,
     ui: &Ui,
     selected: BTreeSet<String>,
+    extractions: Vec<ExtractSource>,
     started: Instant,
 ) -> Result<Exit, Failure> {
-    if selected.is_empty() {
+    if selected.is_empty() && extractions.is_empty() {
         ui.info("Nothing to do: the selection matched no nodes");
         return Ok(0);
     }
@@ -238,7 +228,7 @@ fn execute_selected(
         }
     }
 
-    let plan = Plan::new(&c, &selected, mode);
+    let plan = Plan::new(&c, &selected, extractions, mode);
     let cancelled = Arc::new(AtomicBool::new(false));
     watch_ctrl_c(warehouse.clone(), cancelled.clone());
     ui.info(format!(
@@ -251,7 +241,7 @@ fn execute_selected(
         &c,
         &plan,
         warehouse.clone(),
-        engine,
+        &target.config,
         threads,
         a,
         ui,
@@ -273,7 +263,7 @@ fn execute_selected(
         }
     }
     write_artifacts(&c, &results, started.elapsed().as_secs_f64(), mode)?;
-    summarize(ui, &results, started.elapsed().as_secs_f64(), &c);
+    summarize(ui, &results, started.elapsed().as_secs_f64(), &c, &plan);
     let failed = results.iter().any(NodeResult::failed) || cancelled.load(Ordering::SeqCst);
     Ok(if failed { 1 } else { 0 })
 }
@@ -304,36 +294,83 @@ fn watch_ctrl_c(warehouse: Arc<dyn Warehouse>, cancelled: Arc<AtomicBool>) {
     });
 }
 
-/// The selected nodes and what each waits for.
+/// The steps to run (selected nodes, and sources to extract) and what each waits for.
 struct Plan {
     order: Vec<String>,
     waits_for: HashMap<String, BTreeSet<String>>,
-    /// Everything that must be skipped when a node fails.
+    /// Everything that must be skipped when a step fails.
     blocks: HashMap<String, BTreeSet<String>>,
+    /// Extraction steps by step id.
+    extractions: BTreeMap<String, ExtractSource>,
+}
+
+/// Which step of the plan a graph node belongs to: selected nodes are their
+/// own step; the tables of a source being extracted belong to its step.
+struct Steps<'a> {
+    selected: &'a BTreeSet<String>,
+    /// Source table id → extraction step id.
+    table_step: HashMap<String, String>,
+}
+
+impl Steps<'_> {
+    fn of<'s>(&'s self, id: &'s str) -> Option<&'s str> {
+        if self.selected.contains(id) {
+            Some(id)
+        } else {
+            self.table_step.get(id).map(String::as_str)
+        }
+    }
 }
 
 impl Plan {
-    fn new(c: &Compiled, selected: &BTreeSet<String>, mode: Mode) -> Plan {
-        let order: Vec<String> = c
-            .graph
-            .topo_order()
-            .unwrap_or_default()
+    fn new(
+        c: &Compiled,
+        selected: &BTreeSet<String>,
+        extractions: Vec<ExtractSource>,
+        mode: Mode,
+    ) -> Plan {
+        let steps = Steps {
+            selected,
+            table_step: extractions
+                .iter()
+                .flat_map(|s| s.tables.iter().map(|t| (t.clone(), s.step_id.clone())))
+                .collect(),
+        };
+        // Sources have no parents: extraction steps come first.
+        let order: Vec<String> = extractions
+            .iter()
+            .map(|s| s.step_id.clone())
+            .chain(
+                c.graph
+                    .topo_order()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|id| selected.contains(*id))
+                    .map(str::to_string),
+            )
+            .collect();
+        let extractions: BTreeMap<String, ExtractSource> = extractions
             .into_iter()
-            .filter(|id| selected.contains(*id))
-            .map(str::to_string)
+            .map(|s| (s.step_id.clone(), s))
             .collect();
         let mut waits_for: HashMap<String, BTreeSet<String>> = HashMap::new();
         for id in &order {
-            waits_for.insert(id.clone(), nearest_selected(c, id, selected, true));
+            let parents = if extractions.contains_key(id) {
+                BTreeSet::new()
+            } else {
+                nearest_selected(c, id, &steps, true)
+            };
+            waits_for.insert(id.clone(), parents);
         }
         if mode == Mode::Build {
             // The children of a tested model wait for its tests, so a failing
             // test skips what is built on that model. A child that is itself an
             // input of the test (relationships) or upstream of one cannot wait.
-            for t in order
-                .iter()
-                .filter(|id| c.nodes()[*id].resource_type == ResourceType::Test)
-            {
+            for t in order.iter().filter(|id| {
+                c.nodes()
+                    .get(*id)
+                    .is_some_and(|n| n.resource_type == ResourceType::Test)
+            }) {
                 let tested = &c.nodes()[t].depends_on.nodes;
                 let upstream: std::collections::HashSet<&str> = if tested.len() > 1 {
                     tested
@@ -344,7 +381,7 @@ impl Plan {
                     Default::default()
                 };
                 for p in tested {
-                    for child in nearest_selected(c, p, selected, false) {
+                    for child in nearest_selected(c, p, &steps, false) {
                         let is_test = c
                             .nodes()
                             .get(&child)
@@ -369,18 +406,14 @@ impl Plan {
             order,
             waits_for,
             blocks,
+            extractions,
         }
     }
 }
 
-/// The closest selected parents (`up`) or children of `id`, looking through
-/// nodes that are not selected.
-fn nearest_selected(
-    c: &Compiled,
-    id: &str,
-    selected: &BTreeSet<String>,
-    up: bool,
-) -> BTreeSet<String> {
+/// The closest steps among the parents (`up`) or children of `id`, looking
+/// through nodes that are not part of the plan.
+fn nearest_selected(c: &Compiled, id: &str, steps: &Steps, up: bool) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     let mut seen = std::collections::HashSet::new();
     let step = |x: &str| {
@@ -395,8 +428,8 @@ fn nearest_selected(
         if !seen.insert(n) {
             continue;
         }
-        if selected.contains(n) {
-            out.insert(n.to_string());
+        if let Some(step) = steps.of(n) {
+            out.insert(step.to_string());
         } else {
             frontier.extend(step(n));
         }
@@ -409,7 +442,7 @@ fn run_plan(
     c: &Compiled,
     plan: &Plan,
     warehouse: Arc<dyn Warehouse>,
-    engine: Engine,
+    target: &TargetConfig,
     threads: usize,
     a: &RunArgs,
     ui: &Ui,
@@ -436,7 +469,8 @@ fn run_plan(
         .enumerate()
         .map(|(i, id)| (id.as_str(), i + 1))
         .collect();
-    let stop = AtomicBool::new(false);
+    let stop = &AtomicBool::new(false);
+    let engine = target.engine();
 
     std::thread::scope(|s| {
         let (work_tx, work_rx) = mpsc::channel::<String>();
@@ -454,11 +488,23 @@ fn run_plan(
                         Err(_) => break,
                     };
                     let Ok(id) = next else { break };
+                    // Work queued before a --fail-fast stop or Ctrl-C is skipped.
+                    if stop.load(Ordering::SeqCst) || cancelled.load(Ordering::SeqCst) {
+                        if done_tx.send(skipped_result(id, stop)).is_err() {
+                            break;
+                        }
+                        continue;
+                    }
                     let started_at = now();
                     let t0 = Instant::now();
-                    let outcome = match &conn {
-                        Ok(conn) => run_node(c, &c.nodes()[&id], conn, engine, a),
-                        Err(e) => Err(format!("could not connect: {e}")),
+                    let outcome = match (&conn, plan.extractions.get(&id)) {
+                        (Err(e), _) => Err(format!("could not connect: {e}")),
+                        (Ok(conn), Some(src)) => {
+                            extract_and_stage(src, target, &c.project.root, lock(conn).as_mut(), ui)
+                                .map(|o| ok("success", o.message, Some(o.rows), None))
+                                .map_err(|d| d.to_string())
+                        }
+                        (Ok(conn), None) => run_node(c, &c.nodes()[&id], conn, engine, a),
                     };
                     let mut r = match outcome {
                         Ok(r) => r,
@@ -479,6 +525,9 @@ fn run_plan(
                     r.thread = thread;
                     r.started_at = started_at;
                     r.completed_at = now();
+                    if r.failed() && a.fail_fast {
+                        stop.store(true, Ordering::SeqCst);
+                    }
                     if done_tx.send(r).is_err() {
                         break;
                     }
@@ -507,6 +556,7 @@ fn run_plan(
             print_status(
                 ui,
                 c,
+                plan,
                 &r,
                 index.get(r.unique_id.as_str()).copied().unwrap_or(finished),
                 total,
@@ -533,26 +583,25 @@ fn run_plan(
     });
     for id in &plan.order {
         if !results.iter().any(|r| &r.unique_id == id) {
-            let r = NodeResult {
-                unique_id: id.clone(),
-                status: "skipped",
-                message: if stop.load(Ordering::SeqCst) {
-                    "skipped: --fail-fast".into()
-                } else {
-                    "skipped: an upstream node failed".into()
-                },
-                rows_affected: None,
-                failures: None,
-                seconds: 0.0,
-                thread: 0,
-                started_at: String::new(),
-                completed_at: String::new(),
-            };
-            print_status(ui, c, &r, index[id.as_str()], total);
+            let r = skipped_result(id.clone(), stop);
+            print_status(ui, c, plan, &r, index[id.as_str()], total);
             results.push(r);
         }
     }
     results
+}
+
+/// A step that did not run: after a --fail-fast stop, or below a failure.
+fn skipped_result(unique_id: String, stop: &AtomicBool) -> NodeResult {
+    let message = if stop.load(Ordering::SeqCst) {
+        "skipped: --fail-fast"
+    } else {
+        "skipped: an upstream node failed"
+    };
+    NodeResult {
+        unique_id,
+        ..ok("skipped", message.into(), None, None)
+    }
 }
 
 fn skip_with_descendants(id: &str, plan: &Plan, skipped: &mut BTreeSet<String>) {
@@ -896,16 +945,38 @@ fn store_failures(
     Ok(format!("{schema}.{}", n.name))
 }
 
-fn describe(n: &Node) -> String {
-    match n.resource_type {
-        ResourceType::Seed => format!("seed file {}.{}", n.schema, n.alias),
-        ResourceType::Test => format!("test {}", n.name),
-        _ => format!("sql {} model {}.{}", n.materialized(), n.schema, n.alias),
-    }
+/// How a step is named in status lines.
+struct Shown<'a> {
+    resource_type: ResourceType,
+    name: &'a str,
+    file: &'a str,
+    description: String,
 }
 
-fn print_status(ui: &Ui, c: &Compiled, r: &NodeResult, i: usize, total: usize) {
-    let Some(n) = c.nodes().get(&r.unique_id) else {
+fn shown<'a>(c: &'a Compiled, plan: &'a Plan, id: &str) -> Option<Shown<'a>> {
+    if let Some(src) = plan.extractions.get(id) {
+        return Some(Shown {
+            resource_type: ResourceType::Source,
+            name: &src.name,
+            file: &src.file,
+            description: format!("source {}", src.name),
+        });
+    }
+    let n = c.nodes().get(id)?;
+    Some(Shown {
+        resource_type: n.resource_type,
+        name: &n.name,
+        file: n.defining_file(),
+        description: match n.resource_type {
+            ResourceType::Seed => format!("seed file {}.{}", n.schema, n.alias),
+            ResourceType::Test => format!("test {}", n.name),
+            _ => format!("sql {} model {}.{}", n.materialized(), n.schema, n.alias),
+        },
+    })
+}
+
+fn print_status(ui: &Ui, c: &Compiled, plan: &Plan, r: &NodeResult, i: usize, total: usize) {
+    let Some(n) = shown(c, plan, &r.unique_id) else {
         return;
     };
     let (word, detail) = match (n.resource_type, r.status) {
@@ -914,25 +985,29 @@ fn print_status(ui: &Ui, c: &Compiled, r: &NodeResult, i: usize, total: usize) {
         (ResourceType::Test, "warn") => ("WARN", format!("WARN {}", r.failures.unwrap_or(0))),
         (ResourceType::Test, "fail") => ("FAIL", format!("FAIL {}", r.failures.unwrap_or(0))),
         (_, "error") => ("ERROR", "ERROR".to_string()),
+        (ResourceType::Source, _) => (
+            "OK extracted and staged",
+            r.message.split("; ").next().unwrap_or_default().to_string(),
+        ),
         (ResourceType::Seed, _) => ("OK loaded", r.message.clone()),
         (_, _) => ("OK created", r.message.clone()),
     };
-    let label = format!("{i} of {total} {word} {}", describe(n));
+    let label = format!("{i} of {total} {word} {}", n.description);
     let dots = ".".repeat(80usize.saturating_sub(label.len() + 1).max(3));
     ui.info(format!("{label} {dots} [{detail} in {:.2}s]", r.seconds));
     if r.status == "error" {
-        eprintln!(
+        ui.eprint(format_args!(
             "  {} `{}` failed:\n  {}",
             n.resource_type.as_str(),
             n.name,
             r.message.replace('\n', "\n  ")
-        );
+        ));
     } else if (r.status == "fail" || r.status == "warn") && !r.message.is_empty() && !ui.quiet {
-        eprintln!("  {}", r.message);
+        ui.eprint(format_args!("  {}", r.message));
     }
 }
 
-fn summarize(ui: &Ui, results: &[NodeResult], seconds: f64, c: &Compiled) {
+fn summarize(ui: &Ui, results: &[NodeResult], seconds: f64, c: &Compiled, plan: &Plan) {
     let count = |s: &[&str]| results.iter().filter(|r| s.contains(&r.status)).count();
     let pass = count(&["success", "pass"]);
     let warn = count(&["warn"]);
@@ -951,13 +1026,13 @@ fn summarize(ui: &Ui, results: &[NodeResult], seconds: f64, c: &Compiled) {
             if error == 1 { "" } else { "s" }
         ));
         for r in results.iter().filter(|r| r.failed()) {
-            if let Some(n) = c.nodes().get(&r.unique_id) {
-                eprintln!(
+            if let Some(n) = shown(c, plan, &r.unique_id) {
+                ui.eprint(format_args!(
                     "  {} {} ({})",
                     if r.status == "fail" { "FAIL" } else { "ERROR" },
                     n.name,
-                    n.defining_file()
-                );
+                    n.file
+                ));
             }
         }
     }

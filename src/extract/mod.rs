@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::lake::{layout, Lake, LakeError, PutOutcome};
+use crate::progress::{Event, Progress};
 
 /// Errors that stop an extraction.
 #[derive(Debug, thiserror::Error)]
@@ -130,9 +131,6 @@ pub struct Budget {
     pub max_posts: Option<u64>,
 }
 
-/// Progress messages (stderr, dropped under `-q`).
-pub type Log<'a> = &'a dyn Fn(&str);
-
 /// An extraction plugin: one API, one source.
 pub trait Plugin {
     /// The `plugin:` name, e.g. `x_recent_search`.
@@ -147,11 +145,12 @@ pub trait Plugin {
     /// `Some(dir)` when responses come from a recording instead of the network.
     fn replaying(&self) -> Option<String>;
     /// Fetch the page at `cursor`; `want` is how many posts the budget still allows.
+    /// Waits and retries are reported to `progress`.
     fn fetch(
         &mut self,
         cursor: &Cursor,
         want: Option<u64>,
-        log: Log,
+        progress: &dyn Progress,
     ) -> Result<Fetched, ExtractError>;
     /// Read [`PageInfo`] back from a landed page.
     fn inspect(&self, body: &[u8]) -> Result<PageInfo, ExtractError>;
@@ -378,7 +377,7 @@ pub fn run(
     lake: &dyn Lake,
     source: &str,
     opts: RunOptions,
-    log: Log,
+    progress: &dyn Progress,
 ) -> Result<RunSummary, RunError> {
     let family = plugin.family();
     let mut state = load_state(lake, family, source)?;
@@ -425,10 +424,9 @@ pub fn run(
                 },
             )
         })?;
-        log(&format!(
-            "Run {} already has a manifest; committing its high-water mark",
-            ip.run_id
-        ));
+        progress.emit(Event::RunAlreadyComplete {
+            run_id: ip.run_id.clone(),
+        });
         commit(lake, family, source, &mut state, &m).map_err(|e| fail(m.pages.len(), e))?;
         return Ok(RunSummary {
             run_id: m.run_id.clone(),
@@ -471,26 +469,24 @@ pub fn run(
             info,
         });
     }
-    if resumed {
-        log(&format!(
-            "Resuming run {} of source `{source}` after {} landed page{}",
-            ip.run_id,
-            landed.len(),
-            if landed.len() == 1 { "" } else { "s" }
-        ));
-    } else {
-        log(&format!(
-            "Starting run {} of source `{source}`{}",
-            ip.run_id,
-            ip.since_id
-                .as_ref()
-                .map(|s| format!(" (since_id {s})"))
-                .unwrap_or_else(|| " (no high-water mark: everything the API still has)".into())
-        ));
-    }
-
     let budget = plugin.budget();
     let mut posts: u64 = landed.iter().map(|p| p.info.result_count).sum();
+    progress.emit(if resumed {
+        Event::RunResumed {
+            source: source.to_string(),
+            run_id: ip.run_id.clone(),
+            pages_in_lake: landed.len(),
+            posts_in_lake: posts,
+            max_pages: budget.max_pages,
+        }
+    } else {
+        Event::RunStarted {
+            source: source.to_string(),
+            run_id: ip.run_id.clone(),
+            since_id: ip.since_id.clone(),
+            max_pages: budget.max_pages,
+        }
+    });
     let already = landed.len();
     let mut stopped_by = None;
     loop {
@@ -515,7 +511,7 @@ pub fn run(
         };
         let want = budget.max_posts.map(|m| m.saturating_sub(posts));
         let page = plugin
-            .fetch(&cursor, want, log)
+            .fetch(&cursor, want, progress)
             .map_err(|e| fail(landed.len(), e))?;
         let n = landed.len() + 1;
         let name = layout::page_name(n);
@@ -534,24 +530,12 @@ pub fn run(
             }
         }
         posts += page.info.result_count;
-        log(&format!(
-            "  page {n}: {} post{} ({posts} in run){}",
-            page.info.result_count,
-            if page.info.result_count == 1 { "" } else { "s" },
-            if page.info.partial_errors > 0 {
-                format!(
-                    ", {} partial error{} kept",
-                    page.info.partial_errors,
-                    if page.info.partial_errors == 1 {
-                        ""
-                    } else {
-                        "s"
-                    }
-                )
-            } else {
-                String::new()
-            }
-        ));
+        progress.emit(Event::PageLanded {
+            page: n,
+            posts: page.info.result_count,
+            run_posts: posts,
+            partial_errors: page.info.partial_errors,
+        });
         landed.push(Landed {
             name,
             bytes: page.body.len() as u64,

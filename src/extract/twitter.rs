@@ -33,9 +33,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
-    id_cmp, resolve_path, Budget, Cursor, ExtractError, Fetched, Log, PageInfo, Plugin,
-    PluginOptions,
+    id_cmp, resolve_path, Budget, Cursor, ExtractError, Fetched, PageInfo, Plugin, PluginOptions,
 };
+use crate::progress::{Event, Progress};
 
 pub const PLUGIN_NAME: &str = "x_recent_search";
 pub const FAMILY: &str = "twitter";
@@ -620,7 +620,12 @@ impl XRecentSearch {
     }
 
     /// Wait until a reset time, or stop when that is longer than allowed.
-    fn wait_for_reset(&self, reset: Option<u64>, log: Log, why: &str) -> Result<(), ExtractError> {
+    fn wait_for_reset(
+        &self,
+        reset: Option<u64>,
+        progress: &dyn Progress,
+        why: &str,
+    ) -> Result<(), ExtractError> {
         let now = unix_now();
         let wait_secs = reset.map_or(60, |r| r.saturating_sub(now)) + 1;
         if wait_secs > self.config.max_wait_seconds {
@@ -630,9 +635,10 @@ impl XRecentSearch {
             });
         }
         if self.transport.as_ref().is_some_and(|t| t.sleeps()) {
-            log(&format!(
-                "  {why}: waiting {wait_secs}s for the rate limit to reset"
-            ));
+            progress.emit(Event::RateLimitWait {
+                reason: why.to_string(),
+                seconds: wait_secs,
+            });
         }
         self.sleep(Duration::from_secs(wait_secs) + jitter(500));
         Ok(())
@@ -645,6 +651,18 @@ impl XRecentSearch {
             .saturating_mul(1u64 << (attempt.saturating_sub(1)).min(20));
         Duration::from_millis(base.min(self.config.backoff_max_ms))
             + jitter(self.config.backoff_initial_ms / 4)
+    }
+
+    /// Back off after the `failures`-th transient failure, saying so.
+    fn retry_after(&self, reason: String, failures: u32, progress: &dyn Progress) {
+        let delay = self.backoff(failures);
+        progress.emit(Event::Retry {
+            reason,
+            delay,
+            attempt: failures + 1,
+            attempts: self.config.max_retries + 1,
+        });
+        self.sleep(delay);
     }
 
     fn token_hint(&self) -> String {
@@ -706,11 +724,11 @@ impl Plugin for XRecentSearch {
         &mut self,
         cursor: &Cursor,
         want: Option<u64>,
-        log: Log,
+        progress: &dyn Progress,
     ) -> Result<Fetched, ExtractError> {
         if let Some(reset) = self.exhausted_until.take() {
             if reset >= unix_now() {
-                self.wait_for_reset(Some(reset), log, "no requests left in this window")?;
+                self.wait_for_reset(Some(reset), progress, "no requests left in this window")?;
             }
         }
         let params = self.config.params(cursor, want);
@@ -732,14 +750,7 @@ impl Plugin for XRecentSearch {
                             "{msg} ({failures} attempts)"
                         )));
                     }
-                    let d = self.backoff(failures);
-                    log(&format!(
-                        "  {msg}; retrying in {:.1}s (attempt {} of {})",
-                        d.as_secs_f64(),
-                        failures + 1,
-                        self.config.max_retries + 1
-                    ));
-                    self.sleep(d);
+                    self.retry_after(msg, failures, progress);
                     continue;
                 }
             };
@@ -769,7 +780,7 @@ impl Plugin for XRecentSearch {
                             "still rate limited after {MAX_RATE_LIMIT_WAITS} waits"
                         )));
                     }
-                    self.wait_for_reset(reset, log, "rate limited (HTTP 429)")?;
+                    self.wait_for_reset(reset, progress, "rate limited (HTTP 429)")?;
                 }
                 500 | 502 | 503 | 504 => {
                     failures += 1;
@@ -779,15 +790,11 @@ impl Plugin for XRecentSearch {
                             resp.status
                         )));
                     }
-                    let d = self.backoff(failures);
-                    log(&format!(
-                        "  HTTP {} from the API; retrying in {:.1}s (attempt {} of {})",
-                        resp.status,
-                        d.as_secs_f64(),
-                        failures + 1,
-                        self.config.max_retries + 1
-                    ));
-                    self.sleep(d);
+                    self.retry_after(
+                        format!("HTTP {} from the API", resp.status),
+                        failures,
+                        progress,
+                    );
                 }
                 status @ (400 | 401 | 403) => {
                     let (title, messages) = api_messages(&resp.body);

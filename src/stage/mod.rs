@@ -18,6 +18,7 @@ use std::time::Instant;
 
 use crate::extract::{self, ExtractError};
 use crate::lake::Lake;
+use crate::progress::{Event, Progress};
 use crate::warehouse::adapter;
 use crate::warehouse::{ColumnMeta, Connection, Engine, Relation, WarehouseError};
 
@@ -137,7 +138,7 @@ pub fn stage_source(
     source: &str,
     target: &StageTarget,
     opts: StageOptions,
-    log: extract::Log,
+    progress: &dyn Progress,
 ) -> Result<StageSummary, StageError> {
     let started = Instant::now();
     let specs = tables_for(family)?;
@@ -167,12 +168,11 @@ pub fn stage_source(
             if staged.contains(&r.manifest.run_id) {
                 summary.runs_skipped += 1;
             } else {
-                log(&format!(
-                    "  would stage run {} ({} posts, {} pages)",
-                    r.manifest.run_id,
-                    r.manifest.posts,
-                    r.manifest.pages.len()
-                ));
+                progress.emit(Event::WouldStage {
+                    run_id: r.manifest.run_id.clone(),
+                    posts: r.manifest.posts,
+                    pages: r.manifest.pages.len(),
+                });
                 summary.runs_staged.push(r.manifest.run_id.clone());
             }
         }
@@ -202,13 +202,19 @@ pub fn stage_source(
         ))?;
     }
     let staged = staged_runs(conn, &runs_rel, source)?;
+    let (runs, already): (Vec<_>, Vec<_>) = runs
+        .iter()
+        .partition(|r| !staged.contains(&r.manifest.run_id));
+    summary.runs_skipped = already.len();
+    progress.emit(Event::StageStarted {
+        source: source.to_string(),
+        runs: runs.len(),
+        pages: runs.iter().map(|r| r.manifest.pages.len()).sum(),
+        posts: runs.iter().map(|r| r.manifest.posts).sum(),
+    });
 
-    for run in &runs {
+    for run in runs {
         let run_id = &run.manifest.run_id;
-        if staged.contains(run_id) {
-            summary.runs_skipped += 1;
-            continue;
-        }
         let read_started = Instant::now();
         let mut pages = Vec::with_capacity(run.manifest.pages.len());
         for p in &run.manifest.pages {
@@ -222,12 +228,19 @@ pub fn stage_source(
                         message: "listed in the manifest but missing from the lake".into(),
                     })?;
             pages.push((key, bytes));
+            progress.emit(Event::StagePageRead {
+                run_id: run_id.clone(),
+            });
         }
         let rows = match family {
             extract::twitter::FAMILY => twitter::flatten(run_id, &pages)?,
             other => return Err(StageError::UnknownFamily(other.to_string())),
         };
         let read_secs = read_started.elapsed().as_secs_f64();
+        progress.emit(Event::StageLoading {
+            run_id: run_id.clone(),
+            rows: rows.iter().map(|t| t.len() as u64).sum(),
+        });
         let load_started = Instant::now();
         let loaded_at = chrono::Utc::now()
             .naive_utc()
@@ -239,16 +252,16 @@ pub fn stage_source(
         for (i, n) in counts.iter().enumerate() {
             summary.rows[i].1 += n;
         }
-        log(&format!(
-            "  staged run {run_id}: {} (read {read_secs:.2}s, load {:.2}s)",
-            specs
+        progress.emit(Event::RunStaged {
+            run_id: run_id.clone(),
+            rows: specs
                 .iter()
                 .zip(&counts)
-                .map(|(s, n)| format!("{n} {}", s.name))
-                .collect::<Vec<_>>()
-                .join(", "),
-            load_started.elapsed().as_secs_f64()
-        ));
+                .map(|(s, n)| (s.name.to_string(), *n))
+                .collect(),
+            read_secs,
+            load_secs: load_started.elapsed().as_secs_f64(),
+        });
         summary.runs_staged.push(run_id.clone());
     }
     summary.seconds = started.elapsed().as_secs_f64();

@@ -1025,3 +1025,208 @@ fn a_crash_after_the_manifest_but_before_the_state_update_commits_without_refetc
     assert!(p.state()["in_progress"].is_null());
     assert_eq!(p.manifests().len(), 1);
 }
+
+// `build` runs extraction and staging as one step of its DAG.
+
+/// A project where the `twitter` source (extracted from `server`) feeds
+/// `stg_tweets` (with a `not_null` test) and `tweet_count`, next to an
+/// unrelated branch: the seed `countries` and the model `country_names`.
+#[cfg(feature = "duckdb")]
+fn dag_project(server: &XServer) -> Proj {
+    let p = project(
+        &x_block(server, ""),
+        "type: duckdb\npath: dag.duckdb\nschema: main",
+        &[("XT_TOKEN", TOKEN)],
+    );
+    let files = [
+        (
+            "models/stg_tweets.sql",
+            "select id, author_id, text from {{ source('twitter', 'tweets') }}",
+        ),
+        (
+            "models/tweet_count.sql",
+            "select count(*) as n from {{ ref('stg_tweets') }}",
+        ),
+        (
+            "models/schema.yml",
+            "version: 2\nmodels:\n  - name: stg_tweets\n    columns:\n      - name: id\n        data_tests: [not_null]\n",
+        ),
+        ("seeds/countries.csv", "code,name\nGB,United Kingdom\nUS,United States\n"),
+        (
+            "models/country_names.sql",
+            "select name from {{ ref('countries') }}",
+        ),
+    ];
+    for (path, text) in files {
+        let path = p.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    p
+}
+
+#[cfg(feature = "duckdb")]
+fn stderr_has(out: &Out, needles: &[&str]) {
+    for needle in needles {
+        assert!(
+            out.stderr.contains(needle),
+            "stderr lacks `{needle}`:\n{}",
+            out.stderr
+        );
+    }
+}
+
+/// `target/run_results.json` results by unique id, in file order.
+#[cfg(feature = "duckdb")]
+fn run_results(p: &Proj) -> Vec<(String, Value)> {
+    let text = std::fs::read_to_string(p.path().join("target/run_results.json")).unwrap();
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    doc["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["unique_id"].as_str().unwrap().to_string(), r.clone()))
+        .collect()
+}
+
+#[cfg(feature = "duckdb")]
+fn status_of(results: &[(String, Value)], id_prefix: &str) -> String {
+    let (_, r) = results
+        .iter()
+        .find(|(id, _)| id.starts_with(id_prefix))
+        .unwrap_or_else(|| panic!("no result for {id_prefix}: {results:?}"));
+    r["status"].as_str().unwrap().to_string()
+}
+
+#[cfg(feature = "duckdb")]
+#[test]
+fn a_failed_extraction_skips_what_it_feeds_and_builds_unrelated_branches() {
+    let server = XServer::start(TOKEN, five_pages());
+    let p = dag_project(&server);
+    server.script(Scripted::unauthorized());
+    let out = p.run(&["build", "--threads", "2"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let results = run_results(&p);
+    let (_, source) = results
+        .iter()
+        .find(|(id, _)| id == "source.xt.twitter")
+        .unwrap_or_else(|| panic!("no source step: {results:?}"));
+    assert_eq!(source["status"], "error");
+    let message = source["message"].as_str().unwrap();
+    assert!(message.contains("HTTP 401 Unauthorized"), "{message}");
+    assert!(message.contains("`XT_TOKEN`"), "{message}");
+    for downstream in [
+        "model.xt.stg_tweets",
+        "model.xt.tweet_count",
+        "test.xt.not_null_stg_tweets_id",
+    ] {
+        assert_eq!(status_of(&results, downstream), "skipped", "{downstream}");
+    }
+    assert_eq!(status_of(&results, "seed.xt.countries"), "success");
+    assert_eq!(status_of(&results, "model.xt.country_names"), "success");
+    stderr_has(&out, &["ERROR source twitter", "source `twitter` failed"]);
+    let run_results_text =
+        std::fs::read_to_string(p.path().join("target/run_results.json")).unwrap();
+    for text in [&out.stdout, &out.stderr, &run_results_text] {
+        assert!(!text.contains(TOKEN), "the bearer token leaked:\n{text}");
+    }
+
+    // `retry` runs the failed extraction and what it skipped, not the rest.
+    let out = p.ok(&["retry"]);
+    let results = run_results(&p);
+    let ids: Vec<&str> = results.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(status_of(&results, "source.xt.twitter"), "success");
+    assert_eq!(status_of(&results, "model.xt.tweet_count"), "success");
+    assert!(
+        !ids.contains(&"seed.xt.countries"),
+        "{ids:?}\n{}",
+        out.stderr
+    );
+
+    // --fail-fast: the failed extraction (first in the DAG) stops everything queued after it.
+    server.script(Scripted::unauthorized());
+    let out = p.run(&["build", "--fail-fast", "--threads", "1"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let results = run_results(&p);
+    assert_eq!(results[0].0, "source.xt.twitter");
+    assert_eq!(results[0].1["status"], "error");
+    for (id, r) in &results[1..] {
+        assert_eq!(r["status"], "skipped", "{id}: {r}");
+    }
+    assert!(
+        results
+            .iter()
+            .any(|(_, r)| r["message"] == "skipped: --fail-fast"),
+        "{results:?}"
+    );
+}
+
+#[cfg(feature = "duckdb")]
+#[test]
+fn build_extracts_and_stages_a_source_as_a_dag_step_before_its_models() {
+    let server = XServer::start(TOKEN, five_pages());
+    let p = dag_project(&server);
+
+    // Only `build` extracts, and only sources whose tables are selected.
+    p.ok(&["seed"]);
+    p.ok(&["run", "-s", "country_names"]);
+    p.ok(&["build", "-s", "country_names"]);
+    assert!(server.requests().is_empty(), "{:?}", server.requests());
+
+    let out = p.ok(&["build", "-s", "+tweet_count", "--threads", "2"]);
+    assert_eq!(server.requests().len(), 5);
+    stderr_has(
+        &out,
+        &[
+            "page 5: 37 posts (337 in run)",
+            "OK extracted and staged source twitter",
+        ],
+    );
+    let results = run_results(&p);
+    let ids: Vec<&str> = results.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids[0], "source.xt.twitter", "{ids:?}");
+    assert!(!ids.contains(&"model.xt.country_names"), "{ids:?}");
+    let source = &results[0].1;
+    assert_eq!(source["status"], "success");
+    let message = source["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            "5 pages, 337 posts, 1018 rows staged; 337 tweets, 7 users, 674 tweet_hashtags; run "
+        ),
+        "{message}"
+    );
+    assert_eq!(source["adapter_response"]["rows_affected"], 1018);
+    let stg = &results
+        .iter()
+        .find(|(id, _)| id == "model.xt.stg_tweets")
+        .unwrap()
+        .1;
+    assert_eq!(stg["status"], "success");
+    let finished = source["timing"][0]["completed_at"].as_str().unwrap();
+    let started = stg["timing"][0]["started_at"].as_str().unwrap();
+    assert!(finished <= started, "{finished} > {started}");
+    let conn = duckdb::Connection::open(p.path().join("dag.duckdb")).unwrap();
+    let n: i64 = conn
+        .query_row("select n from main.tweet_count", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 337);
+    drop(conn);
+
+    // Selecting the source selects its step; JSON logs carry the progress events.
+    server.clear_requests();
+    let out = p.ok(&["--log-format", "json", "build", "-s", "source:twitter+"]);
+    assert_eq!(server.requests()[0].params["since_id"], "10000");
+    assert!(
+        out.stderr.lines().any(|l| {
+            serde_json::from_str::<Value>(l).is_ok_and(|v| v["progress"]["event"] == "run_started")
+        }),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(run_results(&p)[0].0, "source.xt.twitter");
+
+    // -q: no progress at all.
+    let out = p.ok(&["-q", "build", "-s", "source:twitter+"]);
+    assert!(!out.stderr.contains("Starting run"), "{}", out.stderr);
+    assert_eq!(out.stderr, "", "{}", out.stderr);
+}
