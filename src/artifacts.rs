@@ -2,116 +2,287 @@
 //! catalog.json), in dbt's shapes and field names, written atomically
 //! (temp file + rename) so a failed run never leaves half a file.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
+use rayon::prelude::*;
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::compile::Compiled;
-use crate::project::node::ResourceType;
+use crate::project::node::{Node, ResourceType};
 
 pub const MANIFEST_SCHEMA: &str = "https://schemas.getdbt.com/dbt/manifest/v12.json";
 
 /// Everything but timestamps and the invocation id is a function of the project.
-pub fn manifest(c: &Compiled, invocation_id: &str, generated_at: &str) -> Value {
-    let mut nodes = Map::new();
-    let mut sources = Map::new();
-    for (id, n) in c.nodes() {
-        let mut v = serde_json::to_value(n).unwrap_or(Value::Null);
-        if let Value::Object(m) = &mut v {
-            m.remove("line");
-            if let Some(Value::Object(cfg)) = m.get_mut("config") {
-                cfg.remove("__dynamic");
-                cfg.entry("materialized")
-                    .or_insert_with(|| Value::from(n.materialized()));
-                cfg.entry("enabled").or_insert(Value::Bool(true));
-            }
-            m.insert(
-                "checksum".into(),
-                json!({"name": "sha256", "checksum": n.checksum}),
-            );
-            if let Some(Value::Object(s)) = m.remove("source") {
-                for (k, v) in s {
-                    m.insert(k, v);
-                }
-            }
-        }
-        if n.resource_type == ResourceType::Source {
-            sources.insert(id.clone(), v);
-        } else {
-            nodes.insert(id.clone(), v);
-        }
+///
+/// The manifest borrows from the compiled project and serializes straight to
+/// JSON: at thousands of nodes, building a `Value` tree first costs more than
+/// everything else `parse` does.
+pub struct Manifest<'a> {
+    c: &'a Compiled,
+    invocation_id: &'a str,
+    generated_at: &'a str,
+}
+
+pub fn manifest<'a>(
+    c: &'a Compiled,
+    invocation_id: &'a str,
+    generated_at: &'a str,
+) -> Manifest<'a> {
+    Manifest {
+        c,
+        invocation_id,
+        generated_at,
     }
-    let mut parent_map: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut child_map: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for id in c.nodes().keys() {
-        parent_map.insert(
-            id.clone(),
-            c.graph
-                .parents(id)
-                .into_iter()
-                .map(str::to_string)
-                .collect(),
-        );
-        child_map.insert(
-            id.clone(),
-            c.graph
-                .children(id)
-                .into_iter()
-                .map(str::to_string)
-                .collect(),
-        );
+}
+
+impl Manifest<'_> {
+    /// The manifest as a JSON value, for readers that walk it (docs site, tests).
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
     }
-    let checksums = crate::state::macro_checksums(&c.project);
-    let macros: Map<String, Value> = checksums
-        .iter()
-        .map(|(id, sum)| {
-            let name = id.rsplit('.').next().unwrap_or(id);
-            let path = c.project.macros.iter().find(|m| m.names.iter().any(|n| n == name)).map(|m| m.path.clone());
-            (
-                id.clone(),
-                json!({"name": name, "package_name": c.project.name(), "original_file_path": path, "resource_type": "macro", "unique_id": id, "checksum": sum}),
-            )
-        })
-        .collect();
-    let docs: Map<String, Value> = c
-        .project
-        .docs
-        .iter()
-        .map(|(k, v)| {
-            (
-                format!("doc.{}.{k}", c.project.name()),
-                json!({"name": k, "block_contents": v}),
-            )
-        })
-        .collect();
-    json!({
-        "metadata": {
+}
+
+impl Manifest<'_> {
+    fn metadata(&self) -> Value {
+        json!({
             "dbt_schema_version": MANIFEST_SCHEMA,
             "dbt_version": "1.9.0",
             "generator": format!("sluice {}", env!("CARGO_PKG_VERSION")),
-            "generated_at": generated_at,
-            "invocation_id": invocation_id,
-            "project_name": c.project.name(),
-            "adapter_type": match c.renderer.settings.engine { crate::sql::Engine::DuckDb => "duckdb", crate::sql::Engine::Postgres => "postgres" },
+            "generated_at": self.generated_at,
+            "invocation_id": self.invocation_id,
+            "project_name": self.c.project.name(),
+            "adapter_type": match self.c.renderer.settings.engine { crate::sql::Engine::DuckDb => "duckdb", crate::sql::Engine::Postgres => "postgres" },
             "env": {},
-        },
-        "nodes": nodes,
-        "sources": sources,
-        "macros": macros,
-        "docs": docs,
-        "exposures": {},
-        "metrics": {},
-        "groups": {},
-        "selectors": {},
-        "disabled": {},
-        "parent_map": parent_map,
-        "child_map": child_map,
-        "group_map": {},
-        "saved_queries": {},
-        "semantic_models": {},
-        "unit_tests": {},
-    })
+        })
+    }
+
+    /// The manifest as compact JSON (dbt writes it compact too). Nodes are
+    /// serialized in parallel: at thousands of nodes this is most of the cost.
+    pub fn to_json(&self) -> serde_json::Result<Vec<u8>> {
+        let nodes: Vec<&Node> = self.c.nodes().values().collect();
+        let chunks: Vec<(bool, Vec<u8>)> = nodes
+            .par_iter()
+            .map(|n| {
+                let mut buf = serde_json::to_vec(&n.unique_id)?;
+                buf.push(b':');
+                serde_json::to_writer(&mut buf, &ManifestNode(n))?;
+                Ok((n.resource_type == ResourceType::Source, buf))
+            })
+            .collect::<serde_json::Result<_>>()?;
+        let object = |out: &mut Vec<u8>, sources: bool| {
+            out.push(b'{');
+            let mut first = true;
+            for (_, chunk) in chunks.iter().filter(|(s, _)| *s == sources) {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                out.extend_from_slice(chunk);
+            }
+            out.push(b'}');
+        };
+        let mut out =
+            Vec::with_capacity(chunks.iter().map(|(_, c)| c.len() + 1).sum::<usize>() + 4096);
+        out.extend_from_slice(b"{\"metadata\":");
+        serde_json::to_writer(&mut out, &self.metadata())?;
+        out.extend_from_slice(b",\"nodes\":");
+        object(&mut out, false);
+        out.extend_from_slice(b",\"sources\":");
+        object(&mut out, true);
+        let rest = serde_json::to_vec(&Rest(self))?;
+        // `rest` is `{…}`: continue this object with its entries.
+        if rest.len() > 2 {
+            out.push(b',');
+            out.extend_from_slice(&rest[1..]);
+        } else {
+            out.push(b'}');
+        }
+        out.push(b'\n');
+        Ok(out)
+    }
+
+    /// Write `target/manifest.json` (atomically).
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        write_atomic(path, &self.to_json().map_err(std::io::Error::other)?)
+    }
+
+    /// Everything after `metadata`, `nodes` and `sources`.
+    fn rest_entries<M: SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {
+        let c = self.c;
+        let project_name = c.project.name();
+        let ids = || c.nodes().keys().map(String::as_str);
+        let parent_map = EdgeMap(ids(), |id| c.graph.parents(id));
+        let child_map = EdgeMap(ids(), |id| c.graph.children(id));
+        let macros: Map<String, Value> = crate::state::macro_checksums(&c.project)
+            .into_iter()
+            .map(|(id, sum)| {
+                let name = id.rsplit('.').next().unwrap_or(&id).to_string();
+                let path = c.project.macros.iter().find(|m| m.names.contains(&name)).map(|m| m.path.clone());
+                let v = json!({"name": name, "package_name": project_name, "original_file_path": path, "resource_type": "macro", "unique_id": id, "checksum": sum});
+                (id, v)
+            })
+            .collect();
+        let docs: Map<String, Value> = c
+            .project
+            .docs
+            .iter()
+            .map(|(k, v)| {
+                (
+                    format!("doc.{project_name}.{k}"),
+                    json!({"name": k, "block_contents": v}),
+                )
+            })
+            .collect();
+        let empty = Map::new();
+        m.serialize_entry("macros", &macros)?;
+        m.serialize_entry("docs", &docs)?;
+        for k in ["exposures", "metrics", "groups", "selectors", "disabled"] {
+            m.serialize_entry(k, &empty)?;
+        }
+        m.serialize_entry("parent_map", &parent_map)?;
+        m.serialize_entry("child_map", &child_map)?;
+        for k in [
+            "group_map",
+            "saved_queries",
+            "semantic_models",
+            "unit_tests",
+        ] {
+            m.serialize_entry(k, &empty)?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for Manifest<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let is_source = |n: &&Node| n.resource_type == ResourceType::Source;
+        let all = || self.c.nodes().values();
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("metadata", &self.metadata())?;
+        m.serialize_entry("nodes", &NodeMap(all().filter(|n| !is_source(n))))?;
+        m.serialize_entry("sources", &NodeMap(all().filter(is_source)))?;
+        self.rest_entries(&mut m)?;
+        m.end()
+    }
+}
+
+/// The manifest's entries after the nodes, as a map of their own.
+struct Rest<'a>(&'a Manifest<'a>);
+
+impl Serialize for Rest<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        self.0.rest_entries(&mut m)?;
+        m.end()
+    }
+}
+
+/// `unique_id → node` for the nodes an iterator yields (in unique-id order).
+struct NodeMap<I>(I);
+
+impl<'a, I: Iterator<Item = &'a Node> + Clone> Serialize for NodeMap<I> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.clone().map(|n| (&n.unique_id, ManifestNode(n))))
+    }
+}
+
+/// `unique_id → [neighbour ids]` (dbt's `parent_map` / `child_map`).
+struct EdgeMap<'a, I, F>(I, F)
+where
+    I: Iterator<Item = &'a str> + Clone,
+    F: Fn(&'a str) -> Vec<&'a str>;
+
+impl<'a, I, F> Serialize for EdgeMap<'a, I, F>
+where
+    I: Iterator<Item = &'a str> + Clone,
+    F: Fn(&'a str) -> Vec<&'a str>,
+{
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.clone().map(|id| (id, (self.1)(id))))
+    }
+}
+
+/// One node in dbt's manifest shape: the node's own fields, its config with
+/// dbt's defaults filled in, the checksum as `{name, checksum}`, and a
+/// source's fields at the top level as dbt has them.
+struct ManifestNode<'a>(&'a Node);
+
+impl Serialize for ManifestNode<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let n = self.0;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("unique_id", &n.unique_id)?;
+        m.serialize_entry("resource_type", &n.resource_type)?;
+        m.serialize_entry("name", &n.name)?;
+        m.serialize_entry("package_name", &n.package_name)?;
+        m.serialize_entry("path", &n.path)?;
+        m.serialize_entry("original_file_path", &n.original_file_path)?;
+        m.serialize_entry("fqn", &n.fqn)?;
+        m.serialize_entry("database", &n.database)?;
+        m.serialize_entry("schema", &n.schema)?;
+        m.serialize_entry("alias", &n.alias)?;
+        m.serialize_entry("relation_name", &n.relation_name)?;
+        m.serialize_entry("raw_code", &n.raw_code)?;
+        m.serialize_entry("language", &n.language)?;
+        m.serialize_entry("compiled_code", &n.compiled_code)?;
+        m.serialize_entry("compiled_path", &n.compiled_path)?;
+        m.serialize_entry("config", &ManifestConfig(n))?;
+        m.serialize_entry("description", &n.description)?;
+        m.serialize_entry("columns", &n.columns)?;
+        m.serialize_entry("meta", &n.meta)?;
+        m.serialize_entry("tags", &n.tags)?;
+        m.serialize_entry("refs", &n.refs)?;
+        m.serialize_entry("sources", &n.sources)?;
+        m.serialize_entry("depends_on", &n.depends_on)?;
+        m.serialize_entry("patch_path", &n.patch_path)?;
+        if let Some(t) = &n.test_metadata {
+            m.serialize_entry("test_metadata", t)?;
+        }
+        if let Some(col) = &n.column_name {
+            m.serialize_entry("column_name", col)?;
+        }
+        if let Some(a) = &n.attached_node {
+            m.serialize_entry("attached_node", a)?;
+        }
+        m.serialize_entry(
+            "checksum",
+            &json!({"name": "sha256", "checksum": n.checksum}),
+        )?;
+        if let Some(src) = &n.source {
+            if let Value::Object(fields) =
+                serde_json::to_value(src).map_err(serde::ser::Error::custom)?
+            {
+                for (k, v) in &fields {
+                    m.serialize_entry(k, v)?;
+                }
+            }
+        }
+        m.end()
+    }
+}
+
+/// A node's config as dbt writes it: `materialized` and `enabled` always
+/// present, sluice's internal keys left out.
+struct ManifestConfig<'a>(&'a Node);
+
+impl Serialize for ManifestConfig<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let n = self.0;
+        let cfg = &n.config;
+        let mut m = s.serialize_map(None)?;
+        for (k, v) in cfg.iter().filter(|(k, _)| k.as_str() != "__dynamic") {
+            m.serialize_entry(k, v)?;
+        }
+        if !cfg.contains_key("materialized") {
+            m.serialize_entry("materialized", n.materialized())?;
+        }
+        if !cfg.contains_key("enabled") {
+            m.serialize_entry("enabled", &true)?;
+        }
+        m.end()
+    }
 }
 
 /// Write `contents` to `path` through a temp file in the same directory and a rename.
@@ -131,7 +302,7 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-pub fn write_json(path: &Path, v: &Value) -> std::io::Result<()> {
+pub fn write_json(path: &Path, v: &impl Serialize) -> std::io::Result<()> {
     let mut text = serde_json::to_vec_pretty(v).map_err(std::io::Error::other)?;
     text.push(b'\n');
     write_atomic(path, &text)

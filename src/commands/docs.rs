@@ -30,8 +30,10 @@ pub fn generate(g: &GlobalArgs, ui: &Ui, empty_catalog: bool) -> Result<Exit, Fa
         }
     };
     let lineage = lineage_json(c, &catalog);
-    let manifest = crate::artifacts::manifest(c, &uuid::Uuid::new_v4().to_string(), &now());
-    crate::artifacts::write_json(&target_dir.join("manifest.json"), &manifest)?;
+    let (invocation_id, generated_at) = (uuid::Uuid::new_v4().to_string(), now());
+    let manifest = crate::artifacts::manifest(c, &invocation_id, &generated_at);
+    manifest.write(&target_dir.join("manifest.json"))?;
+    let manifest = manifest.to_value();
     crate::artifacts::write_json(&target_dir.join("catalog.json"), &catalog)?;
     crate::artifacts::write_json(&target_dir.join("lineage.json"), &lineage)?;
     let run_results: Option<Value> = fs_err::read_to_string(target_dir.join("run_results.json"))

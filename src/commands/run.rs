@@ -1142,7 +1142,8 @@ fn write_artifacts(
         "args": {"which": mode.name()},
     });
     crate::artifacts::write_json(&target.join("run_results.json"), &doc)?;
-    let m = crate::artifacts::manifest(c, &uuid::Uuid::new_v4().to_string(), &now());
-    crate::artifacts::write_json(&target.join("manifest.json"), &m)?;
+    let (invocation_id, generated_at) = (uuid::Uuid::new_v4().to_string(), now());
+    let m = crate::artifacts::manifest(c, &invocation_id, &generated_at);
+    m.write(&target.join("manifest.json"))?;
     Ok(())
 }

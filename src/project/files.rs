@@ -2,8 +2,11 @@
 //! docs blocks under the configured paths. Paths are kept project-relative
 //! with `/` separators, sorted, so every later step is deterministic.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::OnceLock;
 
+use rayon::prelude::*;
 use walkdir::WalkDir;
 
 use crate::diagnostics::Diagnostic;
@@ -15,57 +18,84 @@ pub struct SourceFile {
     /// Path relative to the resource root it was found under (e.g. `models/`).
     pub rel: String,
     pub text: String,
-    /// Byte offset of the start of each line, for line lookups from the middle of the file.
-    pub starts: Vec<usize>,
+    /// Where keys, `name:` values and list items sit, built on the first
+    /// line lookup (YAML files only need it).
+    lines: OnceLock<LineIndex>,
+}
+
+/// Every line's YAML shape, so that pointing a diagnostic at a line is a
+/// binary search rather than a scan: a schema file with thousands of models
+/// asks for tens of thousands of lines.
+#[derive(Debug, Clone, Default)]
+struct LineIndex {
+    /// `key:` (after any `- ` and quotes) → the 1-based lines it starts, ascending.
+    keys: HashMap<String, Vec<usize>>,
+    /// `name: value` (value unquoted, comment dropped) → lines.
+    names: HashMap<String, Vec<usize>>,
+    /// `- item` (unquoted) → lines.
+    items: HashMap<String, Vec<usize>>,
+}
+
+impl LineIndex {
+    fn new(text: &str) -> LineIndex {
+        let mut ix = LineIndex::default();
+        let unquote = |s: &str| s.trim_matches(|c| c == '"' || c == '\'').to_string();
+        for (i, line) in text.lines().enumerate() {
+            let n = i + 1;
+            let lead = line.trim_start();
+            if let Some(item) = lead.strip_prefix('-') {
+                ix.items.entry(unquote(item.trim())).or_default().push(n);
+            }
+            let t = lead.trim_start_matches('-').trim_start();
+            let Some((key, rest)) = t.split_once(':') else {
+                continue;
+            };
+            let key = key.trim_end();
+            if key == "name" {
+                let value = rest.split(" #").next().unwrap_or(rest).trim();
+                ix.names.entry(unquote(value)).or_default().push(n);
+            }
+            ix.keys.entry(unquote(key)).or_default().push(n);
+        }
+        ix
+    }
+}
+
+/// The first of ascending `lines` in `from .. from + max`.
+fn first_in(lines: Option<&Vec<usize>>, from: usize, max: usize) -> Option<usize> {
+    let lines = lines?;
+    let from = from.max(1);
+    let i = lines.partition_point(|&l| l < from);
+    lines.get(i).copied().filter(|&l| l - from < max)
 }
 
 impl SourceFile {
     pub fn new(path: String, rel: String, text: String) -> SourceFile {
-        let mut starts = vec![0];
-        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
         SourceFile {
             path,
             rel,
             text,
-            starts,
+            lines: OnceLock::new(),
         }
     }
 
-    /// The text from 1-based line `from` on, at most `max` lines of it.
-    fn window(&self, from: usize, max: usize) -> &str {
-        let i = from.max(1) - 1;
-        let start = self.starts.get(i).copied().unwrap_or(self.text.len());
-        let end = self
-            .starts
-            .get(i.saturating_add(max))
-            .copied()
-            .unwrap_or(self.text.len());
-        &self.text[start..end]
+    fn index(&self) -> &LineIndex {
+        self.lines.get_or_init(|| LineIndex::new(&self.text))
     }
 
-    /// `yaml::line_of_name` from `after_line` on, without rescanning the lines before it.
+    /// The first line at or after `after_line` that is `name: <name>` (`- name: …` too).
     pub fn line_of_name(&self, name: &str, after_line: usize) -> Option<usize> {
-        crate::project::yaml::line_of_name(self.window(after_line, usize::MAX), name, 1)
-            .map(|l| l + after_line.max(1) - 1)
+        first_in(self.index().names.get(name), after_line, usize::MAX)
     }
 
-    /// `yaml::line_of_key` within `max` lines from `after_line`.
+    /// The first line within `max` lines from `after_line` where mapping key `key` starts.
     pub fn line_of_key(&self, key: &str, after_line: usize, max: usize) -> Option<usize> {
-        crate::project::yaml::line_of_key(self.window(after_line, max), key, 1)
-            .map(|l| l + after_line.max(1) - 1)
+        first_in(self.index().keys.get(key), after_line, max)
     }
 
-    /// A line that is just `- value` (or `value:`), within `max` lines from `after_line`.
+    /// A line that is just `- value`, within `max` lines from `after_line`.
     pub fn line_of_item(&self, value: &str, after_line: usize, max: usize) -> Option<usize> {
-        self.window(after_line, max)
-            .lines()
-            .position(|l| {
-                l.trim_start()
-                    .strip_prefix('-')
-                    .map(|v| v.trim().trim_matches(|c| c == '"' || c == '\'') == value)
-                    .unwrap_or(false)
-            })
-            .map(|i| i + after_line.max(1))
+        first_in(self.index().items.get(value), after_line, max)
     }
 }
 
@@ -76,7 +106,7 @@ pub fn collect(
     roots: &[String],
     exts: &[&str],
 ) -> Result<Vec<SourceFile>, Diagnostic> {
-    let mut out = Vec::new();
+    let mut found = Vec::new();
     for root in roots {
         let dir = project_dir.join(root);
         if !dir.is_dir() {
@@ -104,12 +134,18 @@ pub fn collect(
             }
             let rel = slash_path(p.strip_prefix(&dir).unwrap_or(p));
             let path = slash_path(p.strip_prefix(project_dir).unwrap_or(p));
-            let text = fs_err::read_to_string(p)
-                .map_err(|e| Diagnostic::error("E0105", e.to_string()).at(path.clone(), None))?;
-            out.push(SourceFile::new(path, rel, text));
+            found.push((p.to_path_buf(), path, rel));
         }
     }
-    Ok(out)
+    // Reading thousands of small files is latency-bound: overlap the reads.
+    found
+        .into_par_iter()
+        .map(|(p, path, rel)| {
+            let text = fs_err::read_to_string(&p)
+                .map_err(|e| Diagnostic::error("E0105", e.to_string()).at(path.clone(), None))?;
+            Ok(SourceFile::new(path, rel, text))
+        })
+        .collect()
 }
 
 pub fn slash_path(p: &Path) -> String {
@@ -130,4 +166,29 @@ pub fn dirs(rel: &str) -> Vec<String> {
     let mut parts: Vec<String> = rel.split('/').map(str::to_string).collect();
     parts.pop();
     parts
+}
+
+#[cfg(test)]
+mod line_tests {
+    use super::*;
+
+    #[test]
+    fn line_lookups_find_keys_names_and_items_from_a_line_on() {
+        let text = "models:\n  - name: a\n    columns:\n      - name: \"id\" # pk\n        data_tests:\n          - not_null\n          - 'unique'\n  - name: b\n    columns:\n      - name: id\n        tests:\n          - accepted_values:\n              values: [x]\n";
+        let f = SourceFile::new("m.yml".into(), "m.yml".into(), text.into());
+        assert_eq!(f.line_of_name("a", 1), Some(2));
+        assert_eq!(f.line_of_name("id", 1), Some(4));
+        assert_eq!(f.line_of_name("id", 5), Some(10));
+        assert_eq!(f.line_of_name("zz", 1), None);
+        assert_eq!(f.line_of_key("models", 1, usize::MAX), Some(1));
+        assert_eq!(f.line_of_key("accepted_values", 8, 400), Some(12));
+        assert_eq!(
+            f.line_of_key("accepted_values", 8, 4),
+            None,
+            "outside the window"
+        );
+        assert_eq!(f.line_of_item("not_null", 4, 400), Some(6));
+        assert_eq!(f.line_of_item("unique", 4, 400), Some(7));
+        assert_eq!(f.line_of_item("unique", 8, 400), None);
+    }
 }

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use indexmap::IndexMap;
+use rayon::prelude::*;
 use serde_json::{Map, Value};
 
 use crate::diagnostics::{Diagnostic, Diagnostics};
@@ -93,14 +94,28 @@ const TEST_CONFIG_KEYS: &[&str] = &[
     "alias",
 ];
 
+/// Every schema file, parsed in parallel and merged in file order.
 pub fn parse_all(files: &[SourceFile]) -> (SchemaFiles, Diagnostics) {
+    let parsed: Vec<(SchemaFiles, Diagnostics)> = files
+        .par_iter()
+        .map(|f| {
+            let mut out = SchemaFiles::default();
+            let mut diags = Diagnostics::default();
+            match yaml::parse(&f.text, &f.path) {
+                Ok(doc) => parse_one(f, &doc, &mut out, &mut diags),
+                Err(d) => diags.push(d),
+            }
+            (out, diags)
+        })
+        .collect();
     let mut out = SchemaFiles::default();
     let mut diags = Diagnostics::default();
-    for f in files {
-        match yaml::parse(&f.text, &f.path) {
-            Ok(doc) => parse_one(f, &doc, &mut out, &mut diags),
-            Err(d) => diags.push(d),
-        }
+    for (one, d) in parsed {
+        out.models.extend(one.models);
+        out.seeds.extend(one.seeds);
+        out.snapshots.extend(one.snapshots);
+        out.sources.extend(one.sources);
+        diags.extend(d);
     }
     (out, diags)
 }

@@ -285,22 +285,39 @@ impl Renderer {
     }
 }
 
+/// The `model` context variable: the node's identity and config.
 fn model_value(n: &Node) -> Value {
-    Value::from_serialize(serde_json::json!({
-        "name": n.name,
-        "unique_id": n.unique_id,
-        "resource_type": n.resource_type.as_str(),
-        "package_name": n.package_name,
-        "path": n.path,
-        "original_file_path": n.original_file_path,
-        "fqn": n.fqn,
-        "config": n.config,
-        "tags": n.tags,
-        "description": n.description,
-        "schema": n.schema,
-        "alias": n.alias,
-        "raw_code": n.raw_code,
-    }))
+    #[derive(serde::Serialize)]
+    struct ModelContext<'a> {
+        name: &'a str,
+        unique_id: &'a str,
+        resource_type: &'a str,
+        package_name: &'a str,
+        path: &'a str,
+        original_file_path: &'a str,
+        fqn: &'a [String],
+        config: &'a crate::project::node::Config,
+        tags: &'a [String],
+        description: &'a str,
+        schema: &'a str,
+        alias: &'a str,
+        raw_code: &'a str,
+    }
+    Value::from_serialize(ModelContext {
+        name: &n.name,
+        unique_id: &n.unique_id,
+        resource_type: n.resource_type.as_str(),
+        package_name: &n.package_name,
+        path: &n.path,
+        original_file_path: &n.original_file_path,
+        fqn: &n.fqn,
+        config: &n.config,
+        tags: &n.tags,
+        description: &n.description,
+        schema: &n.schema,
+        alias: &n.alias,
+        raw_code: &n.raw_code,
+    })
 }
 
 fn build_resolver(project: &Project) -> Resolver {
