@@ -465,26 +465,25 @@ fn compile_cmd(
 /// Static SQL check of compiled models: syntax errors before any warehouse
 /// is touched, pointing at the compiled file.
 pub fn check_sql(c: &Compiled, ids: &std::collections::BTreeSet<String>) -> Diagnostics {
-    let mut out = Diagnostics::default();
     let engine = c.renderer.settings.engine;
-    for id in ids {
-        let Some(n) = c.project.nodes.get(id) else {
-            continue;
-        };
-        if n.resource_type != crate::project::node::ResourceType::Model {
-            continue;
-        }
-        let Some(sql) = &n.compiled_code else {
-            continue;
-        };
-        if let Err(e) = crate::sql::check::validate(sql, engine) {
+    let models: Vec<(&crate::project::node::Node, &str)> = ids
+        .iter()
+        .filter_map(|id| c.project.nodes.get(id))
+        .filter(|n| n.resource_type == crate::project::node::ResourceType::Model)
+        .filter_map(|n| Some((n, n.compiled_code.as_deref()?)))
+        .collect();
+    // Parsing every model's SQL is the bulk of `compile`: spread it out.
+    let errors: Vec<Diagnostic> = models
+        .par_iter()
+        .filter_map(|(n, sql)| {
+            let e = crate::sql::check::validate(sql, engine).err()?;
             let compiled = format!(
                 "{}/compiled/{}/{}",
                 c.project.config.target_path,
                 c.project.name(),
                 n.original_file_path
             );
-            out.push(
+            Some(
                 Diagnostic::error(
                     "E0601",
                     format!("SQL syntax error in model `{}`: {}", n.name, e.message),
@@ -492,8 +491,12 @@ pub fn check_sql(c: &Compiled, ids: &std::collections::BTreeSet<String>) -> Diag
                 .at(compiled, Some(e.line))
                 .col(Some(e.column))
                 .hint(format!("the model's source is {}", n.original_file_path)),
-            );
-        }
+            )
+        })
+        .collect();
+    let mut out = Diagnostics::default();
+    for d in errors {
+        out.push(d);
     }
     out
 }

@@ -13,6 +13,7 @@ pub mod yaml;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
 use serde_json::Value;
 
 use crate::diagnostics::{did_you_mean, Diagnostic, Diagnostics};
@@ -85,12 +86,14 @@ pub fn load(root: &Path) -> Result<(Project, Diagnostics), Diagnostics> {
         config: &config,
         nodes: BTreeMap::new(),
         diags,
+        tests: Vec::new(),
     };
     b.add_models(&model_files);
     b.add_seeds(&seed_files);
     b.add_sources(&schema);
     b.add_singular_tests(&test_files);
     b.apply_patches(&schema);
+    b.add_generic_tests();
     let Builder { nodes, diags, .. } = b;
 
     let mut macros: Vec<MacroFile> = macro_files.into_iter().map(macro_file).collect();
@@ -199,6 +202,19 @@ struct Builder<'a> {
     config: &'a ProjectConfig,
     nodes: BTreeMap<String, Node>,
     diags: Diagnostics,
+    /// Generic tests declared so far; their nodes are built together (in
+    /// parallel) by `add_generic_tests` once every resource is known.
+    tests: Vec<PendingTest<'a>>,
+}
+
+/// A generic test as declared: the spec, the unique id of the resource it
+/// is attached to, that resource's name (a source's name for a source
+/// table) and the source table, if any.
+struct PendingTest<'a> {
+    spec: &'a TestSpec,
+    attached: String,
+    model_name: String,
+    table: Option<String>,
 }
 
 pub fn checksum(text: &str) -> String {
@@ -209,7 +225,7 @@ pub fn checksum(text: &str) -> String {
     format!("{:016x}", h.finish())
 }
 
-impl Builder<'_> {
+impl<'a> Builder<'a> {
     fn project(&self) -> &str {
         &self.config.name
     }
@@ -302,7 +318,7 @@ impl Builder<'_> {
         }
     }
 
-    fn add_sources(&mut self, schema: &SchemaFiles) {
+    fn add_sources(&mut self, schema: &'a SchemaFiles) {
         for t in &schema.sources {
             let mut fqn = vec![self.project().to_string()];
             let rel = t.file.split_once('/').map(|(_, r)| r).unwrap_or(&t.file);
@@ -382,7 +398,12 @@ impl Builder<'_> {
             }
             self.nodes.insert(unique_id.clone(), node);
             for spec in &t.tests {
-                self.add_generic_test(spec, &unique_id, &t.source_name, Some(&t.table_name));
+                self.tests.push(PendingTest {
+                    spec,
+                    attached: unique_id.clone(),
+                    model_name: t.source_name.clone(),
+                    table: Some(t.table_name.clone()),
+                });
             }
         }
     }
@@ -395,7 +416,7 @@ impl Builder<'_> {
         }
     }
 
-    fn apply_patches(&mut self, schema: &SchemaFiles) {
+    fn apply_patches(&mut self, schema: &'a SchemaFiles) {
         for (patches, rt) in [
             (&schema.models, ResourceType::Model),
             (&schema.seeds, ResourceType::Seed),
@@ -406,7 +427,7 @@ impl Builder<'_> {
         }
     }
 
-    fn apply_patch(&mut self, p: &Patch, rt: ResourceType) {
+    fn apply_patch(&mut self, p: &'a Patch, rt: ResourceType) {
         let unique_id = format!("{}.{}.{}", rt.as_str(), self.project(), p.name);
         let Some(node) = self.nodes.get_mut(&unique_id) else {
             let candidates: Vec<&str> = self
@@ -461,19 +482,40 @@ impl Builder<'_> {
         }
         let name = node.name.clone();
         for spec in &p.tests {
-            self.add_generic_test(spec, &unique_id, &name, None);
+            self.tests.push(PendingTest {
+                spec,
+                attached: unique_id.clone(),
+                model_name: name.clone(),
+                table: None,
+            });
         }
     }
 
     /// A generic test node named like dbt names them
     /// (`not_null_orders_id`, `accepted_values_orders_status__a__b`).
-    fn add_generic_test(
-        &mut self,
+    /// Build every declared generic test's node (in parallel: a project has
+    /// several tests per model) and add them in declaration order.
+    fn add_generic_tests(&mut self) {
+        let tests = std::mem::take(&mut self.tests);
+        let nodes: Vec<Node> = tests
+            .par_iter()
+            .map(|t| self.generic_test(t.spec, &t.attached, &t.model_name, t.table.as_deref()))
+            .collect();
+        for node in nodes {
+            // The identical test declared twice: dbt keeps one.
+            if !self.nodes.contains_key(&node.unique_id) {
+                self.nodes.insert(node.unique_id.clone(), node);
+            }
+        }
+    }
+
+    fn generic_test(
+        &self,
         spec: &TestSpec,
         attached: &str,
         model_name: &str,
         table: Option<&str>,
-    ) {
+    ) -> Node {
         let (namespace, short) = match spec.test_name.split_once('.') {
             Some((ns, n)) => (Some(ns.to_string()), n.to_string()),
             None => (None, spec.test_name.clone()),
@@ -525,8 +567,8 @@ impl Builder<'_> {
                 sources.extend(sources_in(s));
             }
         }
-        let node = Node {
-            unique_id: unique_id.clone(),
+        Node {
+            unique_id,
             resource_type: ResourceType::Test,
             name,
             package_name: self.project().to_string(),
@@ -560,11 +602,7 @@ impl Builder<'_> {
             attached_node: Some(attached.to_string()),
             checksum: checksum(&format!("{:?}", spec)),
             line: spec.line,
-        };
-        if self.nodes.contains_key(&unique_id) {
-            return; // the identical test declared twice: dbt keeps one
         }
-        self.nodes.insert(unique_id, node);
     }
 }
 

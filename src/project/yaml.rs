@@ -12,7 +12,7 @@ pub fn parse(text: &str, file: &str) -> Result<Value, Diagnostic> {
     if text.trim().is_empty() {
         return Ok(Value::Null);
     }
-    let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| {
+    let mut yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| {
         let loc = e.location();
         let message = e.to_string();
         // serde_yaml appends " at line X column Y"; the frame shows that already.
@@ -24,6 +24,10 @@ pub fn parse(text: &str, file: &str) -> Result<Value, Diagnostic> {
             .at(file, loc.as_ref().map(|l| l.line()))
             .col(loc.as_ref().map(|l| l.column()))
             .hint("check the indentation and quoting around this line; Jinja in YAML values must be quoted, e.g. \"{{ env_var('X') }}\"")
+    })?;
+    // `<<: *defaults` merge keys, as PyYAML (and so dbt) resolves them.
+    yaml.apply_merge().map_err(|e| {
+        Diagnostic::error("E0101", format!("invalid YAML merge key: {e}")).at(file, None)
     })?;
     to_json(yaml).map_err(|m| Diagnostic::error("E0101", m).at(file, None))
 }
@@ -113,6 +117,20 @@ mod tests {
         let err = parse("models:\n  - name: a\n   bad: [\n", "models/schema.yml").unwrap_err();
         assert_eq!(err.file.as_deref(), Some("models/schema.yml"));
         assert!(err.line.is_some_and(|l| l >= 2), "{err}");
+    }
+
+    #[test]
+    fn merge_keys_are_resolved_like_pyyaml() {
+        let text = "defaults: &d\n  materialized: view\n  tags: [a]\nmodels:\n  - name: m\n    config:\n      <<: *d\n      tags: [b]\n";
+        let v = parse(text, "models/schema.yml").unwrap();
+        let config = &v["models"][0]["config"];
+        assert_eq!(config["materialized"], "view");
+        assert_eq!(
+            config["tags"],
+            serde_json::json!(["b"]),
+            "explicit keys win over merged ones"
+        );
+        assert!(config.get("<<").is_none());
     }
 
     #[test]
