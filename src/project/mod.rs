@@ -10,7 +10,7 @@ pub mod profiles;
 pub mod schema;
 pub mod yaml;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -726,15 +726,6 @@ fn calls_in(s: &str, func: &str) -> Vec<Vec<String>> {
         }
     }
     out
-}
-
-/// Every config key of the merged configs of models: used to list what a
-/// project configures (for `ls --output json`).
-pub fn config_keys(nodes: &BTreeMap<String, Node>) -> BTreeSet<String> {
-    nodes
-        .values()
-        .flat_map(|n| n.config.keys().cloned())
-        .collect()
 }
 
 /// Set a config value on a node from a model's `config()` call.

@@ -260,10 +260,7 @@ fn source_freshness_judges_loaded_at_and_writes_sources_json() {
         pg.host, pg.port, pg.user, pg.dbname
     );
     std::fs::write(dir.path().join("profiles.yml"), profiles).expect("write");
-    let target: sluice::warehouse::TargetConfig = serde_json::from_value(serde_json::json!({
-        "type": "postgres", "host": pg.host, "port": pg.port, "user": pg.user, "dbname": pg.dbname, "schema": "public", "sslmode": "disable"
-    }))
-    .expect("target");
+    let target = pg.target("public");
     let w = sluice::warehouse::open(&target, dir.path()).expect("open");
     let mut conn = w.connect().expect("connect");
     conn.execute(

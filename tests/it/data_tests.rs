@@ -159,12 +159,12 @@ fn store_failures_on(engine: On) {
         "{stderr}"
     );
     let target: sluice::warehouse::TargetConfig = match &p.pg {
-        Some(pg) => serde_json::from_value(serde_json::json!({
-            "type": "postgres", "host": pg.host, "port": pg.port, "user": pg.user, "dbname": pg.dbname, "schema": "s", "sslmode": "disable"
-        })),
-        None => serde_json::from_value(serde_json::json!({"type": "duckdb", "path": "warehouse.duckdb", "schema": "s"})),
-    }
-    .expect("target");
+        Some(pg) => pg.target("s"),
+        None => serde_json::from_value(
+            serde_json::json!({"type": "duckdb", "path": "warehouse.duckdb", "schema": "s"}),
+        )
+        .expect("duckdb target"),
+    };
     let w = sluice::warehouse::open(&target, p.dir.path()).expect("open");
     let rows = w
         .connect()

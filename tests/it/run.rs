@@ -72,11 +72,7 @@ impl Engine {
                 "type": "duckdb", "path": db.path().join("warehouse.duckdb").display().to_string(), "schema": "main"
             }))
             .expect("duckdb target"),
-            Engine::Postgres { pg } => serde_json::from_value(serde_json::json!({
-                "type": "postgres", "host": pg.host, "port": pg.port, "user": pg.user,
-                "password": pg.password.clone().unwrap_or_default(), "dbname": pg.dbname, "schema": "public", "sslmode": "disable"
-            }))
-            .expect("postgres target"),
+            Engine::Postgres { pg } => pg.target("public"),
         }
     }
 
@@ -399,10 +395,7 @@ fn slow_project(pg: &PgServer) -> tempfile::TempDir {
 }
 
 fn table_exists(pg: &PgServer, dir: &Path, name: &str) -> bool {
-    let target: TargetConfig = serde_json::from_value(serde_json::json!({
-        "type": "postgres", "host": pg.host, "port": pg.port, "user": pg.user, "dbname": pg.dbname, "schema": "s", "sslmode": "disable"
-    }))
-    .expect("target");
+    let target = pg.target("s");
     let w = warehouse::open(&target, dir).expect("open");
     let rows = w
         .connect()
@@ -459,10 +452,7 @@ fn a_dropped_connection_is_a_clear_error_and_a_failure() {
         .spawn()
         .expect("spawn");
     std::thread::sleep(std::time::Duration::from_millis(2500));
-    let target: TargetConfig = serde_json::from_value(serde_json::json!({
-        "type": "postgres", "host": pg.host, "port": pg.port, "user": pg.user, "dbname": pg.dbname, "schema": "s", "sslmode": "disable"
-    }))
-    .expect("target");
+    let target = pg.target("s");
     let w = warehouse::open(&target, dir.path()).expect("open");
     w.connect()
         .expect("connect")

@@ -125,6 +125,16 @@ impl PgServer {
         }
     }
 
+    /// A sluice target for the test's database, building into `schema`.
+    pub fn target(&self, schema: &str) -> sluice::warehouse::TargetConfig {
+        serde_json::from_value(serde_json::json!({
+            "type": "postgres", "host": self.host, "port": self.port, "user": self.user,
+            "password": self.password.clone().unwrap_or_default(), "dbname": self.dbname,
+            "schema": schema, "sslmode": "disable"
+        }))
+        .expect("postgres target")
+    }
+
     /// `postgres://` URL of the test's database.
     pub fn url(&self) -> String {
         self.url_for(&self.dbname)
