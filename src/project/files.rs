@@ -99,6 +99,9 @@ impl SourceFile {
     }
 }
 
+/// Seeds larger than this are not read (nor hashed) when a project loads, as in dbt.
+const MAX_HASHED_SEED_BYTES: u64 = 1 << 20;
+
 /// Files with one of `exts` under each of `roots` (project-relative dirs).
 /// Missing roots are fine (dbt ignores them). Hidden files and dirs are skipped.
 pub fn collect(
@@ -141,8 +144,16 @@ pub fn collect(
     found
         .into_par_iter()
         .map(|(p, path, rel)| {
-            let text = fs_err::read_to_string(&p)
-                .map_err(|e| Diagnostic::error("E0105", e.to_string()).at(path.clone(), None))?;
+            let large_seed = p.extension().is_some_and(|e| e == "csv")
+                && std::fs::metadata(&p).is_ok_and(|m| m.len() > MAX_HASHED_SEED_BYTES);
+            let text = if large_seed {
+                // dbt identifies a seed over 1 MiB by its path, not its
+                // contents; its rows are read when it is loaded.
+                format!("seed file too large to hash: {path}")
+            } else {
+                fs_err::read_to_string(&p)
+                    .map_err(|e| Diagnostic::error("E0105", e.to_string()).at(path.clone(), None))?
+            };
             Ok(SourceFile::new(path, rel, text))
         })
         .collect()

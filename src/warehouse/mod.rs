@@ -202,6 +202,27 @@ pub trait Connection: Send {
         columns: &[ColumnMeta],
         rows: &[Vec<Option<String>>],
     ) -> Result<u64>;
+
+    /// Whether [`Connection::copy_csv_file`] loads a CSV file directly.
+    fn can_copy_csv_file(&self) -> bool {
+        false
+    }
+
+    /// Load a checked CSV file with a header row into `relation` as the
+    /// engine reads CSV itself, empty fields (quoted or not) as NULL.
+    /// Only called when [`Connection::can_copy_csv_file`] says so.
+    fn copy_csv_file(
+        &mut self,
+        relation: &Relation,
+        _columns: &[ColumnMeta],
+        path: &std::path::Path,
+    ) -> Result<u64> {
+        Err(WarehouseError::Other(format!(
+            "loading {} into {}: this engine loads rows, not files",
+            path.display(),
+            relation.identifier
+        )))
+    }
 }
 
 /// Open the warehouse a target points at. Relative DuckDB paths resolve

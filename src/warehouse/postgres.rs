@@ -454,6 +454,22 @@ impl Connection for PgConnection {
         let statement = convert::copy_statement(relation, columns);
         self.run(&statement, copy_csv(&self.client, &statement, rows))
     }
+
+    fn can_copy_csv_file(&self) -> bool {
+        true
+    }
+
+    fn copy_csv_file(
+        &mut self,
+        relation: &Relation,
+        columns: &[ColumnMeta],
+        path: &std::path::Path,
+    ) -> Result<u64> {
+        let statement = convert::copy_file_statement(relation, columns);
+        let file = std::fs::File::open(path)
+            .map_err(|e| WarehouseError::Other(format!("reading {}: {e}", path.display())))?;
+        self.run(&statement, copy_file(&self.client, &statement, file))
+    }
 }
 
 /// Run one or more statements, discarding rows; rows affected by the last.
@@ -508,6 +524,28 @@ async fn copy_csv(
     }
     if !buf.is_empty() {
         sink.send(buf.split().freeze()).await?;
+    }
+    sink.as_mut().finish().await
+}
+
+/// Stream a file's bytes into `statement` (a `COPY … FROM STDIN`), as `psql \copy` does.
+async fn copy_file(
+    client: &Client,
+    statement: &str,
+    mut file: std::fs::File,
+) -> std::result::Result<u64, tokio_postgres::Error> {
+    use std::io::Read;
+    let mut sink = pin!(client.copy_in::<_, bytes::Bytes>(statement).await?);
+    loop {
+        let mut buf = BytesMut::zeroed(COPY_CHUNK_BYTES);
+        // A read error ends the stream early; the server then sees a short
+        // file and the caller's checked row count no longer matches.
+        let n = file.read(&mut buf).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        buf.truncate(n);
+        sink.send(buf.freeze()).await?;
     }
     sink.as_mut().finish().await
 }

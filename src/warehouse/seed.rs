@@ -4,7 +4,10 @@
 //! are inferred over every row (`column_types` overrides win), and only then
 //! is the warehouse touched: the rows are bulk-loaded into a temporary table
 //! which is swapped in, all in one transaction, so a bad file leaves the
-//! previous seed table exactly as it was.
+//! previous seed table exactly as it was. On PostgreSQL the checked file is
+//! streamed to `COPY` as is (what `psql \copy` does), so the rows are never
+//! held in memory; should the server read the file differently, the load is
+//! redone from the rows as read here.
 //!
 //! Replacing an existing seed table follows dbt: without `--full-refresh` the
 //! table is kept and its rows replaced (dbt truncates and reloads; here the
@@ -20,7 +23,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use chrono::{NaiveDate, NaiveDateTime};
+use chrono::{NaiveDate, NaiveTime};
 
 use super::adapter::{drop_relation_sql, get_columns, get_relation, quote, render, with_suffix};
 use super::materialize::{
@@ -64,13 +67,21 @@ impl SeedError {
     }
 }
 
-/// A parsed seed file: column names, rows (empty fields as `None`), and the
+/// A checked seed file: column names, each column's inferred kind (`None`:
+/// no values), and, when kept, the rows (empty fields as `None`) with the
 /// line each row starts on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeedData {
     pub columns: Vec<String>,
+    pub kinds: Vec<Option<InferredType>>,
     pub rows: Vec<Vec<Option<String>>>,
     pub lines: Vec<u64>,
+    /// Whether `rows`/`lines` were kept (otherwise the file is loaded as is).
+    pub rows_kept: bool,
+    /// The file has blank lines, which CSV readers disagree about.
+    pub blank_lines: bool,
+    /// Data rows (blank lines not counted).
+    pub row_count: u64,
 }
 
 /// Load a CSV seed into `relation`. See the module docs.
@@ -82,11 +93,25 @@ pub fn load_seed(
     column_types: &BTreeMap<String, String>,
     full_refresh: bool,
 ) -> Result<BuildOutcome, SeedError> {
-    let data = read_csv(csv_path)?;
+    // Where the engine can load the checked file itself (COPY on Postgres,
+    // like `psql \copy`), the rows are not kept in memory at all.
+    let mut data = scan_csv(csv_path, !conn.can_copy_csv_file())?;
+    if data.blank_lines && !data.rows_kept {
+        data = read_csv(csv_path)?;
+    }
     let columns = seed_columns(engine, &data, column_types);
-    let loaded = in_transaction(conn, |c| {
-        load_and_swap(c, engine, relation, &columns, &data, full_refresh)
-    });
+    let load = |conn: &mut dyn Connection, data: &SeedData| {
+        in_transaction(conn, |c| {
+            load_and_swap(c, engine, relation, &columns, data, csv_path, full_refresh)
+        })
+    };
+    let mut loaded = load(conn, &data);
+    if matches!(loaded, Err(LoadError::Bulk(_))) && !data.rows_kept {
+        // The engine's own CSV reading rejected the file: load the rows as
+        // this reader sees them, which also pins a bad value to its line.
+        data = read_csv(csv_path)?;
+        loaded = load(conn, &data);
+    }
     match loaded {
         Ok(n) => Ok(BuildOutcome {
             rows_affected: Some(n),
@@ -109,8 +134,15 @@ pub fn load_seed(
     }
 }
 
-/// Read and check a seed file: a header, then rows as wide as the header.
+/// Read and check a seed file (a header, then rows as wide as the header),
+/// keeping its rows.
 pub fn read_csv(path: &Path) -> Result<SeedData, SeedError> {
+    scan_csv(path, true)
+}
+
+/// Check a seed file and infer its column kinds in one pass; keep the rows
+/// only when `keep_rows`.
+fn scan_csv(path: &Path, keep_rows: bool) -> Result<SeedData, SeedError> {
     let io = |source| SeedError::Io {
         path: path.to_path_buf(),
         source,
@@ -119,24 +151,24 @@ pub fn read_csv(path: &Path) -> Result<SeedData, SeedError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .from_reader(std::io::BufReader::new(file));
+        .from_reader(std::io::BufReader::with_capacity(1 << 20, file));
     let invalid = |line: u64, message: String, hint: &str| SeedError::Invalid {
         path: path.to_path_buf(),
         line,
         message,
         hint: hint.to_string(),
     };
-    let mut records = reader.records();
-    let header = match records.next() {
-        Some(Ok(h)) => h,
-        Some(Err(e)) => return Err(csv_error(path, e)),
-        None => {
+    let mut record = csv::StringRecord::new();
+    let header = match reader.read_record(&mut record) {
+        Ok(true) => record.clone(),
+        Ok(false) => {
             return Err(invalid(
                 1,
                 "the file is empty".into(),
                 "a seed needs a header row",
             ))
         }
+        Err(e) => return Err(csv_error(path, e)),
     };
     let columns = header_columns(&header).map_err(|m| {
         invalid(
@@ -145,38 +177,56 @@ pub fn read_csv(path: &Path) -> Result<SeedData, SeedError> {
             "every column needs a distinct, non-empty name in the header row",
         )
     })?;
-    let mut rows = Vec::new();
-    let mut lines = Vec::new();
-    for record in records {
-        let record = record.map_err(|e| csv_error(path, e))?;
+    let mut data = SeedData {
+        kinds: vec![None; columns.len()],
+        columns,
+        rows: Vec::new(),
+        lines: Vec::new(),
+        rows_kept: keep_rows,
+        blank_lines: false,
+        row_count: 0,
+    };
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(csv_error(path, e)),
+        }
         let line = record.position().map_or(0, |p| p.line());
         if record.len() == 1 && record.get(0).is_some_and(str::is_empty) {
-            continue; // blank line
+            data.blank_lines = true;
+            continue;
         }
-        if record.len() != columns.len() {
+        if record.len() != data.columns.len() {
             return Err(invalid(
                 line,
                 format!(
                     "row has {} values but the header has {} columns",
                     record.len(),
-                    columns.len()
+                    data.columns.len()
                 ),
                 "look for an unquoted comma or a missing value; quote values that contain commas",
             ));
         }
-        rows.push(
-            record
-                .iter()
-                .map(|v| (!v.is_empty()).then(|| v.to_string()))
-                .collect(),
-        );
-        lines.push(line);
+        data.row_count += 1;
+        for (kind, v) in data.kinds.iter_mut().zip(record.iter()) {
+            if v.is_empty() || *kind == Some(InferredType::Text) {
+                continue;
+            }
+            let this = classify(v);
+            *kind = Some(kind.map_or(this, |k| widen(k, this)));
+        }
+        if keep_rows {
+            data.rows.push(
+                record
+                    .iter()
+                    .map(|v| (!v.is_empty()).then(|| v.to_string()))
+                    .collect(),
+            );
+            data.lines.push(line);
+        }
     }
-    Ok(SeedData {
-        columns,
-        rows,
-        lines,
-    })
+    Ok(data)
 }
 
 fn header_columns(header: &csv::StringRecord) -> Result<Vec<String>, String> {
@@ -266,7 +316,7 @@ fn classify(v: &str) -> InferredType {
         InferredType::Number
     } else if t.eq_ignore_ascii_case("true") || t.eq_ignore_ascii_case("false") {
         InferredType::Boolean
-    } else if NaiveDate::parse_from_str(t, "%Y-%m-%d").is_ok() && t.len() == 10 {
+    } else if parse_date(t).is_some() && t.len() == 10 {
         InferredType::Date
     } else if is_timestamp(t) {
         InferredType::Timestamp
@@ -278,15 +328,50 @@ fn classify(v: &str) -> InferredType {
 /// A decimal number in plain or scientific notation (not `inf`/`NaN`, which
 /// `f64` parsing would accept).
 fn is_number(t: &str) -> bool {
-    t.chars().any(|c| c.is_ascii_digit())
-        && t.chars().all(|c| c.is_ascii_digit() || "+-.eE".contains(c))
+    t.bytes().any(|c| c.is_ascii_digit())
+        && t.bytes()
+            .all(|c| c.is_ascii_digit() || b"+-.eE".contains(&c))
         && t.parse::<f64>().is_ok_and(f64::is_finite)
 }
 
+/// `YYYY-MM-DD` at the start of `t`, a real calendar date. Checked by hand:
+/// seeds run this on every value, and chrono's format-string parser is ten
+/// times slower.
+fn parse_date(t: &str) -> Option<NaiveDate> {
+    let b = t.as_bytes();
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let year = i32::try_from(digits(t, 0..4)?).ok()?;
+    NaiveDate::from_ymd_opt(year, digits(t, 5..7)?, digits(t, 8..10)?)
+}
+
+/// The number written by the ASCII digits at `range` of `t` (nothing else allowed).
+fn digits(t: &str, range: std::ops::Range<usize>) -> Option<u32> {
+    t.get(range)?.bytes().try_fold(0u32, |n, c| {
+        c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+    })
+}
+
+/// `YYYY-MM-DD HH:MM:SS[.fraction]` (or with `T`): what dbt's seed loader
+/// reads as a timestamp.
 fn is_timestamp(t: &str) -> bool {
-    ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
-        .iter()
-        .any(|f| NaiveDateTime::parse_from_str(t, f).is_ok())
+    let b = t.as_bytes();
+    if b.len() < 19 || !matches!(b[10], b' ' | b'T') || parse_date(t).is_none() {
+        return false;
+    }
+    let time_ok = b[13] == b':'
+        && b[16] == b':'
+        && matches!(
+            (digits(t, 11..13), digits(t, 14..16), digits(t, 17..19)),
+            (Some(h), Some(m), Some(s)) if NaiveTime::from_hms_opt(h, m, s).is_some()
+        );
+    let fraction = &t[19..];
+    let fraction_ok = fraction.is_empty()
+        || (fraction.len() > 1
+            && fraction.starts_with('.')
+            && fraction[1..].bytes().all(|c| c.is_ascii_digit()));
+    time_ok && fraction_ok
 }
 
 /// Column names and SQL types: inferred, or as overridden by `column_types`
@@ -298,8 +383,8 @@ pub fn seed_columns(
 ) -> Vec<ColumnMeta> {
     data.columns
         .iter()
-        .enumerate()
-        .map(|(i, name)| {
+        .zip(&data.kinds)
+        .map(|(name, kind)| {
             let data_type = column_types
                 .get(name)
                 .or_else(|| {
@@ -310,8 +395,9 @@ pub fn seed_columns(
                 })
                 .cloned()
                 .unwrap_or_else(|| {
-                    let values = data.rows.iter().filter_map(|r| r.get(i)?.as_deref());
-                    infer_type(values).sql_type(engine).to_string()
+                    kind.unwrap_or(InferredType::Text)
+                        .sql_type(engine)
+                        .to_string()
                 });
             ColumnMeta {
                 name: name.clone(),
@@ -351,14 +437,27 @@ fn load_and_swap(
     relation: &Relation,
     columns: &[ColumnMeta],
     data: &SeedData,
+    csv_path: &Path,
     full_refresh: bool,
 ) -> Result<u64, LoadError> {
     let tmp = with_suffix(relation, TMP_SUFFIX);
     conn.execute(&drop_relation_sql(engine, &tmp, RelationKind::Table))?;
     conn.execute(&create_table_sql(&tmp, columns))?;
-    let n = conn
-        .bulk_insert(&tmp, columns, &data.rows)
-        .map_err(LoadError::Bulk)?;
+    let n = if data.rows_kept {
+        conn.bulk_insert(&tmp, columns, &data.rows)
+    } else {
+        // The engine read the file itself: it must have seen the same rows.
+        conn.copy_csv_file(&tmp, columns, csv_path)
+            .and_then(|n| match n == data.row_count {
+                true => Ok(n),
+                false => Err(WarehouseError::Other(format!(
+                    "the engine read {n} rows from {} but the file has {}",
+                    csv_path.display(),
+                    data.row_count
+                ))),
+            })
+    }
+    .map_err(LoadError::Bulk)?;
     let method = match get_relation(conn, engine, relation)? {
         Some(RelationKind::Table) if !full_refresh => {
             let new_cols = get_columns(conn, engine, &tmp)?;
@@ -477,6 +576,11 @@ mod tests {
             InferredType::Timestamp
         );
         assert_eq!(infer_type(["2024-02-30"]), InferredType::Text);
+        assert_eq!(infer_type(["2024-1-31"]), InferredType::Text);
+        assert_eq!(infer_type(["2024-01-31T23:59:59"]), InferredType::Timestamp);
+        assert_eq!(infer_type(["2024-01-31 24:00:00"]), InferredType::Text);
+        assert_eq!(infer_type(["2024-01-31 10:00:00."]), InferredType::Text);
+        assert_eq!(infer_type(["2024-01-31 10:00"]), InferredType::Text);
         assert_eq!(infer_type(["1", "x"]), InferredType::Text);
         assert_eq!(infer_type(std::iter::empty()), InferredType::Text);
     }

@@ -645,6 +645,51 @@ pub fn seed_infers_types(wh: &dyn Warehouse, schema: &str) {
     assert_eq!(nulls, [[json!(1)]], "empty fields load as NULL");
 }
 
+/// What the CSV reader sees is what loads, whichever path the engine takes
+/// (PostgreSQL streams the file to COPY): quoted empty values are NULL like
+/// unquoted ones, quoted newlines and CRLF line ends are data, blank lines
+/// are skipped.
+pub fn seed_reads_csv_edge_cases_like_the_checker(wh: &dyn Warehouse, schema: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut conn = connect(wh, schema);
+    let c = conn.as_mut();
+    let render = |t: &sluice::warehouse::Relation| adapter::render(t);
+    let plain = rel(schema, "seed_edges");
+    let csv = write(
+        dir.path(),
+        "edges.csv",
+        "id,note\r\n1,\"\"\r\n2,\"two\nlines\"\r\n3,\"say \"\"hi\"\"\"\r\n",
+    );
+    let out = load_seed(c, wh.engine(), &plain, &csv, &BTreeMap::new(), false)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.rows_affected, Some(3));
+    let got = rows(
+        c,
+        &format!("SELECT id, note FROM {} ORDER BY id", render(&plain)),
+    );
+    assert_eq!(
+        got,
+        [
+            [json!(1), json!(null)],
+            [json!(2), json!("two\nlines")],
+            [json!(3), json!("say \"hi\"")]
+        ]
+    );
+    let blank = rel(schema, "seed_blank_lines");
+    let csv = write(dir.path(), "blank.csv", "id,name\n1,a\n\n2,b\n\n");
+    let out = load_seed(c, wh.engine(), &blank, &csv, &BTreeMap::new(), false)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.rows_affected, Some(2), "blank lines are not rows");
+    let got = rows(
+        c,
+        &format!(
+            "SELECT count(*) FROM {} WHERE name IS NOT NULL",
+            render(&blank)
+        ),
+    );
+    assert_eq!(got, [[json!(2)]]);
+}
+
 pub fn seed_column_types_override(wh: &dyn Warehouse, schema: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut conn = connect(wh, schema);

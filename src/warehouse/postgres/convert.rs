@@ -153,6 +153,20 @@ pub(super) fn copy_statement(relation: &Relation, columns: &[ColumnMeta]) -> Str
     )
 }
 
+/// `COPY` of a CSV file with a header row, every empty field NULL (quoted
+/// or not, as a seed's CSV reader sees it).
+pub(super) fn copy_file_statement(relation: &Relation, columns: &[ColumnMeta]) -> String {
+    let names = columns
+        .iter()
+        .map(|c| quote_ident(&c.name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "COPY {} ({names}) FROM STDIN (FORMAT csv, HEADER true, FORCE_NULL ({names}))",
+        qualified_name(relation),
+    )
+}
+
 /// Append one CSV line for `COPY … (FORMAT csv)`.
 pub(super) fn push_csv_row(buf: &mut BytesMut, row: &[Option<String>]) {
     for (i, value) in row.iter().enumerate() {
