@@ -403,8 +403,9 @@ struct Replay {
     dir: PathBuf,
     index: RecordingIndex,
     used: Vec<bool>,
-    /// Newest id of the recording's first page, for `since_id` requests.
-    newest: Option<String>,
+    /// Newest id in the recording, for `since_id` requests; found on the
+    /// first such request (a first extraction never needs it).
+    newest: Option<Option<String>>,
 }
 
 impl Replay {
@@ -413,20 +414,27 @@ impl Replay {
         let bytes = fs_err::read(&path).map_err(|e| ExtractError::Replay(e.to_string()))?;
         let index: RecordingIndex = serde_json::from_slice(&bytes)
             .map_err(|e| ExtractError::Replay(format!("{}: {e}", path.display())))?;
-        let mut newest = None;
-        for r in index.responses.iter().filter(|r| r.status == 200) {
-            if let Ok(b) = fs_err::read(dir.join(&r.file)) {
-                if let Ok(info) = page_info(&b) {
-                    newest = super::max_id(newest, info.newest_id.as_ref());
-                }
-            }
-        }
         Ok(Replay {
             used: vec![false; index.responses.len()],
             dir,
             index,
-            newest,
+            newest: None,
         })
+    }
+
+    fn newest(&mut self) -> Option<&String> {
+        let (dir, index) = (&self.dir, &self.index);
+        self.newest
+            .get_or_insert_with(|| {
+                let pages = index.responses.iter().filter(|r| r.status == 200);
+                pages.fold(None, |newest, r| {
+                    let info = fs_err::read(dir.join(&r.file))
+                        .ok()
+                        .and_then(|b| page_info(&b).ok());
+                    super::max_id(newest, info.and_then(|i| i.newest_id).as_ref())
+                })
+            })
+            .as_ref()
     }
 }
 
@@ -434,7 +442,8 @@ impl Transport for Replay {
     fn get(&mut self, params: &[(String, String)]) -> Result<RawResponse, TransportError> {
         let token = param(params, "next_token");
         if token.is_none() {
-            if let (Some(since), Some(newest)) = (param(params, "since_id"), &self.newest) {
+            let since = param(params, "since_id");
+            if let (Some(since), Some(newest)) = (since, since.and_then(|_| self.newest())) {
                 if id_cmp(newest, since).is_le() {
                     return Ok(RawResponse {
                         status: 200,

@@ -213,42 +213,27 @@ pub fn stage_source(
         posts: runs.iter().map(|r| r.manifest.posts).sum(),
     });
 
+    if family != extract::twitter::FAMILY && !runs.is_empty() {
+        return Err(StageError::UnknownFamily(family.to_string()));
+    }
     for run in runs {
         let run_id = &run.manifest.run_id;
-        let read_started = Instant::now();
-        let mut pages = Vec::with_capacity(run.manifest.pages.len());
-        for p in &run.manifest.pages {
-            let key = format!("{}{}", run.prefix, p.name);
-            let bytes =
-                lake.get(&key)
-                    .map_err(ExtractError::from)?
-                    .ok_or_else(|| StageError::BadPage {
-                        run_id: run_id.clone(),
-                        page: key.clone(),
-                        message: "listed in the manifest but missing from the lake".into(),
-                    })?;
-            pages.push((key, bytes));
-            progress.emit(Event::StagePageRead {
-                run_id: run_id.clone(),
-            });
-        }
-        let rows = match family {
-            extract::twitter::FAMILY => twitter::flatten(run_id, &pages)?,
-            other => return Err(StageError::UnknownFamily(other.to_string())),
-        };
-        let read_secs = read_started.elapsed().as_secs_f64();
-        progress.emit(Event::StageLoading {
-            run_id: run_id.clone(),
-            rows: rows.iter().map(|t| t.len() as u64).sum(),
-        });
-        let load_started = Instant::now();
         let loaded_at = chrono::Utc::now()
             .naive_utc()
             .format("%Y-%m-%d %H:%M:%S%.6f")
             .to_string();
-        let counts = load_run(
-            conn, target, &specs, &runs_rel, source, run, rows, &loaded_at,
-        )?;
+        // Pages are read and flattened a batch at a time on one thread while
+        // the previous batch is loaded on this one: memory stays bounded and
+        // parsing overlaps the warehouse's work.
+        let (counts, read_secs, load_secs) = std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            let reader = scope.spawn(move || read_batches(lake, run, tx));
+            let loaded = load_run(
+                conn, target, &specs, &runs_rel, source, run, rx, &loaded_at, progress,
+            );
+            let read_secs = reader.join().unwrap_or(0.0);
+            loaded.map(|(counts, load_secs)| (counts, read_secs, load_secs))
+        })?;
         for (i, n) in counts.iter().enumerate() {
             summary.rows[i].1 += n;
         }
@@ -260,7 +245,7 @@ pub fn stage_source(
                 .map(|(s, n)| (s.name.to_string(), *n))
                 .collect(),
             read_secs,
-            load_secs: load_started.elapsed().as_secs_f64(),
+            load_secs,
         });
         summary.runs_staged.push(run_id.clone());
     }
@@ -285,7 +270,58 @@ fn staged_runs(
         .collect())
 }
 
-/// Delete-then-insert one run and record it, in one transaction.
+/// Pages of a run read from the lake and flattened into rows.
+struct Batch {
+    pages: usize,
+    rows: TableRows,
+}
+
+/// Pages per batch: about 10,000 posts, a few MB of rows.
+const BATCH_PAGES: usize = 100;
+
+/// Read and flatten a run's pages a batch at a time, in page order, until
+/// done, an error (sent on), or the loader hangs up. Returns the seconds spent.
+fn read_batches(
+    lake: &dyn Lake,
+    run: &extract::CompleteRun,
+    tx: std::sync::mpsc::SyncSender<Result<Batch, StageError>>,
+) -> f64 {
+    let run_id = &run.manifest.run_id;
+    let mut busy = 0.0;
+    let mut flattener = twitter::Flattener::default();
+    for chunk in run.manifest.pages.chunks(BATCH_PAGES) {
+        let started = Instant::now();
+        let batch = chunk
+            .iter()
+            .map(|p| {
+                let key = format!("{}{}", run.prefix, p.name);
+                match lake.get(&key).map_err(ExtractError::from)? {
+                    Some(bytes) => Ok((key, bytes)),
+                    None => Err(StageError::BadPage {
+                        run_id: run_id.clone(),
+                        page: key,
+                        message: "listed in the manifest but missing from the lake".into(),
+                    }),
+                }
+            })
+            .collect::<Result<Vec<_>, StageError>>()
+            .and_then(|pages| {
+                Ok(Batch {
+                    pages: pages.len(),
+                    rows: flattener.add_pages(run_id, &pages)?,
+                })
+            });
+        busy += started.elapsed().as_secs_f64();
+        let failed = batch.is_err();
+        if tx.send(batch).is_err() || failed {
+            break;
+        }
+    }
+    busy
+}
+
+/// Delete-then-insert one run from its batches and record it, in one
+/// transaction. Returns rows per table and the seconds spent loading.
 #[allow(clippy::too_many_arguments)]
 fn load_run(
     conn: &mut dyn Connection,
@@ -294,24 +330,14 @@ fn load_run(
     runs_rel: &Relation,
     source: &str,
     run: &extract::CompleteRun,
-    rows: TableRows,
+    batches: std::sync::mpsc::Receiver<Result<Batch, StageError>>,
     loaded_at: &str,
-) -> Result<Vec<u64>, StageError> {
+    progress: &dyn Progress,
+) -> Result<(Vec<u64>, f64), StageError> {
     let run_id = &run.manifest.run_id;
-    conn.execute("BEGIN")?;
-    let result = (|| -> Result<Vec<u64>, StageError> {
-        let mut counts = Vec::new();
-        for (spec, mut table_rows) in specs.iter().zip(rows) {
-            let rel = target.relation(spec.name);
-            conn.execute(&format!(
-                "DELETE FROM {} WHERE _sluice_run_id = {}",
-                adapter::render(&rel),
-                adapter::literal(run_id)
-            ))?;
-            for r in &mut table_rows {
-                r.push(Some(run_id.clone()));
-                r.push(Some(loaded_at.to_string()));
-            }
+    let columns: Vec<Vec<ColumnMeta>> = specs
+        .iter()
+        .map(|spec| {
             let mut cols = spec.column_meta();
             cols.push(ColumnMeta {
                 name: "_sluice_run_id".into(),
@@ -321,7 +347,43 @@ fn load_run(
                 name: "_sluice_loaded_at".into(),
                 data_type: "timestamp".into(),
             });
-            counts.push(conn.bulk_insert(&rel, &cols, &table_rows)?);
+            cols
+        })
+        .collect();
+    conn.execute("BEGIN")?;
+    let result = (|| -> Result<(Vec<u64>, f64), StageError> {
+        for spec in specs {
+            conn.execute(&format!(
+                "DELETE FROM {} WHERE _sluice_run_id = {}",
+                adapter::render(&target.relation(spec.name)),
+                adapter::literal(run_id)
+            ))?;
+        }
+        let mut counts = vec![0; specs.len()];
+        let mut load_secs = 0.0;
+        for batch in batches {
+            let batch = batch?;
+            for _ in 0..batch.pages {
+                progress.emit(Event::StagePageRead {
+                    run_id: run_id.clone(),
+                });
+            }
+            progress.emit(Event::StageLoading {
+                run_id: run_id.clone(),
+                rows: batch.rows.iter().map(|t| t.len() as u64).sum(),
+            });
+            let started = Instant::now();
+            for (i, mut table_rows) in batch.rows.into_iter().enumerate() {
+                let (Some(spec), Some(cols)) = (specs.get(i), columns.get(i)) else {
+                    continue;
+                };
+                for r in &mut table_rows {
+                    r.push(Some(run_id.clone()));
+                    r.push(Some(loaded_at.to_string()));
+                }
+                counts[i] += conn.bulk_insert(&target.relation(spec.name), cols, &table_rows)?;
+            }
+            load_secs += started.elapsed().as_secs_f64();
         }
         conn.execute(&format!(
             "DELETE FROM {rr} WHERE run_id = {id}; INSERT INTO {rr} (run_id, source, plugin, posts, staged_at) VALUES ({id}, {src}, {plugin}, {posts}, {at})",
@@ -332,7 +394,7 @@ fn load_run(
             posts = run.manifest.posts,
             at = adapter::literal(loaded_at),
         ))?;
-        Ok(counts)
+        Ok((counts, load_secs))
     })();
     match result {
         Ok(c) => {

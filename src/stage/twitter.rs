@@ -158,9 +158,15 @@ fn owned(s: &Option<Cow<'_, str>>) -> Option<String> {
 
 /// A decimal id, or NULL when it is not an integer.
 fn id(s: &Option<Cow<'_, str>>) -> Option<String> {
-    s.as_deref()
-        .and_then(|s| s.trim().parse::<i64>().ok())
-        .map(|n| n.to_string())
+    let s = s.as_deref()?;
+    // The API's ids are canonical already; only others need normalizing.
+    let canonical = (1..=18).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_digit())
+        && (s.len() == 1 || !s.starts_with('0'));
+    if canonical {
+        return Some(s.to_string());
+    }
+    s.trim().parse::<i64>().ok().map(|n| n.to_string())
 }
 
 fn num(n: Option<i64>) -> Option<String> {
@@ -170,6 +176,14 @@ fn num(n: Option<i64>) -> Option<String> {
 /// `2026-11-20T14:03:27.000Z` → `2026-11-20 14:03:27.000` (UTC, no zone).
 pub fn timestamp(s: &Option<Cow<'_, str>>) -> Option<String> {
     let s = s.as_deref()?;
+    // The API's own shape, `YYYY-MM-DDTHH:MM:SS.sssZ`, is rewritten in place
+    // once chrono agrees it is a valid instant; other shapes are converted.
+    let b = s.as_bytes();
+    if b.len() == 24 && b[10] == b'T' && b[19] == b'.' && b[23] == b'Z' {
+        if crate::warehouse::seed::is_timestamp(&s[..23]) {
+            return Some(format!("{} {}", &s[..10], &s[11..23]));
+        }
+    }
     chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| {
         t.with_timezone(&chrono::Utc)
             .naive_utc()
@@ -180,79 +194,96 @@ pub fn timestamp(s: &Option<Cow<'_, str>>) -> Option<String> {
 
 /// Rows for [`tables`] from the pages of one run.
 pub fn flatten(run_id: &str, pages: &[(String, Vec<u8>)]) -> Result<TableRows, StageError> {
-    // Parsing dominates staging time: parse pages in parallel, flatten in order.
-    let parsed: Vec<Page<'_>> = pages
-        .par_iter()
-        .map(|(key, bytes)| {
-            serde_json::from_slice(bytes).map_err(|e| StageError::BadPage {
-                run_id: run_id.to_string(),
-                page: key.clone(),
-                message: e.to_string(),
+    Flattener::default().add_pages(run_id, pages)
+}
+
+/// Turns a run's pages into rows a batch at a time, each tweet, user and
+/// (tweet, hashtag) pair once per run however many pages repeat it.
+#[derive(Default)]
+pub struct Flattener {
+    seen_tweets: HashSet<String>,
+    seen_users: HashSet<String>,
+    seen_tags: HashSet<(String, String)>,
+}
+
+impl Flattener {
+    /// Rows for [`tables`] from the next pages of the run (in page order).
+    pub fn add_pages(
+        &mut self,
+        run_id: &str,
+        pages: &[(String, Vec<u8>)],
+    ) -> Result<TableRows, StageError> {
+        // Parsing dominates staging time: parse pages in parallel, flatten in order.
+        let parsed: Vec<Page<'_>> = pages
+            .par_iter()
+            .map(|(key, bytes)| {
+                serde_json::from_slice(bytes).map_err(|e| StageError::BadPage {
+                    run_id: run_id.to_string(),
+                    page: key.clone(),
+                    message: e.to_string(),
+                })
             })
-        })
-        .collect::<Result<_, _>>()?;
-    let mut tweets = Vec::new();
-    let mut users = Vec::new();
-    let mut tags = Vec::new();
-    let mut seen_tweets = HashSet::new();
-    let mut seen_users = HashSet::new();
-    let mut seen_tags = HashSet::new();
-    for page in &parsed {
-        for t in page.data.iter().flatten() {
-            let Some(tid) = id(&t.id) else { continue };
-            if !seen_tweets.insert(tid.clone()) {
-                continue;
-            }
-            let m = t.public_metrics.as_ref();
-            tweets.push(vec![
-                Some(tid.clone()),
-                id(&t.author_id),
-                id(&t.conversation_id),
-                owned(&t.text),
-                owned(&t.lang),
-                timestamp(&t.created_at),
-                num(m.and_then(|m| m.retweet_count)),
-                num(m.and_then(|m| m.reply_count)),
-                num(m.and_then(|m| m.like_count)),
-                num(m.and_then(|m| m.quote_count)),
-                num(m.and_then(|m| m.impression_count)),
-                id(&t.in_reply_to_user_id),
-                t.referenced_tweets
-                    .as_ref()
-                    .and_then(|r| r.first())
-                    .and_then(|r| owned(&r.kind)),
-            ]);
-            let hashtags = t.entities.as_ref().and_then(|e| e.hashtags.as_ref());
-            for h in hashtags.into_iter().flatten() {
-                if let Some(tag) = owned(&h.tag) {
-                    if seen_tags.insert((tid.clone(), tag.clone())) {
-                        tags.push(vec![Some(tid.clone()), Some(tag)]);
+            .collect::<Result<_, _>>()?;
+        let mut tweets = Vec::new();
+        let mut users = Vec::new();
+        let mut tags = Vec::new();
+        for page in &parsed {
+            for t in page.data.iter().flatten() {
+                let Some(tid) = id(&t.id) else { continue };
+                if !self.seen_tweets.insert(tid.clone()) {
+                    continue;
+                }
+                let m = t.public_metrics.as_ref();
+                tweets.push(vec![
+                    Some(tid.clone()),
+                    id(&t.author_id),
+                    id(&t.conversation_id),
+                    owned(&t.text),
+                    owned(&t.lang),
+                    timestamp(&t.created_at),
+                    num(m.and_then(|m| m.retweet_count)),
+                    num(m.and_then(|m| m.reply_count)),
+                    num(m.and_then(|m| m.like_count)),
+                    num(m.and_then(|m| m.quote_count)),
+                    num(m.and_then(|m| m.impression_count)),
+                    id(&t.in_reply_to_user_id),
+                    t.referenced_tweets
+                        .as_ref()
+                        .and_then(|r| r.first())
+                        .and_then(|r| owned(&r.kind)),
+                ]);
+                let hashtags = t.entities.as_ref().and_then(|e| e.hashtags.as_ref());
+                for h in hashtags.into_iter().flatten() {
+                    if let Some(tag) = owned(&h.tag) {
+                        if self.seen_tags.insert((tid.clone(), tag.clone())) {
+                            tags.push(vec![Some(tid.clone()), Some(tag)]);
+                        }
                     }
                 }
             }
-        }
-        let page_users = page.includes.as_ref().and_then(|i| i.users.as_ref());
-        for u in page_users.into_iter().flatten() {
-            let Some(uid) = id(&u.id) else { continue };
-            if !seen_users.insert(uid.clone()) {
-                continue;
+            let page_users = page.includes.as_ref().and_then(|i| i.users.as_ref());
+            for u in page_users.into_iter().flatten() {
+                let Some(uid) = id(&u.id) else { continue };
+                if !self.seen_users.insert(uid.clone()) {
+                    continue;
+                }
+                let m = u.public_metrics.as_ref();
+                users.push(vec![
+                    Some(uid),
+                    owned(&u.username),
+                    owned(&u.name),
+                    owned(&u.description),
+                    timestamp(&u.created_at),
+                    u.verified.map(|b| b.to_string()),
+                    num(m.and_then(|m| m.followers_count)),
+                    num(m.and_then(|m| m.following_count)),
+                    num(m.and_then(|m| m.tweet_count)),
+                    num(m.and_then(|m| m.listed_count)),
+                ]);
             }
-            let m = u.public_metrics.as_ref();
-            users.push(vec![
-                Some(uid),
-                owned(&u.username),
-                owned(&u.name),
-                owned(&u.description),
-                timestamp(&u.created_at),
-                u.verified.map(|b| b.to_string()),
-                num(m.and_then(|m| m.followers_count)),
-                num(m.and_then(|m| m.following_count)),
-                num(m.and_then(|m| m.tweet_count)),
-                num(m.and_then(|m| m.listed_count)),
-            ]);
         }
+        Ok(vec![tweets, users, tags])
     }
-    Ok(vec![tweets, users, tags])
 }
 
 #[cfg(test)]
@@ -276,6 +307,16 @@ mod tests {
             ("p2".to_string(), page.to_vec()),
         ];
         let rows = flatten("R", &pages).unwrap();
+        let mut batched = Flattener::default();
+        let first = batched.add_pages("R", &pages[..1]).unwrap();
+        let second = batched.add_pages("R", &pages[1..]).unwrap();
+        assert_eq!(
+            (first[0].len(), second[0].len()),
+            (2, 0),
+            "once per run across batches"
+        );
+        assert_eq!((first[1].len(), second[1].len()), (1, 0));
+        assert_eq!((first[2].len(), second[2].len()), (2, 0));
         assert_eq!(rows[0].len(), 2, "tweets once per run");
         assert_eq!(rows[1].len(), 1, "users once per run");
         assert_eq!(rows[2].len(), 2, "tags keep case, pairs once");
@@ -286,5 +327,28 @@ mod tests {
         assert_eq!(rows[0][1][6], None, "absent metrics are NULL");
         assert_eq!(rows[1][0][5].as_deref(), Some("false"));
         assert_eq!(rows[1][0][6].as_deref(), Some("10"));
+    }
+
+    #[test]
+    fn ids_and_timestamps_normalize() {
+        fn c(s: &str) -> Option<Cow<'_, str>> {
+            Some(Cow::Borrowed(s))
+        }
+        assert_eq!(
+            id(&c("1590000000000000001")),
+            Some("1590000000000000001".into())
+        );
+        assert_eq!(id(&c("007")), Some("7".into()));
+        assert_eq!(id(&c(" 42 ")), Some("42".into()));
+        assert_eq!(id(&c("x1")), None);
+        assert_eq!(
+            timestamp(&c("2026-11-20T14:03:27.120Z")),
+            Some("2026-11-20 14:03:27.120".into())
+        );
+        assert_eq!(
+            timestamp(&c("2026-11-20T16:03:27+02:00")),
+            Some("2026-11-20 14:03:27.000".into())
+        );
+        assert_eq!(timestamp(&c("2026-02-30T14:03:27.000Z")), None);
     }
 }

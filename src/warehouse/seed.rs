@@ -355,7 +355,7 @@ fn digits(t: &str, range: std::ops::Range<usize>) -> Option<u32> {
 
 /// `YYYY-MM-DD HH:MM:SS[.fraction]` (or with `T`): what dbt's seed loader
 /// reads as a timestamp.
-fn is_timestamp(t: &str) -> bool {
+pub(crate) fn is_timestamp(t: &str) -> bool {
     let b = t.as_bytes();
     if b.len() < 19 || !matches!(b[10], b' ' | b'T') || parse_date(t).is_none() {
         return false;
