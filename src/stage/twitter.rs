@@ -179,10 +179,13 @@ pub fn timestamp(s: &Option<Cow<'_, str>>) -> Option<String> {
     // The API's own shape, `YYYY-MM-DDTHH:MM:SS.sssZ`, is rewritten in place
     // once chrono agrees it is a valid instant; other shapes are converted.
     let b = s.as_bytes();
-    if b.len() == 24 && b[10] == b'T' && b[19] == b'.' && b[23] == b'Z' {
-        if crate::warehouse::seed::is_timestamp(&s[..23]) {
-            return Some(format!("{} {}", &s[..10], &s[11..23]));
-        }
+    if b.len() == 24
+        && b[10] == b'T'
+        && b[19] == b'.'
+        && b[23] == b'Z'
+        && crate::warehouse::seed::is_timestamp(&s[..23])
+    {
+        return Some(format!("{} {}", &s[..10], &s[11..23]));
     }
     chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| {
         t.with_timezone(&chrono::Utc)
