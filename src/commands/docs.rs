@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use rayon::prelude::*;
 use serde_json::{json, Map, Value};
 
 use super::{load, shown_path, Exit, Failure, Ui};
@@ -199,30 +200,33 @@ pub fn lineage_json(c: &Compiled, catalog: &Value) -> Value {
         }
     }
     let lookup = |rel: &str| columns.get(rel).cloned();
-    let mut out: BTreeMap<String, Value> = BTreeMap::new();
-    for (id, n) in c.nodes() {
-        if n.resource_type != ResourceType::Model {
-            continue;
-        }
-        let Some(sql) = &n.compiled_code else {
-            continue;
-        };
-        let lineage = column_lineage(sql, engine, &lookup);
-        let mut cols = Map::new();
-        if let Some(err) = &lineage.error {
-            cols.insert("*".into(), json!({"untraced": err}));
-        }
-        for (name, l) in lineage.columns {
-            let v = match l {
-                ColumnLineage::Traced(refs) => json!({"upstream": refs.iter().map(|r| json!({
-                    "node": owner.get(&r.relation).cloned().unwrap_or_else(|| r.relation.clone()),
-                    "column": r.column,
-                })).collect::<Vec<_>>()}),
-                ColumnLineage::Untraced { reason } => json!({"untraced": reason}),
-            };
-            cols.insert(name, v);
-        }
-        out.insert(id.clone(), Value::Object(cols));
-    }
+    // Every model's SQL is parsed for its lineage: spread the models out.
+    let models: Vec<(&String, &str)> = c
+        .nodes()
+        .iter()
+        .filter(|(_, n)| n.resource_type == ResourceType::Model)
+        .filter_map(|(id, n)| Some((id, n.compiled_code.as_deref()?)))
+        .collect();
+    let out: BTreeMap<String, Value> = models
+        .par_iter()
+        .map(|(id, sql)| {
+            let lineage = column_lineage(sql, engine, &lookup);
+            let mut cols = Map::new();
+            if let Some(err) = &lineage.error {
+                cols.insert("*".into(), json!({"untraced": err}));
+            }
+            for (name, l) in lineage.columns {
+                let v = match l {
+                    ColumnLineage::Traced(refs) => json!({"upstream": refs.iter().map(|r| json!({
+                        "node": owner.get(&r.relation).cloned().unwrap_or_else(|| r.relation.clone()),
+                        "column": r.column,
+                    })).collect::<Vec<_>>()}),
+                    ColumnLineage::Untraced { reason } => json!({"untraced": reason}),
+                };
+                cols.insert(name, v);
+            }
+            ((*id).clone(), Value::Object(cols))
+        })
+        .collect();
     serde_json::to_value(out).unwrap_or(Value::Null)
 }
