@@ -16,7 +16,8 @@
 # features removed, built with DUCKDB_LIB_DIR and rpaths into $CARGO_TARGET_DIR
 # (default ~/.cache/sluice-sysduck). First build ~10 minutes (no C++), then incremental.
 # The numbers in the session-2 note ran this binary through a wrapper that sets
-# LD_PRELOAD=$PYLIB/libpython3.X.so.1.0 (`--no-as-needed` below makes that unnecessary).
+# LD_PRELOAD=$PYLIB/libpython3.X.so.1.0; `--no-as-needed` below is meant to make that unnecessary
+# (added afterwards, not yet re-verified: if the binary reports an undefined Py* symbol, use the preload).
 # Environment: DBT_VENV (default /work/venv-dbt), PYLIB (dir of libpython3.X.so for that venv).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
