@@ -213,9 +213,6 @@ pub fn stage_source(
         posts: runs.iter().map(|r| r.manifest.posts).sum(),
     });
 
-    if family != extract::twitter::FAMILY && !runs.is_empty() {
-        return Err(StageError::UnknownFamily(family.to_string()));
-    }
     for run in runs {
         let run_id = &run.manifest.run_id;
         let loaded_at = chrono::Utc::now()

@@ -210,11 +210,9 @@ fn scan_csv(path: &Path, keep_rows: bool) -> Result<SeedData, SeedError> {
         }
         data.row_count += 1;
         for (kind, v) in data.kinds.iter_mut().zip(record.iter()) {
-            if v.is_empty() || *kind == Some(InferredType::Text) {
-                continue;
+            if !v.is_empty() {
+                observe(kind, v);
             }
-            let this = classify(v);
-            *kind = Some(kind.map_or(this, |k| widen(k, this)));
         }
         if keep_rows {
             data.rows.push(
@@ -284,18 +282,23 @@ impl InferredType {
 
 /// The narrowest kind every value fits; `Text` when there are no values.
 pub fn infer_type<'a>(values: impl IntoIterator<Item = &'a str>) -> InferredType {
-    let mut kind: Option<InferredType> = None;
+    let mut kind = None;
     for v in values {
-        let this = classify(v);
-        kind = Some(match kind {
-            None => this,
-            Some(k) => widen(k, this),
-        });
+        observe(&mut kind, v);
         if kind == Some(InferredType::Text) {
             break;
         }
     }
     kind.unwrap_or(InferredType::Text)
+}
+
+/// Widen a column's kind so far to fit one more non-empty value.
+fn observe(kind: &mut Option<InferredType>, v: &str) {
+    if *kind == Some(InferredType::Text) {
+        return;
+    }
+    let this = classify(v);
+    *kind = Some(kind.map_or(this, |k| widen(k, this)));
 }
 
 fn widen(a: InferredType, b: InferredType) -> InferredType {

@@ -394,6 +394,18 @@ fn slow_project(pg: &PgServer) -> tempfile::TempDir {
     dir
 }
 
+/// `sluice run -s slow` in `dir`, given time to get its query running.
+fn start_slow_run(dir: &Path) -> std::process::Child {
+    let child = sluice()
+        .current_dir(dir)
+        .args(["run", "-s", "slow"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    child
+}
+
 fn table_exists(pg: &PgServer, dir: &Path, name: &str) -> bool {
     let target = pg.target("s");
     let w = warehouse::open(&target, dir).expect("open");
@@ -412,13 +424,7 @@ fn table_exists(pg: &PgServer, dir: &Path, name: &str) -> bool {
 fn ctrl_c_cancels_the_running_query_and_leaves_no_half_built_relation() {
     let pg = PgServer::start();
     let dir = slow_project(&pg);
-    let child = sluice()
-        .current_dir(dir.path())
-        .args(["run", "-s", "slow"])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let child = start_slow_run(dir.path());
     let started = std::time::Instant::now();
     let status = Command::new("kill")
         .arg("-INT")
@@ -445,13 +451,7 @@ fn ctrl_c_cancels_the_running_query_and_leaves_no_half_built_relation() {
 fn a_dropped_connection_is_a_clear_error_and_a_failure() {
     let pg = PgServer::start();
     let dir = slow_project(&pg);
-    let child = sluice()
-        .current_dir(dir.path())
-        .args(["run", "-s", "slow"])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let child = start_slow_run(dir.path());
     let target = pg.target("s");
     let w = warehouse::open(&target, dir.path()).expect("open");
     w.connect()
