@@ -1,8 +1,9 @@
 //! Staging: complete runs in the lake → raw tables in the warehouse.
 //!
 //! Each complete run (one with a manifest) is flattened into rows by the
-//! plugin family's flattener ([`twitter`]) and loaded with
-//! [`Connection::bulk_insert`] (COPY on PostgreSQL, the Appender on DuckDB),
+//! plugin family's flattener ([`twitter`]) into typed [`Rows`] and loaded
+//! with [`Connection::load_rows`] (binary COPY on PostgreSQL, the Appender on
+//! DuckDB),
 //! with two extra columns: `_sluice_run_id` and `_sluice_loaded_at` (UTC,
 //! `timestamp` without time zone).
 //!
@@ -20,6 +21,7 @@ use crate::extract::{self, ExtractError};
 use crate::lake::Lake;
 use crate::progress::{Event, Progress};
 use crate::warehouse::adapter;
+use crate::warehouse::rows::{Rows, TextRef};
 use crate::warehouse::{ColumnMeta, Connection, Engine, Relation, WarehouseError};
 
 /// Errors that stop staging.
@@ -58,9 +60,49 @@ impl TableSpec {
     }
 }
 
-/// Rows for each table of a [`TableSpec`] list, in the same order, without
-/// the two `_sluice_*` columns (added by the stager).
-pub type TableRows = Vec<Vec<Vec<Option<String>>>>;
+/// The run being staged, recorded on every row it loads.
+#[derive(Debug, Clone, Copy)]
+pub struct Provenance<'a> {
+    pub run_id: &'a str,
+    /// When staging started, microseconds since the Unix epoch (UTC).
+    pub loaded_at: i64,
+}
+
+/// Rows for one raw table, each ending with `_sluice_run_id` and
+/// `_sluice_loaded_at`: a flattener fills a row's values with
+/// [`StagedRows::values`] and closes it with [`StagedRows::end_row`].
+pub struct StagedRows {
+    rows: Rows,
+    run_id: TextRef,
+    loaded_at: i64,
+}
+
+impl StagedRows {
+    pub fn new(spec: &TableSpec, run: &Provenance<'_>) -> Self {
+        let mut rows = Rows::new(spec.columns.len() + 2);
+        let run_id = rows.push_str(run.run_id);
+        StagedRows {
+            rows,
+            run_id,
+            loaded_at: run.loaded_at,
+        }
+    }
+
+    /// Where the current row's table columns go.
+    pub fn values(&mut self) -> &mut Rows {
+        &mut self.rows
+    }
+
+    /// Add the provenance columns, ending the row.
+    pub fn end_row(&mut self) {
+        self.rows.repeat(self.run_id);
+        self.rows.timestamp(Some(self.loaded_at));
+    }
+
+    pub fn rows(&self) -> &Rows {
+        &self.rows
+    }
+}
 
 /// Where the raw tables go.
 #[derive(Debug, Clone)]
@@ -215,18 +257,17 @@ pub fn stage_source(
 
     for run in runs {
         let run_id = &run.manifest.run_id;
-        let loaded_at = chrono::Utc::now()
-            .naive_utc()
-            .format("%Y-%m-%d %H:%M:%S%.6f")
-            .to_string();
+        let now = chrono::Utc::now().naive_utc();
+        let loaded_at = crate::warehouse::rows::timestamp_micros(now);
+        let provenance = Provenance { run_id, loaded_at };
         // Pages are read and flattened a batch at a time on one thread while
         // the previous batch is loaded on this one: memory stays bounded and
         // parsing overlaps the warehouse's work.
         let (counts, read_secs, load_secs) = std::thread::scope(|scope| {
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
-            let reader = scope.spawn(move || read_batches(lake, run, tx));
+            let reader = scope.spawn(move || read_batches(lake, run, &provenance, tx));
             let loaded = load_run(
-                conn, target, &specs, &runs_rel, source, run, rx, &loaded_at, progress,
+                conn, target, &specs, &runs_rel, source, run, loaded_at, rx, progress,
             );
             let read_secs = reader.join().unwrap_or(0.0);
             loaded.map(|(counts, load_secs)| (counts, read_secs, load_secs))
@@ -270,7 +311,7 @@ fn staged_runs(
 /// Pages of a run read from the lake and flattened into rows.
 struct Batch {
     pages: usize,
-    rows: TableRows,
+    tables: Vec<StagedRows>,
 }
 
 /// Pages per batch: about 10,000 posts, a few MB of rows.
@@ -281,6 +322,7 @@ const BATCH_PAGES: usize = 100;
 fn read_batches(
     lake: &dyn Lake,
     run: &extract::CompleteRun,
+    provenance: &Provenance<'_>,
     tx: std::sync::mpsc::SyncSender<Result<Batch, StageError>>,
 ) -> f64 {
     let run_id = &run.manifest.run_id;
@@ -305,7 +347,7 @@ fn read_batches(
             .and_then(|pages| {
                 Ok(Batch {
                     pages: pages.len(),
-                    rows: flattener.add_pages(run_id, &pages)?,
+                    tables: flattener.add_pages(provenance, &pages)?,
                 })
             });
         busy += started.elapsed().as_secs_f64();
@@ -327,8 +369,8 @@ fn load_run(
     runs_rel: &Relation,
     source: &str,
     run: &extract::CompleteRun,
+    loaded_at: i64,
     batches: std::sync::mpsc::Receiver<Result<Batch, StageError>>,
-    loaded_at: &str,
     progress: &dyn Progress,
 ) -> Result<(Vec<u64>, f64), StageError> {
     let run_id = &run.manifest.run_id;
@@ -367,18 +409,14 @@ fn load_run(
             }
             progress.emit(Event::StageLoading {
                 run_id: run_id.clone(),
-                rows: batch.rows.iter().map(|t| t.len() as u64).sum(),
+                rows: batch.tables.iter().map(|t| t.rows().len() as u64).sum(),
             });
             let started = Instant::now();
-            for (i, mut table_rows) in batch.rows.into_iter().enumerate() {
+            for (i, table) in batch.tables.iter().enumerate() {
                 let (Some(spec), Some(cols)) = (specs.get(i), columns.get(i)) else {
                     continue;
                 };
-                for r in &mut table_rows {
-                    r.push(Some(run_id.clone()));
-                    r.push(Some(loaded_at.to_string()));
-                }
-                counts[i] += conn.bulk_insert(&target.relation(spec.name), cols, &table_rows)?;
+                counts[i] += conn.load_rows(&target.relation(spec.name), cols, table.rows())?;
             }
             load_secs += started.elapsed().as_secs_f64();
         }
@@ -389,7 +427,7 @@ fn load_run(
             src = adapter::literal(source),
             plugin = adapter::literal(&run.manifest.plugin),
             posts = run.manifest.posts,
-            at = adapter::literal(loaded_at),
+            at = adapter::literal(&crate::warehouse::rows::format_timestamp(loaded_at)),
         ))?;
         Ok((counts, load_secs))
     })();

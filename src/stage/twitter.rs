@@ -3,8 +3,8 @@
 //! user per run, from `includes.users`) and `tweet_hashtags` (one row per
 //! tweet and tag per run, from `data[].entities.hashtags`). Within a run a
 //! tweet, user or (tweet, tag) pair appears once; the first occurrence (the
-//! newest page) wins. Timestamps are converted from the API's
-//! `2026-11-20T14:03:27.000Z` to a zone-less UTC `2026-11-20 14:03:27.000`.
+//! newest page) wins. Ids are numbers; timestamps are read from the API's
+//! `2026-11-20T14:03:27.000Z` into zone-less UTC timestamps.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -12,7 +12,8 @@ use std::collections::HashSet;
 use rayon::prelude::*;
 use serde::Deserialize;
 
-use super::{StageError, TableRows, TableSpec};
+use super::{Provenance, StageError, StagedRows, TableSpec};
+use crate::warehouse::rows::timestamp_micros;
 
 /// The raw tables and their columns, as models/sources.yml documents them.
 pub fn tables() -> Vec<TableSpec> {
@@ -152,137 +153,146 @@ struct UserMetrics {
     listed_count: Option<i64>,
 }
 
-fn owned(s: &Option<Cow<'_, str>>) -> Option<String> {
-    s.as_deref().map(str::to_string)
-}
-
-/// A decimal id, or NULL when it is not an integer.
-fn id(s: &Option<Cow<'_, str>>) -> Option<String> {
+/// A decimal id as a number, or `None` when it is not an integer.
+fn id(s: &Option<Cow<'_, str>>) -> Option<i64> {
     let s = s.as_deref()?;
-    // The API's ids are canonical already; only others need normalizing.
-    let canonical = (1..=18).contains(&s.len())
-        && s.bytes().all(|b| b.is_ascii_digit())
-        && (s.len() == 1 || !s.starts_with('0'));
-    if canonical {
-        return Some(s.to_string());
-    }
-    s.trim().parse::<i64>().ok().map(|n| n.to_string())
+    s.parse::<i64>()
+        .ok()
+        .or_else(|| s.trim().parse::<i64>().ok())
 }
 
-fn num(n: Option<i64>) -> Option<String> {
-    n.map(|n| n.to_string())
-}
-
-/// `2026-11-20T14:03:27.000Z` → `2026-11-20 14:03:27.000` (UTC, no zone).
-pub fn timestamp(s: &Option<Cow<'_, str>>) -> Option<String> {
+/// `2026-11-20T14:03:27.000Z` (or any RFC 3339 instant) as microseconds
+/// since the Unix epoch, UTC.
+pub fn timestamp(s: &Option<Cow<'_, str>>) -> Option<i64> {
     let s = s.as_deref()?;
-    // The API's own shape, `YYYY-MM-DDTHH:MM:SS.sssZ`, is rewritten in place
-    // once chrono agrees it is a valid instant; other shapes are converted.
-    let b = s.as_bytes();
-    if b.len() == 24
-        && b[10] == b'T'
-        && b[19] == b'.'
-        && b[23] == b'Z'
-        && crate::warehouse::seed::is_timestamp(&s[..23])
-    {
-        return Some(format!("{} {}", &s[..10], &s[11..23]));
-    }
-    chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| {
-        t.with_timezone(&chrono::Utc)
-            .naive_utc()
-            .format("%Y-%m-%d %H:%M:%S%.3f")
-            .to_string()
+    api_timestamp(s).or_else(|| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|t| t.timestamp_micros())
     })
 }
 
+/// The API's own shape, `YYYY-MM-DDTHH:MM:SS.sssZ`, read by position.
+fn api_timestamp(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 24 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
+        return None;
+    }
+    if b[16] != b':' || b[19] != b'.' || b[23] != b'Z' {
+        return None;
+    }
+    let n = |from: usize, to: usize| -> Option<u32> {
+        b[from..to].iter().try_fold(0u32, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    let date = chrono::NaiveDate::from_ymd_opt(n(0, 4)? as i32, n(5, 7)?, n(8, 10)?)?;
+    let t = date.and_hms_milli_opt(n(11, 13)?, n(14, 16)?, n(17, 19)?, n(20, 23)?)?;
+    Some(timestamp_micros(t))
+}
+
 /// Rows for [`tables`] from the pages of one run.
-pub fn flatten(run_id: &str, pages: &[(String, Vec<u8>)]) -> Result<TableRows, StageError> {
-    Flattener::default().add_pages(run_id, pages)
+pub fn flatten(
+    run: &Provenance<'_>,
+    pages: &[(String, Vec<u8>)],
+) -> Result<Vec<StagedRows>, StageError> {
+    Flattener::default().add_pages(run, pages)
 }
 
 /// Turns a run's pages into rows a batch at a time, each tweet, user and
 /// (tweet, hashtag) pair once per run however many pages repeat it.
 #[derive(Default)]
 pub struct Flattener {
-    seen_tweets: HashSet<String>,
-    seen_users: HashSet<String>,
-    seen_tags: HashSet<(String, String)>,
+    seen_tweets: HashSet<i64>,
+    seen_users: HashSet<i64>,
 }
 
 impl Flattener {
     /// Rows for [`tables`] from the next pages of the run (in page order).
     pub fn add_pages(
         &mut self,
-        run_id: &str,
+        run: &Provenance<'_>,
         pages: &[(String, Vec<u8>)],
-    ) -> Result<TableRows, StageError> {
-        // Parsing dominates staging time: parse pages in parallel, flatten in order.
+    ) -> Result<Vec<StagedRows>, StageError> {
+        // Parse pages in parallel, flatten in order (the first occurrence wins).
         let parsed: Vec<Page<'_>> = pages
             .par_iter()
             .map(|(key, bytes)| {
                 serde_json::from_slice(bytes).map_err(|e| StageError::BadPage {
-                    run_id: run_id.to_string(),
+                    run_id: run.run_id.to_string(),
                     page: key.clone(),
                     message: e.to_string(),
                 })
             })
             .collect::<Result<_, _>>()?;
-        let mut tweets = Vec::new();
-        let mut users = Vec::new();
-        let mut tags = Vec::new();
+        let specs = tables();
+        let [mut tweets, mut users, mut tags] =
+            [&specs[0], &specs[1], &specs[2]].map(|spec| StagedRows::new(spec, run));
+        let mut tweet_tags: Vec<&str> = Vec::new();
         for page in &parsed {
             for t in page.data.iter().flatten() {
                 let Some(tid) = id(&t.id) else { continue };
-                if !self.seen_tweets.insert(tid.clone()) {
+                if !self.seen_tweets.insert(tid) {
                     continue;
                 }
                 let m = t.public_metrics.as_ref();
-                tweets.push(vec![
-                    Some(tid.clone()),
-                    id(&t.author_id),
-                    id(&t.conversation_id),
-                    owned(&t.text),
-                    owned(&t.lang),
-                    timestamp(&t.created_at),
-                    num(m.and_then(|m| m.retweet_count)),
-                    num(m.and_then(|m| m.reply_count)),
-                    num(m.and_then(|m| m.like_count)),
-                    num(m.and_then(|m| m.quote_count)),
-                    num(m.and_then(|m| m.impression_count)),
-                    id(&t.in_reply_to_user_id),
+                let r = tweets.values();
+                r.int(Some(tid));
+                r.int(id(&t.author_id));
+                r.int(id(&t.conversation_id));
+                r.text(t.text.as_deref());
+                r.text(t.lang.as_deref());
+                r.timestamp(timestamp(&t.created_at));
+                r.int(m.and_then(|m| m.retweet_count));
+                r.int(m.and_then(|m| m.reply_count));
+                r.int(m.and_then(|m| m.like_count));
+                r.int(m.and_then(|m| m.quote_count));
+                r.int(m.and_then(|m| m.impression_count));
+                r.int(id(&t.in_reply_to_user_id));
+                r.text(
                     t.referenced_tweets
                         .as_ref()
                         .and_then(|r| r.first())
-                        .and_then(|r| owned(&r.kind)),
-                ]);
+                        .and_then(|r| r.kind.as_deref()),
+                );
+                tweets.end_row();
+                // A tweet is flattened once, so its (tweet, tag) pairs only
+                // need deduplicating within its own list.
+                tweet_tags.clear();
                 let hashtags = t.entities.as_ref().and_then(|e| e.hashtags.as_ref());
-                for h in hashtags.into_iter().flatten() {
-                    if let Some(tag) = owned(&h.tag) {
-                        if self.seen_tags.insert((tid.clone(), tag.clone())) {
-                            tags.push(vec![Some(tid.clone()), Some(tag)]);
-                        }
+                for tag in hashtags
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|h| h.tag.as_deref())
+                {
+                    if !tweet_tags.contains(&tag) {
+                        tweet_tags.push(tag);
+                        let r = tags.values();
+                        r.int(Some(tid));
+                        r.text(Some(tag));
+                        tags.end_row();
                     }
                 }
             }
             let page_users = page.includes.as_ref().and_then(|i| i.users.as_ref());
             for u in page_users.into_iter().flatten() {
                 let Some(uid) = id(&u.id) else { continue };
-                if !self.seen_users.insert(uid.clone()) {
+                if !self.seen_users.insert(uid) {
                     continue;
                 }
                 let m = u.public_metrics.as_ref();
-                users.push(vec![
-                    Some(uid),
-                    owned(&u.username),
-                    owned(&u.name),
-                    owned(&u.description),
-                    timestamp(&u.created_at),
-                    u.verified.map(|b| b.to_string()),
-                    num(m.and_then(|m| m.followers_count)),
-                    num(m.and_then(|m| m.following_count)),
-                    num(m.and_then(|m| m.tweet_count)),
-                    num(m.and_then(|m| m.listed_count)),
-                ]);
+                let r = users.values();
+                r.int(Some(uid));
+                r.text(u.username.as_deref());
+                r.text(u.name.as_deref());
+                r.text(u.description.as_deref());
+                r.timestamp(timestamp(&u.created_at));
+                r.bool(u.verified);
+                r.int(m.and_then(|m| m.followers_count));
+                r.int(m.and_then(|m| m.following_count));
+                r.int(m.and_then(|m| m.tweet_count));
+                r.int(m.and_then(|m| m.listed_count));
+                users.end_row();
             }
         }
         Ok(vec![tweets, users, tags])
@@ -292,6 +302,7 @@ impl Flattener {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::warehouse::rows::Value;
 
     #[test]
     fn flattens_and_dedupes_within_a_run() {
@@ -309,27 +320,34 @@ mod tests {
             ("p1".to_string(), page.to_vec()),
             ("p2".to_string(), page.to_vec()),
         ];
-        let rows = flatten("R", &pages).unwrap();
+        let run = Provenance {
+            run_id: "R",
+            loaded_at: 0,
+        };
+        let rows = flatten(&run, &pages).unwrap();
         let mut batched = Flattener::default();
-        let first = batched.add_pages("R", &pages[..1]).unwrap();
-        let second = batched.add_pages("R", &pages[1..]).unwrap();
+        let first = batched.add_pages(&run, &pages[..1]).unwrap();
+        let second = batched.add_pages(&run, &pages[1..]).unwrap();
+        let lens = |b: &[StagedRows]| b.iter().map(|t| t.rows().len()).collect::<Vec<_>>();
+        assert_eq!(lens(&first), [2, 1, 2], "tweets, users, tag pairs");
+        assert_eq!(lens(&second), [0, 0, 0], "once per run across batches");
+        assert_eq!(lens(&rows), [2, 1, 2], "tags keep case, pairs once");
+        let row = |t: usize, i: usize| rows[t].rows().row(i).collect::<Vec<Value<'_>>>();
+        let t = row(0, 0);
+        assert_eq!(t.len(), 15, "13 columns + run id + load time");
+        assert_eq!(t[0], Value::Int(20));
+        assert_eq!(t[3], Value::Text("a #Dragon #dragon #Dragon"));
         assert_eq!(
-            (first[0].len(), second[0].len()),
-            (2, 0),
-            "once per run across batches"
+            t[5].to_text().as_deref(),
+            Some("2026-11-20 14:03:27.000000")
         );
-        assert_eq!((first[1].len(), second[1].len()), (1, 0));
-        assert_eq!((first[2].len(), second[2].len()), (2, 0));
-        assert_eq!(rows[0].len(), 2, "tweets once per run");
-        assert_eq!(rows[1].len(), 1, "users once per run");
-        assert_eq!(rows[2].len(), 2, "tags keep case, pairs once");
-        let t = &rows[0][0];
-        assert_eq!(t[5].as_deref(), Some("2026-11-20 14:03:27.000"));
-        assert_eq!(t[12].as_deref(), Some("replied_to"));
-        assert_eq!(t[11].as_deref(), Some("8"));
-        assert_eq!(rows[0][1][6], None, "absent metrics are NULL");
-        assert_eq!(rows[1][0][5].as_deref(), Some("false"));
-        assert_eq!(rows[1][0][6].as_deref(), Some("10"));
+        assert_eq!(t[11], Value::Int(8));
+        assert_eq!(t[12], Value::Text("replied_to"));
+        assert_eq!((t[13], t[14]), (Value::Text("R"), Value::Timestamp(0)));
+        assert_eq!(row(0, 1)[6], Value::Null, "absent metrics are NULL");
+        let u = row(1, 0);
+        assert_eq!((u[5], u[6]), (Value::Bool(false), Value::Int(10)));
+        assert_eq!(row(2, 1)[1], Value::Text("dragon"));
     }
 
     #[test]
@@ -337,21 +355,20 @@ mod tests {
         fn c(s: &str) -> Option<Cow<'_, str>> {
             Some(Cow::Borrowed(s))
         }
-        assert_eq!(
-            id(&c("1590000000000000001")),
-            Some("1590000000000000001".into())
-        );
-        assert_eq!(id(&c("007")), Some("7".into()));
-        assert_eq!(id(&c(" 42 ")), Some("42".into()));
+        let text = |m: Option<i64>| m.and_then(|m| Value::Timestamp(m).to_text());
+        assert_eq!(id(&c("1590000000000000001")), Some(1590000000000000001));
+        assert_eq!(id(&c("007")), Some(7));
+        assert_eq!(id(&c(" 42 ")), Some(42));
         assert_eq!(id(&c("x1")), None);
         assert_eq!(
-            timestamp(&c("2026-11-20T14:03:27.120Z")),
-            Some("2026-11-20 14:03:27.120".into())
+            text(timestamp(&c("2026-11-20T14:03:27.120Z"))).as_deref(),
+            Some("2026-11-20 14:03:27.120000")
         );
         assert_eq!(
-            timestamp(&c("2026-11-20T16:03:27+02:00")),
-            Some("2026-11-20 14:03:27.000".into())
+            text(timestamp(&c("2026-11-20T16:03:27+02:00"))).as_deref(),
+            Some("2026-11-20 14:03:27.000000")
         );
         assert_eq!(timestamp(&c("2026-02-30T14:03:27.000Z")), None);
+        assert_eq!(timestamp(&c("2026-11-20T14:03:27.1x0Z")), None);
     }
 }

@@ -19,9 +19,11 @@ use std::sync::{Arc, Mutex, Weak};
 
 use ::duckdb::core::LogicalTypeId;
 use ::duckdb::types::{TimeUnit, Value};
-use ::duckdb::{appender_params_from_iter, InterruptHandle};
+use ::duckdb::types::{ToSqlOutput, ValueRef};
+use ::duckdb::{appender_params_from_iter, InterruptHandle, ToSql};
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta};
 
+use super::rows::{Rows, Value as RowValue};
 use super::{
     ColumnMeta, Connection, DuckDbTarget, Engine, QueryResult, Relation, Result, Warehouse,
     WarehouseError,
@@ -155,6 +157,28 @@ impl DuckDbConnection {
     pub fn raw(&self) -> &::duckdb::Connection {
         &self.conn
     }
+
+    fn appender(
+        &self,
+        relation: &Relation,
+        columns: &[ColumnMeta],
+    ) -> Result<::duckdb::Appender<'_>> {
+        let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+        match &relation.database {
+            Some(db) => self.conn.appender_with_columns_to_catalog_and_db(
+                &relation.identifier,
+                db,
+                &relation.schema,
+                &names,
+            ),
+            None => self.conn.appender_with_columns_to_db(
+                &relation.identifier,
+                &relation.schema,
+                &names,
+            ),
+        }
+        .map_err(db_error)
+    }
 }
 
 impl Connection for DuckDbConnection {
@@ -210,21 +234,7 @@ impl Connection for DuckDbConnection {
         columns: &[ColumnMeta],
         rows: &[Vec<Option<String>>],
     ) -> Result<u64> {
-        let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
-        let mut appender = match &relation.database {
-            Some(db) => self.conn.appender_with_columns_to_catalog_and_db(
-                &relation.identifier,
-                db,
-                &relation.schema,
-                &names,
-            ),
-            None => self.conn.appender_with_columns_to_db(
-                &relation.identifier,
-                &relation.schema,
-                &names,
-            ),
-        }
-        .map_err(db_error)?;
+        let mut appender = self.appender(relation, columns)?;
         for (i, row) in rows.iter().enumerate() {
             if row.len() != columns.len() {
                 return Err(WarehouseError::Other(format!(
@@ -240,6 +250,38 @@ impl Connection for DuckDbConnection {
         }
         appender.flush().map_err(db_error)?;
         Ok(rows.len() as u64)
+    }
+
+    fn load_rows(
+        &mut self,
+        relation: &Relation,
+        columns: &[ColumnMeta],
+        rows: &Rows,
+    ) -> Result<u64> {
+        rows.check_width(relation, columns)?;
+        let mut appender = self.appender(relation, columns)?;
+        for row in rows.rows() {
+            appender
+                .append_row(appender_params_from_iter(row.map(Typed)))
+                .map_err(db_error)?;
+        }
+        appender.flush().map_err(db_error)?;
+        Ok(rows.len() as u64)
+    }
+}
+
+/// A row value as the Appender takes it: typed, text borrowed.
+struct Typed<'a>(RowValue<'a>);
+
+impl ToSql for Typed<'_> {
+    fn to_sql(&self) -> ::duckdb::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self.0 {
+            RowValue::Null => ValueRef::Null,
+            RowValue::Int(v) => ValueRef::BigInt(v),
+            RowValue::Bool(v) => ValueRef::Boolean(v),
+            RowValue::Timestamp(micros) => ValueRef::Timestamp(TimeUnit::Microsecond, micros),
+            RowValue::Text(s) => ValueRef::Text(s.as_bytes()),
+        }))
     }
 }
 

@@ -19,6 +19,7 @@ pub mod adapter;
 pub mod duckdb;
 pub mod materialize;
 pub mod postgres;
+pub mod rows;
 pub mod seed;
 
 /// A connection target as written under `outputs:` in profiles.yml, after
@@ -201,6 +202,16 @@ pub trait Connection: Send {
         relation: &Relation,
         columns: &[ColumnMeta],
         rows: &[Vec<Option<String>>],
+    ) -> Result<u64>;
+
+    /// Bulk-load typed rows into an existing table whose columns are
+    /// `columns`, in order (binary COPY on PostgreSQL, the Appender on
+    /// DuckDB). Returns rows loaded.
+    fn load_rows(
+        &mut self,
+        relation: &Relation,
+        columns: &[ColumnMeta],
+        rows: &rows::Rows,
     ) -> Result<u64>;
 
     /// Whether [`Connection::copy_csv_file`] loads a CSV file directly.

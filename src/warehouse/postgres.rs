@@ -17,7 +17,8 @@
 //!   types and converts the text to JSON accordingly ([`convert`]).
 //! * `bulk_insert` streams CSV through `COPY … FROM STDIN`, which the server
 //!   parses with each column type's own input function (the same path as
-//!   `psql \copy`).
+//!   `psql \copy`); `load_rows` streams typed rows as binary COPY
+//!   ([`binary`]), which the server stores without parsing.
 //! * `sslmode` follows libpq: `disable`, `prefer` (TLS without certificate
 //!   checks, falling back to plain), `require` (TLS without certificate checks
 //!   unless `sslrootcert` is given), `verify-ca` and `verify-full` ([`tls`]).
@@ -25,6 +26,7 @@
 //!   the error position as `line L, column C` of the submitted SQL ([`error`]).
 //!   Connection errors name `user@host:port/dbname`, never the password.
 
+mod binary;
 mod convert;
 mod error;
 mod tls;
@@ -44,6 +46,7 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{CancelToken, Client, NoTls, SimpleQueryMessage, Socket};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::rows::Rows;
 use super::{
     ColumnMeta, Connection, Engine, PostgresTarget, QueryResult, Relation, Result, Warehouse,
     WarehouseError,
@@ -455,6 +458,38 @@ impl Connection for PgConnection {
         self.run(&statement, copy_csv(&self.client, &statement, rows))
     }
 
+    fn load_rows(
+        &mut self,
+        relation: &Relation,
+        columns: &[ColumnMeta],
+        rows: &Rows,
+    ) -> Result<u64> {
+        rows.check_width(relation, columns)?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let describe = binary::describe_statement(relation, columns);
+        let types = self.run(&describe, column_types(&self.client, &describe))?;
+        if !binary::supported(&types) {
+            let text: Vec<Vec<Option<String>>> = rows
+                .rows()
+                .map(|row| row.map(|v| v.to_text()).collect())
+                .collect();
+            return self.bulk_insert(relation, columns, &text);
+        }
+        let statement = binary::copy_statement(relation, columns);
+        self.run(
+            &statement,
+            copy_binary(&self.client, &statement, columns, &types, rows),
+        )?
+        .map_err(|why| {
+            WarehouseError::Other(format!(
+                "bulk load into {}: {why}",
+                convert::qualified_name(relation)
+            ))
+        })
+    }
+
     fn can_copy_csv_file(&self) -> bool {
         true
     }
@@ -526,6 +561,46 @@ async fn copy_csv(
         sink.send(buf.split().freeze()).await?;
     }
     sink.as_mut().finish().await
+}
+
+/// The types of the columns a prepared statement returns.
+async fn column_types(
+    client: &Client,
+    sql: &str,
+) -> std::result::Result<Vec<Type>, tokio_postgres::Error> {
+    let statement = client.prepare(sql).await?;
+    Ok(statement
+        .columns()
+        .iter()
+        .map(|c| c.type_().clone())
+        .collect())
+}
+
+/// Stream typed `rows` into `statement` (a `COPY … (FORMAT binary)`), encoded
+/// for the column `types` while the server stores earlier chunks. A value
+/// that does not fit its column aborts the COPY (`Ok(Err(why))`).
+async fn copy_binary(
+    client: &Client,
+    statement: &str,
+    columns: &[ColumnMeta],
+    types: &[Type],
+    rows: &Rows,
+) -> std::result::Result<std::result::Result<u64, String>, tokio_postgres::Error> {
+    let mut sink = pin!(client.copy_in::<_, bytes::Bytes>(statement).await?);
+    let mut buf = BytesMut::with_capacity(COPY_CHUNK_BYTES + COPY_CHUNK_BYTES / 8);
+    binary::push_header(&mut buf);
+    for (i, row) in rows.rows().enumerate() {
+        if let Err(why) = binary::push_row(&mut buf, row, columns, types) {
+            // Dropping the sink unfinished aborts the COPY.
+            return Ok(Err(format!("row {}: {why}", i + 1)));
+        }
+        if buf.len() >= COPY_CHUNK_BYTES {
+            sink.send(buf.split().freeze()).await?;
+        }
+    }
+    binary::push_trailer(&mut buf);
+    sink.send(buf.split().freeze()).await?;
+    sink.as_mut().finish().await.map(Ok)
 }
 
 /// Stream a file's bytes into `statement` (a `COPY … FROM STDIN`), as `psql \copy` does.

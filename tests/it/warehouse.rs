@@ -72,6 +72,7 @@ duckdb_cases! {
     schema_change_sync_all_columns;
     seed_infers_types;
     seed_reads_csv_edge_cases_like_the_checker;
+    load_rows_keeps_types;
     seed_column_types_override;
     seed_reload_replaces_rows;
     seed_ragged_row_reports_line_and_keeps_table;

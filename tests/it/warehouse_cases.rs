@@ -831,3 +831,69 @@ pub fn cancel_all_interrupts_long_query(wh: &dyn Warehouse, long_query: &str) {
         assert_eq!(after.expect("connection usable after cancel"), [[json!(1)]]);
     });
 }
+
+/// Typed rows through the engine's bulk path (binary COPY, the Appender):
+/// values keep their types, text keeps quotes and newlines, NULLs stay NULL,
+/// and a value that does not fit its column is an error that leaves the
+/// connection usable and the table as it was.
+pub fn load_rows_keeps_types(wh: &dyn Warehouse, schema: &str) {
+    use sluice::warehouse::rows::Rows;
+    let mut conn = connect(wh, schema);
+    let c = conn.as_mut();
+    let table = rel(schema, "typed_rows");
+    let name = adapter::render(&table);
+    c.execute(&format!(
+        "CREATE TABLE {name} (i bigint, n integer, t timestamp, b boolean, s varchar)"
+    ))
+    .expect("create");
+    let columns = adapter::get_columns(c, wh.engine(), &table).expect("columns");
+    let mut rows = Rows::new(5);
+    rows.int(Some(1 << 40));
+    rows.int(Some(-7));
+    // 2026-11-20 14:03:27.120 UTC
+    rows.timestamp(Some(1_795_183_407_120_000));
+    rows.bool(Some(true));
+    rows.text(Some("a,\"b\"\nc"));
+    for _ in 0..5 {
+        rows.null();
+    }
+    assert_eq!(c.load_rows(&table, &columns, &rows).expect("load"), 2);
+    let got = self::rows(
+        c,
+        &format!("SELECT i, n, CAST(t AS varchar), b, s FROM {name} ORDER BY i NULLS LAST"),
+    );
+    assert_eq!(
+        got,
+        [
+            [
+                json!(1_i64 << 40),
+                json!(-7),
+                json!("2026-11-20 14:03:27.12"),
+                json!(true),
+                json!("a,\"b\"\nc")
+            ],
+            [
+                json!(null),
+                json!(null),
+                json!(null),
+                json!(null),
+                json!(null)
+            ]
+        ]
+    );
+    let mut too_big = Rows::new(5);
+    too_big.int(Some(1));
+    too_big.int(Some(1 << 40));
+    for _ in 0..3 {
+        too_big.null();
+    }
+    let err = c
+        .load_rows(&table, &columns, &too_big)
+        .expect_err("integer overflow");
+    assert!(
+        err.to_string().contains("1099511627776") || err.to_string().contains("out of range"),
+        "{err}"
+    );
+    let count = self::rows(c, &format!("SELECT count(*) FROM {name}"));
+    assert_eq!(count, [[json!(2)]], "nothing half-loaded");
+}

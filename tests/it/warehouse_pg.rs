@@ -180,6 +180,56 @@ fn pg_query_converts_column_types() {
     assert_eq!(last.rows, vec![vec![json!("x"), json!("2")]]);
 }
 
+/// Typed rows go through binary COPY; a table with a column type binary COPY
+/// is not written for here (numeric) gets the same rows as CSV instead, and
+/// timestamptz columns take the UTC instant.
+#[test]
+fn pg_load_rows_falls_back_to_csv_for_other_column_types() {
+    use sluice::warehouse::rows::Rows;
+    let server = PgServer::start();
+    let wh = open(&target_for(&server));
+    let mut conn = connect(&wh);
+    conn.execute(
+        "set timezone = 'UTC'; create schema typed; \
+         create table typed.mixed (id bigint, amount numeric(12,2), at timestamptz, note text)",
+    )
+    .unwrap();
+    let relation = Relation {
+        database: None,
+        schema: "typed".into(),
+        identifier: "mixed".into(),
+    };
+    let columns = sluice::warehouse::adapter::get_columns(
+        conn.as_mut(),
+        sluice::warehouse::Engine::Postgres,
+        &relation,
+    )
+    .unwrap();
+    let mut rows = Rows::new(4);
+    for i in 0..1000 {
+        rows.int(Some(i));
+        rows.int(Some(i * 3));
+        rows.timestamp(Some(1_795_183_407_120_000 + i));
+        rows.text(if i % 2 == 0 { None } else { Some("x,\"y\"") });
+    }
+    assert_eq!(conn.load_rows(&relation, &columns, &rows).unwrap(), 1000);
+    let got = conn
+        .query(
+            "select count(*), sum(amount)::text, min(at)::text, \
+                    count(*) filter (where note = 'x,\"y\"') from typed.mixed",
+        )
+        .unwrap();
+    assert_eq!(
+        got.rows[0],
+        vec![
+            json!(1000),
+            json!("1498500.00"),
+            json!("2026-11-20 14:03:27.12+00"),
+            json!(500)
+        ]
+    );
+}
+
 #[test]
 fn pg_bulk_insert_loads_100k_rows() {
     let server = PgServer::start();
@@ -774,7 +824,8 @@ mod cases {
         schema_change_append_new_columns;
         schema_change_sync_all_columns;
         seed_infers_types;
-    seed_reads_csv_edge_cases_like_the_checker;
+        seed_reads_csv_edge_cases_like_the_checker;
+        load_rows_keeps_types;
         seed_column_types_override;
         seed_reload_replaces_rows;
         seed_ragged_row_reports_line_and_keeps_table;

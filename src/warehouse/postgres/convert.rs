@@ -138,7 +138,7 @@ pub(super) fn qualified_name(relation: &Relation) -> String {
     )
 }
 
-fn quote_ident(name: &str) -> String {
+pub(super) fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
