@@ -7,8 +7,15 @@
 #   ours-N  bench/gen_project.py N               (sluice's own generator)
 #   ref-N   /work/shared/bench/gen_project.py N  (the shared reference workload; $REF_GEN)
 # then, on each project:
-#   * wall time of `sluice parse` and `sluice compile` with hyperfine
-#     (cold: target/ removed before every run; $RUNS runs after 1 warm-up, default 5)
+#   * wall time of `sluice parse` and `sluice compile` with hyperfine, cold: no target/
+#     before every run ($RUNS runs after 1 warm-up, default 5), and of a warm `compile`
+#     (target/ from the previous run present, the everyday case)
+#     Cold runs move target/ aside into bench/out/trash/ instead of deleting it, and the
+#     trash is deleted when the script ends: right after tens of thousands of files are
+#     deleted, ext4 skips their recently freed inodes when allocating new ones (for 60 s,
+#     or 5 more minutes while the inode table is dirty; `recently_deleted()` in
+#     fs/ext4/ialloc.c), which made `rm -rf target && sluice compile` at 10,000 models
+#     spend 60-80% of its time in the kernel's inode search. A fresh clone never pays it.
 #   * peak RSS of one cold run of each with /usr/bin/time -v
 # and prints a table (also written to bench/out/results.md).
 #
@@ -36,6 +43,10 @@ need_hyperfine
 need_time
 need_sluice
 [[ $WITH_DBT == 1 ]] && need_dbt
+TRASH="$OUT/trash"
+mkdir -p "$TRASH"
+at_exit "rm -rf '$TRASH'"
+COLD="sh -c 'if [ -d target ]; then mv target $TRASH/t.\$\$; fi'"
 export DBT_TARGET=duckdb DBT_PROFILES_DIR=. DUCKDB_PATH="$OUT/scratch.duckdb"
 
 ROWS=()
@@ -47,17 +58,18 @@ for n in "${SIZES[@]}"; do
   for kind in ours ref; do
     dir="$OUT/$kind-$n"
     echo ">> sluice on $kind-$n" >&2
-    p=$(hf "$dir" "parse-$kind-$n" "$SLUICE_BIN parse $SLUICE_ARGS")
-    c=$(hf "$dir" "compile-$kind-$n" "$SLUICE_BIN compile $SLUICE_ARGS")
-    rm -rf "$dir/target"
+    p=$(hf "$dir" "parse-$kind-$n" "$SLUICE_BIN parse $SLUICE_ARGS" "$COLD")
+    c=$(hf "$dir" "compile-$kind-$n" "$SLUICE_BIN compile $SLUICE_ARGS" "$COLD")
+    w=$(hf "$dir" "compile-warm-$kind-$n" "$SLUICE_BIN compile $SLUICE_ARGS" "true")
+    [[ -d $dir/target ]] && mv "$dir/target" "$TRASH/t.$kind-$n-p"
     read -r _ _ prss <<<"$(timev "$dir" "parse-$kind-$n" "$SLUICE_BIN" parse $SLUICE_ARGS)"
-    rm -rf "$dir/target"
+    [[ -d $dir/target ]] && mv "$dir/target" "$TRASH/t.$kind-$n-c"
     read -r _ _ crss <<<"$(timev "$dir" "compile-$kind-$n" "$SLUICE_BIN" compile $SLUICE_ARGS)"
-    ROWS+=("| $n | $kind | $p | $c | $prss | $crss |")
+    ROWS+=("| $n | $kind | $p | $c | $w | $prss | $crss |")
   done
   if [[ $WITH_DBT == 1 ]]; then
     echo ">> dbt parse --no-partial-parse on ref-$n (slow)" >&2
-    rm -rf "$OUT/ref-$n/target"
+    [[ -d $OUT/ref-$n/target ]] && mv "$OUT/ref-$n/target" "$TRASH/t.dbt-$n"
     read -r dwall dcpu drss <<<"$(timev "$OUT/ref-$n" "dbt-parse-ref-$n" "$DBT_VENV/bin/dbt" parse --no-partial-parse)"
     smean=$(python3 -c 'import json,sys; print("%.3f" % json.load(open(sys.argv[1]))["results"][0]["mean"])' \
               "$OUT/hf-parse-ref-$n.json" 2>/dev/null || echo "")
@@ -71,8 +83,8 @@ done
 {
   echo "sluice: $SLUICE_BIN ($("$SLUICE_BIN" --version 2>/dev/null || echo '?')); runs=$RUNS; $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
-  echo "| N | project | parse wall s (mean ± sd) | compile wall s (mean ± sd) | parse peak RSS MB | compile peak RSS MB |"
-  echo "|---|---|---|---|---|---|"
+  echo "| N | project | parse wall s (mean ± sd) | compile wall s, cold (mean ± sd) | compile wall s, warm | parse peak RSS MB | compile peak RSS MB |"
+  echo "|---|---|---|---|---|---|---|"
   printf '%s\n' "${ROWS[@]}"
   if [[ $WITH_DBT == 1 ]]; then
     echo

@@ -58,54 +58,62 @@ impl Manifest<'_> {
         })
     }
 
-    /// The manifest as compact JSON (dbt writes it compact too). Nodes are
-    /// serialized in parallel: at thousands of nodes this is most of the cost.
-    pub fn to_json(&self) -> serde_json::Result<Vec<u8>> {
-        let nodes: Vec<&Node> = self.c.nodes().values().collect();
-        let chunks: Vec<(bool, Vec<u8>)> = nodes
-            .par_iter()
-            .map(|n| {
-                let mut buf = serde_json::to_vec(&n.unique_id)?;
-                buf.push(b':');
-                serde_json::to_writer(&mut buf, &ManifestNode(n))?;
-                Ok((n.resource_type == ResourceType::Source, buf))
-            })
-            .collect::<serde_json::Result<_>>()?;
-        let object = |out: &mut Vec<u8>, sources: bool| {
-            out.push(b'{');
-            let mut first = true;
-            for (_, chunk) in chunks.iter().filter(|(s, _)| *s == sources) {
-                if !first {
-                    out.push(b',');
+    /// Stream the manifest to `out` as compact JSON (dbt writes it compact
+    /// too). Nodes are serialized in parallel, a block at a time: at
+    /// thousands of nodes this is most of the cost, and memory stays at one
+    /// block rather than a second copy of the file.
+    pub fn to_writer(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        const BLOCK: usize = 2048;
+        let (sources, nodes): (Vec<&Node>, Vec<&Node>) = self
+            .c
+            .nodes()
+            .values()
+            .partition(|n| n.resource_type == ResourceType::Source);
+        let object = |out: &mut dyn std::io::Write, nodes: &[&Node]| -> std::io::Result<()> {
+            out.write_all(b"{")?;
+            for (b, block) in nodes.chunks(BLOCK).enumerate() {
+                let chunks: Vec<Vec<u8>> = block
+                    .par_iter()
+                    .map(|n| {
+                        let mut buf = serde_json::to_vec(&n.unique_id)?;
+                        buf.push(b':');
+                        serde_json::to_writer(&mut buf, &ManifestNode(n))?;
+                        Ok(buf)
+                    })
+                    .collect::<serde_json::Result<_>>()?;
+                for (i, chunk) in chunks.iter().enumerate() {
+                    if b > 0 || i > 0 {
+                        out.write_all(b",")?;
+                    }
+                    out.write_all(chunk)?;
                 }
-                first = false;
-                out.extend_from_slice(chunk);
             }
-            out.push(b'}');
+            out.write_all(b"}")
         };
-        let mut out =
-            Vec::with_capacity(chunks.iter().map(|(_, c)| c.len() + 1).sum::<usize>() + 4096);
-        out.extend_from_slice(b"{\"metadata\":");
-        serde_json::to_writer(&mut out, &self.metadata())?;
-        out.extend_from_slice(b",\"nodes\":");
-        object(&mut out, false);
-        out.extend_from_slice(b",\"sources\":");
-        object(&mut out, true);
+        out.write_all(b"{\"metadata\":")?;
+        serde_json::to_writer(&mut *out, &self.metadata())?;
+        out.write_all(b",\"nodes\":")?;
+        object(out, &nodes)?;
+        out.write_all(b",\"sources\":")?;
+        object(out, &sources)?;
         let rest = serde_json::to_vec(&Rest(self))?;
         // `rest` is `{…}`: continue this object with its entries.
         if rest.len() > 2 {
-            out.push(b',');
-            out.extend_from_slice(&rest[1..]);
+            out.write_all(b",")?;
+            out.write_all(&rest[1..])?;
         } else {
-            out.push(b'}');
+            out.write_all(b"}")?;
         }
-        out.push(b'\n');
-        Ok(out)
+        out.write_all(b"\n")
     }
 
-    /// Write `target/manifest.json` (atomically).
+    /// Write `manifest.json` atomically.
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
-        write_atomic(path, &self.to_json().map_err(std::io::Error::other)?)
+        write_atomic_with(path, |file| {
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+            self.to_writer(&mut out)?;
+            std::io::Write::flush(&mut out)
+        })
     }
 
     /// Everything after `metadata`, `nodes` and `sources`.
@@ -287,10 +295,18 @@ impl Serialize for ManifestConfig<'_> {
 
 /// Write `contents` to `path` through a temp file in the same directory and a rename.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    write_atomic_with(path, |file| std::io::Write::write_all(file, contents))
+}
+
+/// Write `path` through `write` into a temp file beside it, then rename.
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs_err::create_dir_all(dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut tmp, contents)?;
+    write(tmp.as_file_mut())?;
     // Temp files are created private; artifacts are ordinary files.
     #[cfg(unix)]
     {

@@ -400,7 +400,6 @@ fn compile_cmd(
     }
     let ids = select_ids(c, s)?;
     compile::compile_sql(c, Some(&ids))?;
-    let check = check_sql(c, &ids);
     let root = c.project.root.clone();
     let base = c
         .project
@@ -408,7 +407,7 @@ fn compile_cmd(
         .join("compiled")
         .join(c.project.name());
     // (node, file) for every compiled node; tests go under their YAML file's path.
-    let files: Vec<(&String, PathBuf)> = ids
+    let files: Vec<(String, PathBuf)> = ids
         .iter()
         .filter_map(|id| {
             let n = c.project.nodes.get(id)?;
@@ -418,9 +417,38 @@ fn compile_cmd(
             } else {
                 n.original_file_path.clone()
             };
-            Some((id, base.join(rel)))
+            Some((id.clone(), base.join(rel)))
         })
         .collect();
+    for (id, path) in &files {
+        if let Some(n) = c.project.nodes.get_mut(id) {
+            n.compiled_path = Some(shown_path(path, &root));
+        }
+    }
+    let c = &*c;
+    // The SQL check and the files + manifest are independent: overlap them.
+    let (check, written) = rayon::join(
+        || check_sql(c, &ids),
+        || -> Result<usize, Failure> {
+            write_compiled(c, &files)?;
+            write_manifest(c)?;
+            Ok(files.len())
+        },
+    );
+    let written = written?;
+    ui.info(format!(
+        "Compiled {written} nodes into {}",
+        shown_path(&base, &root)
+    ));
+    exit_without_freeing(loaded);
+    if check.has_errors() {
+        return Err(check.into());
+    }
+    Ok(0)
+}
+
+/// Write each node's compiled SQL to its file.
+fn write_compiled(c: &Compiled, files: &[(String, PathBuf)]) -> std::io::Result<()> {
     let dirs: BTreeSet<&Path> = files.iter().filter_map(|(_, p)| p.parent()).collect();
     for d in dirs {
         fs_err::create_dir_all(d)?;
@@ -432,34 +460,14 @@ fn compile_cmd(
         let sql = c
             .project
             .nodes
-            .get(*id)
+            .get(id)
             .and_then(|n| n.compiled_code.as_deref())
             .unwrap_or_default();
         if std::fs::read(path).is_ok_and(|old| old == sql.as_bytes()) {
             return Ok(());
         }
         fs_err::write(path, sql)
-    })?;
-    let written = files.len();
-    let shown: Vec<(String, String)> = files
-        .iter()
-        .map(|(id, path)| (id.to_string(), shown_path(path, &root)))
-        .collect();
-    for (id, path) in shown {
-        if let Some(n) = c.project.nodes.get_mut(&id) {
-            n.compiled_path = Some(path);
-        }
-    }
-    write_manifest(c)?;
-    ui.info(format!(
-        "Compiled {written} nodes into {}",
-        shown_path(&base, &root)
-    ));
-    exit_without_freeing(loaded);
-    if check.has_errors() {
-        return Err(check.into());
-    }
-    Ok(0)
+    })
 }
 
 /// Static SQL check of compiled models: syntax errors before any warehouse

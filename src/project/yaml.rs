@@ -12,6 +12,13 @@ pub fn parse(text: &str, file: &str) -> Result<Value, Diagnostic> {
     if text.trim().is_empty() {
         return Ok(Value::Null);
     }
+    // Straight into JSON values when no merge key needs resolving; anything
+    // the direct path cannot take (tags, odd keys, errors) takes the full one.
+    if !text.contains("<<") {
+        if let Ok(v) = serde_yaml_ng::from_str::<Value>(text) {
+            return Ok(v);
+        }
+    }
     let mut yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| {
         let loc = e.location();
         let message = e.to_string();
@@ -117,6 +124,21 @@ mod tests {
         let err = parse("models:\n  - name: a\n   bad: [\n", "models/schema.yml").unwrap_err();
         assert_eq!(err.file.as_deref(), Some("models/schema.yml"));
         assert!(err.line.is_some_and(|l| l >= 2), "{err}");
+    }
+
+    #[test]
+    fn the_direct_path_reads_what_the_full_path_reads() {
+        let text = "version: 2\nmodels:\n  - &m\n    name: a\n    config: {enabled: true, n: 3, f: 1.5, big: 18446744073709551615, z: ~}\n    columns:\n      - name: 'x: y'\n        description: |\n          two\n          lines\n  - *m\n1: one\ntrue: yes\n";
+        let direct = parse(text, "f.yml").unwrap();
+        let full = to_json(serde_yaml_ng::from_str(text).unwrap()).unwrap();
+        assert_eq!(direct, full);
+        assert_eq!(
+            direct["models"][1]["columns"][0]["description"],
+            "two\nlines\n"
+        );
+        // A tag takes the full path (the direct one refuses it).
+        let tagged = parse("a: !custom 5\n", "f.yml").unwrap();
+        assert_eq!(tagged["a"], 5);
     }
 
     #[test]
