@@ -45,75 +45,32 @@ pub fn parse(
     mut warnings: Diagnostics,
 ) -> Result<Compiled, Diagnostics> {
     let renderer = Renderer::new(&project, settings).map_err(Diagnostics::from)?;
-    for n in project.nodes.values_mut() {
-        if n.resource_type == ResourceType::Test && n.test_metadata.is_some() {
-            n.raw_code = generic_test_call(n);
-        }
-    }
     let mut diags = project.config.check_tree_keys();
     render_yaml_properties(&mut project, &renderer, &mut diags);
-    let rendered: Vec<(String, Result<crate::templating::Rendered, Diagnostic>)> = project
+    // Every node on its own, in parallel: render, fold the result in, tags.
+    let found: Vec<Vec<Diagnostic>> = project
         .nodes
-        .par_iter()
-        .filter(|(_, n)| is_rendered(n))
-        .map(|(id, n)| {
-            let name = if n.test_metadata.is_some() {
-                n.defining_file().to_string()
-            } else {
-                n.original_file_path.clone()
-            };
-            (
-                id.clone(),
-                renderer.render(&name, &n.raw_code, Some(n), false, false, None),
-            )
+        .par_iter_mut()
+        .map(|(_, node)| {
+            let mut found = Vec::new();
+            if node.resource_type == ResourceType::Test && node.test_metadata.is_some() {
+                node.raw_code = generic_test_call(node);
+            }
+            if is_rendered(node) {
+                render_node(node, &renderer, &mut found);
+            }
+            node.tags = node
+                .config
+                .get("tags")
+                .map(crate::project::config::string_list)
+                .unwrap_or_default();
+            node.config
+                .insert("tags".into(), Value::from(node.tags.clone()));
+            found
         })
         .collect();
-    for (id, r) in rendered {
-        let Some(node) = project.nodes.get_mut(&id) else {
-            continue;
-        };
-        match r {
-            Ok(r) => {
-                for key in r.config.keys() {
-                    let line = node
-                        .raw_code
-                        .find(key.as_str())
-                        .map(|p| crate::diagnostics::line_of(&node.raw_code, p));
-                    if let Some(d) = unknown_config_key(key, &node.original_file_path, line) {
-                        diags.push(d);
-                    }
-                }
-                crate::project::apply_inline_config(node, &r.config);
-                node.refs = r.refs;
-                node.sources = r.sources;
-                node.depends_on.macros = r
-                    .macros
-                    .iter()
-                    .map(|m| format!("macro.{}.{m}", node.package_name))
-                    .collect();
-                node.compiled_code = Some(r.output);
-                if r.dynamic {
-                    node.config.insert("__dynamic".into(), Value::Bool(true));
-                }
-            }
-            Err(mut d) => {
-                if d.line.is_some() && node.test_metadata.is_some() {
-                    d.line = Some(node.line);
-                }
-                diags.push(d);
-            }
-        }
-    }
-    for n in project.nodes.values_mut() {
-        n.tags = n
-            .config
-            .get("tags")
-            .map(crate::project::config::string_list)
-            .unwrap_or_default();
-        n.config.insert("tags".into(), Value::from(n.tags.clone()));
-        if let Some(Value::Bool(false)) = n.config.get("enabled") {
-            continue;
-        }
+    for d in found.into_iter().flatten() {
+        diags.push(d);
     }
     // Disabled nodes leave the graph (dbt keeps them under `disabled`).
     project.nodes.retain(|_, n| n.enabled());
@@ -160,6 +117,47 @@ pub fn parse(
 
 /// dbt renders Jinja in YAML properties such as a source's `schema:
 /// "{{ target.schema }}"`; descriptions and test arguments are left alone.
+/// Phase one for a model, test or analysis: render its template and fold
+/// what the template captured (config, refs, sources, macros) into the node.
+fn render_node(node: &mut Node, renderer: &Renderer, diags: &mut Vec<Diagnostic>) {
+    let name = if node.test_metadata.is_some() {
+        node.defining_file().to_string()
+    } else {
+        node.original_file_path.clone()
+    };
+    let r = match renderer.render(&name, &node.raw_code, Some(node), false, false, None) {
+        Ok(r) => r,
+        Err(mut d) => {
+            if d.line.is_some() && node.test_metadata.is_some() {
+                d.line = Some(node.line);
+            }
+            diags.push(d);
+            return;
+        }
+    };
+    for key in r.config.keys() {
+        let line = node
+            .raw_code
+            .find(key.as_str())
+            .map(|p| crate::diagnostics::line_of(&node.raw_code, p));
+        if let Some(d) = unknown_config_key(key, &node.original_file_path, line) {
+            diags.push(d);
+        }
+    }
+    crate::project::apply_inline_config(node, &r.config);
+    node.refs = r.refs;
+    node.sources = r.sources;
+    node.depends_on.macros = r
+        .macros
+        .iter()
+        .map(|m| format!("macro.{}.{m}", node.package_name))
+        .collect();
+    node.compiled_code = Some(r.output);
+    if r.dynamic {
+        node.config.insert("__dynamic".into(), Value::Bool(true));
+    }
+}
+
 fn render_yaml_properties(project: &mut Project, renderer: &Renderer, diags: &mut Diagnostics) {
     for n in project.nodes.values_mut() {
         if n.resource_type != ResourceType::Source {
@@ -429,8 +427,7 @@ fn name_relations(project: &mut Project, renderer: &Renderer, diags: &mut Diagno
     let custom_schema_macro = renderer.has_macro("generate_schema_name");
     let custom_alias_macro = renderer.has_macro("generate_alias_name");
     let custom_db_macro = renderer.has_macro("generate_database_name");
-    let mut relations = std::collections::HashMap::new();
-    for n in project.nodes.values_mut() {
+    let name_one = |n: &mut Node| -> Result<(String, ResolvedRelation), Diagnostic> {
         if n.resource_type == ResourceType::Source {
             if n.database.is_none() {
                 n.database = target_db.clone();
@@ -452,30 +449,17 @@ fn name_relations(project: &mut Project, renderer: &Renderer, diags: &mut Diagno
                 .and_then(Value::as_str)
                 .map(str::to_string);
             n.schema = if custom_schema_macro {
-                match call_naming_macro(
+                call_naming_macro(
                     renderer,
                     "generate_schema_name",
                     custom_schema.as_deref(),
                     n,
-                ) {
-                    Ok(s) => s,
-                    Err(d) => {
-                        diags.push(d);
-                        continue;
-                    }
-                }
+                )?
             } else {
                 default_schema(&target_schema, custom_schema.as_deref())
             };
             n.alias = if custom_alias_macro {
-                match call_naming_macro(renderer, "generate_alias_name", custom_alias.as_deref(), n)
-                {
-                    Ok(s) => s,
-                    Err(d) => {
-                        diags.push(d);
-                        continue;
-                    }
-                }
+                call_naming_macro(renderer, "generate_alias_name", custom_alias.as_deref(), n)?
             } else {
                 custom_alias.unwrap_or_else(|| n.name.clone())
             };
@@ -517,7 +501,22 @@ fn name_relations(project: &mut Project, renderer: &Renderer, diags: &mut Diagno
                 resolved.render()
             });
         }
-        relations.insert(n.unique_id.clone(), resolved);
+        Ok((n.unique_id.clone(), resolved))
+    };
+    // Each node is named on its own (custom naming macros included): in parallel.
+    let named: Vec<_> = project
+        .nodes
+        .par_iter_mut()
+        .map(|(_, n)| name_one(n))
+        .collect();
+    let mut relations = std::collections::HashMap::with_capacity(named.len());
+    for r in named {
+        match r {
+            Ok((id, resolved)) => {
+                relations.insert(id, resolved);
+            }
+            Err(d) => diags.push(d),
+        }
     }
     if let Ok(mut r) = renderer.resolver.relations.write() {
         *r = relations;
