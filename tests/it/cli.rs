@@ -333,3 +333,73 @@ fn ls_json_carries_column_lineage() {
         "{v}"
     );
 }
+
+/// dbt's default naming (`<target schema>_<custom>`), then project overrides
+/// of `generate_schema_name` and `generate_alias_name` taking effect in
+/// `ref()`, `relation_name` and the manifest.
+#[test]
+fn generate_schema_and_alias_name_overrides_name_relations() {
+    let dir = example_project();
+    let p = dir.path();
+    std::fs::write(
+        p.join("models/custom_named.sql"),
+        "{{ config(schema='marts') }}\nselect 1 as x\n",
+    )
+    .expect("write model");
+    std::fs::write(
+        p.join("models/reads_custom.sql"),
+        "select x from {{ ref('custom_named') }}\n",
+    )
+    .expect("write model");
+    let inline = ["compile", "--inline", "{{ ref('custom_named') }}"];
+    let out = run_in(p, &inline);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout.trim(),
+        "\"twitter\".\"analytics_marts\".\"custom_named\"",
+        "dbt's default: target schema + custom schema"
+    );
+
+    std::fs::write(
+        p.join("macros/naming.sql"),
+        "{% macro generate_schema_name(custom_schema_name, node) -%}\n\
+         {%- if custom_schema_name is none -%}{{ target.schema }}\n\
+         {%- else -%}{{ custom_schema_name | trim }}{%- endif -%}\n\
+         {%- endmacro %}\n\
+         {% macro generate_alias_name(custom_alias_name=none, node=none) -%}\n\
+         {%- if node.name == 'custom_named' -%}renamed_{{ node.name }}\n\
+         {%- else -%}{{ custom_alias_name or node.name }}{%- endif -%}\n\
+         {%- endmacro %}\n",
+    )
+    .expect("write macros");
+    let out = run_in(p, &inline);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout.trim(),
+        "\"twitter\".\"marts\".\"renamed_custom_named\"",
+        "the project's macros decide"
+    );
+    let out = run_in(p, &["compile", "-s", "reads_custom"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let compiled = std::fs::read_to_string(
+        p.join("target/compiled/twitter_analytics/models/reads_custom.sql"),
+    )
+    .expect("compiled model");
+    assert!(
+        compiled.contains("\"twitter\".\"marts\".\"renamed_custom_named\""),
+        "{compiled}"
+    );
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(p.join("target/manifest.json")).expect("manifest"),
+    )
+    .expect("json");
+    let node = &manifest["nodes"]["model.twitter_analytics.custom_named"];
+    assert_eq!(node["schema"], "marts");
+    assert_eq!(node["alias"], "renamed_custom_named");
+    let other = &manifest["nodes"]["model.twitter_analytics.int_users"];
+    assert_eq!(
+        other["schema"], "analytics",
+        "no custom schema: the target's"
+    );
+    assert_eq!(other["alias"], "int_users");
+}
