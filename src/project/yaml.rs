@@ -15,7 +15,7 @@ pub fn parse(text: &str, file: &str) -> Result<Value, Diagnostic> {
     // Straight into JSON values when no merge key needs resolving; anything
     // the direct path cannot take (tags, odd keys, errors) takes the full one.
     if !text.contains("<<") {
-        if let Ok(v) = serde_yaml_ng::from_str::<Value>(text) {
+        if let Ok(Strict(v)) = serde_yaml_ng::from_str::<Strict>(text) {
             return Ok(v);
         }
     }
@@ -37,6 +37,71 @@ pub fn parse(text: &str, file: &str) -> Result<Value, Diagnostic> {
         Diagnostic::error("E0101", format!("invalid YAML merge key: {e}")).at(file, None)
     })?;
     to_json(yaml).map_err(|m| Diagnostic::error("E0101", m).at(file, None))
+}
+
+/// A JSON value read straight from YAML events, refusing what the full path
+/// reports (a duplicate key) so that such documents take the full path and
+/// get its error.
+struct Strict(Value);
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a YAML value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(Strict(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let Strict(v) = map.next_value()?;
+            if out.insert(key, v).is_some() {
+                return Err(serde::de::Error::custom("duplicate key"));
+            }
+        }
+        Ok(Value::Object(out))
+    }
 }
 
 /// Parse YAML into a typed value (for profiles, project config).
@@ -139,6 +204,10 @@ mod tests {
         // A tag takes the full path (the direct one refuses it).
         let tagged = parse("a: !custom 5\n", "f.yml").unwrap();
         assert_eq!(tagged["a"], 5);
+        // So does a duplicate key, which is an error naming its line.
+        let dup = parse("a: 1\nb:\n  c: 2\n  c: 3\n", "f.yml").unwrap_err();
+        assert!(dup.message.contains("duplicate"), "{}", dup.message);
+        assert_eq!(dup.line, Some(3));
     }
 
     #[test]
