@@ -48,18 +48,6 @@ pub struct TableSpec {
     pub columns: Vec<(&'static str, &'static str)>,
 }
 
-impl TableSpec {
-    fn column_meta(&self) -> Vec<ColumnMeta> {
-        self.columns
-            .iter()
-            .map(|(n, t)| ColumnMeta {
-                name: (*n).to_string(),
-                data_type: (*t).to_string(),
-            })
-            .collect()
-    }
-}
-
 /// The run being staged, recorded on every row it loads.
 #[derive(Debug, Clone, Copy)]
 pub struct Provenance<'a> {
@@ -377,16 +365,13 @@ fn load_run(
     let columns: Vec<Vec<ColumnMeta>> = specs
         .iter()
         .map(|spec| {
-            let mut cols = spec.column_meta();
-            cols.push(ColumnMeta {
-                name: "_sluice_run_id".into(),
-                data_type: "varchar".into(),
-            });
-            cols.push(ColumnMeta {
-                name: "_sluice_loaded_at".into(),
-                data_type: "timestamp".into(),
-            });
-            cols
+            with_meta_columns(spec)
+                .into_iter()
+                .map(|(n, t)| ColumnMeta {
+                    name: n.to_string(),
+                    data_type: t.to_string(),
+                })
+                .collect()
         })
         .collect();
     conn.execute("BEGIN")?;

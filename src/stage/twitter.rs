@@ -191,14 +191,6 @@ fn api_timestamp(s: &str) -> Option<i64> {
     Some(timestamp_micros(t))
 }
 
-/// Rows for [`tables`] from the pages of one run.
-pub fn flatten(
-    run: &Provenance<'_>,
-    pages: &[(String, Vec<u8>)],
-) -> Result<Vec<StagedRows>, StageError> {
-    Flattener::default().add_pages(run, pages)
-}
-
 /// Turns a run's pages into rows a batch at a time, each tweet, user and
 /// (tweet, hashtag) pair once per run however many pages repeat it.
 #[derive(Default)]
@@ -324,7 +316,7 @@ mod tests {
             run_id: "R",
             loaded_at: 0,
         };
-        let rows = flatten(&run, &pages).unwrap();
+        let rows = Flattener::default().add_pages(&run, &pages).unwrap();
         let mut batched = Flattener::default();
         let first = batched.add_pages(&run, &pages[..1]).unwrap();
         let second = batched.add_pages(&run, &pages[1..]).unwrap();
@@ -332,7 +324,9 @@ mod tests {
         assert_eq!(lens(&first), [2, 1, 2], "tweets, users, tag pairs");
         assert_eq!(lens(&second), [0, 0, 0], "once per run across batches");
         assert_eq!(lens(&rows), [2, 1, 2], "tags keep case, pairs once");
-        let row = |t: usize, i: usize| rows[t].rows().row(i).collect::<Vec<Value<'_>>>();
+        let row = |t: usize, i: usize| -> Vec<Value<'_>> {
+            rows[t].rows().rows().nth(i).expect("row").collect()
+        };
         let t = row(0, 0);
         assert_eq!(t.len(), 15, "13 columns + run id + load time");
         assert_eq!(t[0], Value::Int(20));

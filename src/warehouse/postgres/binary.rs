@@ -7,7 +7,7 @@
 use bytes::{BufMut, BytesMut};
 use tokio_postgres::types::{ToSql, Type};
 
-use crate::warehouse::rows::{format_timestamp, Value};
+use crate::warehouse::rows::Value;
 use crate::warehouse::{ColumnMeta, Relation};
 
 use super::convert::{qualified_name, quote_ident};
@@ -124,11 +124,7 @@ fn encode(buf: &mut BytesMut, value: Value<'_>, ty: &Type) -> Result<(), String>
         }
         // Anything lands in a text column as its text.
         Value::Int(_) | Value::Bool(_) | Value::Timestamp(_) if text_type => {
-            let text = match value {
-                Value::Timestamp(m) => format_timestamp(m),
-                other => other.to_text().unwrap_or_default(),
-            };
-            text.as_str().to_sql(ty, buf)
+            value.to_text().unwrap_or_default().as_str().to_sql(ty, buf)
         }
         other => return Err(format!("cannot load {other:?} into a column of type {ty}")),
     };
