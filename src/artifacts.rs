@@ -59,45 +59,76 @@ impl Manifest<'_> {
     }
 
     /// Stream the manifest to `out` as compact JSON (dbt writes it compact
-    /// too). Nodes are serialized in parallel, a block at a time: at
-    /// thousands of nodes this is most of the cost, and memory stays at one
-    /// block rather than a second copy of the file.
-    pub fn to_writer(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    /// too). Nodes are serialized in parallel, a block at a time, while a
+    /// writer thread hands the previous blocks to `out`, and the maps after
+    /// the nodes are serialized alongside: at thousands of nodes this is
+    /// most of the cost, and memory stays at a few blocks rather than a
+    /// second copy of the file.
+    pub fn to_writer(&self, out: &mut (impl std::io::Write + Send)) -> std::io::Result<()> {
         const BLOCK: usize = 2048;
         let (sources, nodes): (Vec<&Node>, Vec<&Node>) = self
             .c
             .nodes()
             .values()
             .partition(|n| n.resource_type == ResourceType::Source);
-        let object = |out: &mut dyn std::io::Write, nodes: &[&Node]| -> std::io::Result<()> {
-            out.write_all(b"{")?;
-            for (b, block) in nodes.chunks(BLOCK).enumerate() {
-                let chunks: Vec<Vec<u8>> = block
-                    .par_iter()
-                    .map(|n| {
-                        let mut buf = serde_json::to_vec(&n.unique_id)?;
-                        buf.push(b':');
-                        serde_json::to_writer(&mut buf, &ManifestNode(n))?;
-                        Ok(buf)
-                    })
-                    .collect::<serde_json::Result<_>>()?;
-                for (i, chunk) in chunks.iter().enumerate() {
-                    if b > 0 || i > 0 {
-                        out.write_all(b",")?;
-                    }
-                    out.write_all(chunk)?;
-                }
-            }
-            out.write_all(b"}")
-        };
-        out.write_all(b"{\"metadata\":")?;
-        serde_json::to_writer(&mut *out, &self.metadata())?;
-        out.write_all(b",\"nodes\":")?;
-        object(out, &nodes)?;
-        out.write_all(b",\"sources\":")?;
-        object(out, &sources)?;
-        let rest = serde_json::to_vec(&Rest(self))?;
-        // `rest` is `{…}`: continue this object with its entries.
+        let head_out = &mut *out;
+        let (rest, streamed) = rayon::join(
+            || serde_json::to_vec(&Rest(self)),
+            || {
+                std::thread::scope(|scope| {
+                    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2 * BLOCK);
+                    let writer = scope.spawn(move || -> std::io::Result<()> {
+                        for piece in rx {
+                            head_out.write_all(&piece)?;
+                        }
+                        Ok(())
+                    });
+                    // A writer that failed stops receiving: stop producing.
+                    let send = |piece: Vec<u8>| tx.send(piece).map_err(std::io::Error::other);
+                    let object = |nodes: &[&Node]| -> std::io::Result<()> {
+                        for (b, block) in nodes.chunks(BLOCK).enumerate() {
+                            let pieces: Vec<Vec<u8>> = block
+                                .par_iter()
+                                .enumerate()
+                                .map(|(i, n)| {
+                                    let mut buf = Vec::with_capacity(2048);
+                                    if b > 0 || i > 0 {
+                                        buf.push(b',');
+                                    }
+                                    serde_json::to_writer(&mut buf, &n.unique_id)?;
+                                    buf.push(b':');
+                                    serde_json::to_writer(&mut buf, &ManifestNode(n))?;
+                                    Ok(buf)
+                                })
+                                .collect::<serde_json::Result<_>>()?;
+                            for p in pieces {
+                                send(p)?;
+                            }
+                        }
+                        Ok(())
+                    };
+                    let produced = (|| -> std::io::Result<()> {
+                        let mut head = b"{\"metadata\":".to_vec();
+                        serde_json::to_writer(&mut head, &self.metadata())?;
+                        head.extend_from_slice(b",\"nodes\":{");
+                        send(head)?;
+                        object(&nodes)?;
+                        send(b"},\"sources\":{".to_vec())?;
+                        object(&sources)?;
+                        send(b"}".to_vec())
+                    })();
+                    drop(tx);
+                    let written = writer
+                        .join()
+                        .unwrap_or_else(|_| Err(std::io::Error::other("manifest writer panicked")));
+                    // The writer's own error explains a failed send.
+                    written.and(produced)
+                })
+            },
+        );
+        streamed?;
+        let rest = rest?;
+        // `rest` is `{…}`: continue the top-level object with its entries.
         if rest.len() > 2 {
             out.write_all(b",")?;
             out.write_all(&rest[1..])?;
@@ -314,7 +345,21 @@ pub fn write_atomic_with(
         tmp.as_file()
             .set_permissions(std::fs::Permissions::from_mode(0o644))?;
     }
+    // Renaming over an existing file makes ext4 write the new one out
+    // before `rename` returns (`auto_da_alloc`): 80 ms for a 75 MB
+    // manifest. Moving the old file out of the way first keeps the rename
+    // cheap; readers miss the file only between two renames.
+    let aside = dir.join(format!(
+        ".{}.old",
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("artifact")
+    ));
+    let moved = std::fs::rename(path, &aside).is_ok();
     tmp.persist(path).map_err(|e| e.error)?;
+    if moved {
+        let _ = std::fs::remove_file(&aside);
+    }
     Ok(())
 }
 

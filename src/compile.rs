@@ -197,10 +197,14 @@ pub fn compile_sql(
 ) -> Result<(), Diagnostics> {
     let renderer = &c.renderer;
     let nodes = &c.project.nodes;
-    let results: Vec<(String, Result<String, Diagnostic>)> = nodes
+    let any_ephemeral = nodes.values().any(|n| n.materialized() == "ephemeral");
+    // One result per node, in map order, so they fold back without lookups.
+    let results: Vec<Option<Result<String, Diagnostic>>> = nodes
         .par_iter()
-        .filter(|(id, n)| is_rendered(n) && ids.is_none_or(|s| s.contains(*id)))
         .map(|(id, n)| {
+            if !is_rendered(n) || ids.is_some_and(|s| !s.contains(id)) {
+                return None;
+            }
             let sql = if n.config.contains_key("__dynamic") {
                 let name = if n.test_metadata.is_some() {
                     n.defining_file().to_string()
@@ -213,21 +217,21 @@ pub fn compile_sql(
             } else {
                 Ok(renderer.substitute(n.compiled_code.as_deref().unwrap_or_default()))
             };
-            (
-                id.clone(),
-                sql.map(|s| inject_ephemerals(&s, n, nodes, renderer)),
-            )
+            Some(sql.map(|s| {
+                if any_ephemeral {
+                    inject_ephemerals(&s, n, nodes, renderer)
+                } else {
+                    s
+                }
+            }))
         })
         .collect();
     let mut diags = Diagnostics::default();
-    for (id, r) in results {
+    for (n, r) in c.project.nodes.values_mut().zip(results) {
         match r {
-            Ok(sql) => {
-                if let Some(n) = c.project.nodes.get_mut(&id) {
-                    n.compiled_code = Some(sql);
-                }
-            }
-            Err(d) => diags.push(d),
+            Some(Ok(sql)) => n.compiled_code = Some(sql),
+            Some(Err(d)) => diags.push(d),
+            None => {}
         }
     }
     if diags.has_errors() {
@@ -352,55 +356,68 @@ fn is_ref_or_source_call(s: &str) -> bool {
 
 fn resolve_dependencies(project: &mut Project, renderer: &Renderer, diags: &mut Diagnostics) {
     let resolver = &renderer.resolver;
-    for n in project.nodes.values_mut() {
-        let mut deps: Vec<String> = Vec::new();
-        for r in &n.refs {
-            match resolver.by_name.get(&r.name) {
-                Some(id) => deps.push(id.clone()),
-                None => diags.push(
-                    Diagnostic::error("E0301", format!("unknown model `{}` in ref()", r.name))
-                        .at(n.defining_file().to_string(), Some(n.line))
-                        .hint(
-                            match crate::diagnostics::did_you_mean(
-                                &r.name,
-                                resolver.by_name.keys().map(String::as_str),
-                            ) {
-                                Some(s) => format!("did you mean `{s}`?"),
-                                None => "no model, seed or snapshot has that name".into(),
-                            },
-                        ),
-                ),
-            }
-        }
-        for s in &n.sources {
-            if let [src, table] = s.as_slice() {
-                match resolver.sources.get(&(src.clone(), table.clone())) {
+    let found: Vec<Vec<Diagnostic>> = project
+        .nodes
+        .par_iter_mut()
+        .map(|(_, n)| {
+            let mut found = Vec::new();
+            let mut deps: Vec<String> = Vec::new();
+            for r in &n.refs {
+                match resolver.by_name.get(&r.name) {
                     Some(id) => deps.push(id.clone()),
-                    None => diags.push(
-                        Diagnostic::error("E0302", format!("unknown source `{src}.{table}`"))
-                            .at(n.defining_file().to_string(), Some(n.line)),
+                    None => found.push(
+                        Diagnostic::error("E0301", format!("unknown model `{}` in ref()", r.name))
+                            .at(n.defining_file().to_string(), Some(n.line))
+                            .hint(
+                                match crate::diagnostics::did_you_mean(
+                                    &r.name,
+                                    resolver.by_name.keys().map(String::as_str),
+                                ) {
+                                    Some(s) => format!("did you mean `{s}`?"),
+                                    None => "no model, seed or snapshot has that name".into(),
+                                },
+                            ),
                     ),
                 }
             }
-        }
-        deps.sort();
-        deps.dedup();
-        n.depends_on.nodes = deps;
-    }
+            for s in &n.sources {
+                if let [src, table] = s.as_slice() {
+                    match resolver.sources.get(&(src.clone(), table.clone())) {
+                        Some(id) => deps.push(id.clone()),
+                        None => found.push(
+                            Diagnostic::error("E0302", format!("unknown source `{src}.{table}`"))
+                                .at(n.defining_file().to_string(), Some(n.line)),
+                        ),
+                    }
+                }
+            }
+            deps.sort();
+            deps.dedup();
+            n.depends_on.nodes = deps;
+            found
+        })
+        .collect();
     // Disabled parents: a ref to a node that was removed.
-    let ids: std::collections::HashSet<String> = project.nodes.keys().cloned().collect();
-    for n in project.nodes.values() {
-        for d in &n.depends_on.nodes {
-            if !ids.contains(d) {
-                diags.push(
+    let nodes = &project.nodes;
+    let disabled: Vec<Vec<Diagnostic>> = nodes
+        .par_iter()
+        .map(|(_, n)| {
+            n.depends_on
+                .nodes
+                .iter()
+                .filter(|d| !nodes.contains_key(*d))
+                .map(|d| {
                     Diagnostic::error(
                         "E0304",
                         format!("`{}` depends on `{d}`, which is disabled", n.name),
                     )
-                    .at(n.defining_file().to_string(), Some(n.line)),
-                );
-            }
-        }
+                    .at(n.defining_file().to_string(), Some(n.line))
+                })
+                .collect()
+        })
+        .collect();
+    for d in found.into_iter().chain(disabled).flatten() {
+        diags.push(d);
     }
 }
 

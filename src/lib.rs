@@ -14,6 +14,7 @@ pub mod artifacts;
 pub mod cli;
 pub mod commands;
 pub mod compile;
+pub mod compiled_files;
 pub mod diagnostics;
 pub mod docs_site;
 pub mod extract;

@@ -11,7 +11,6 @@ mod ls;
 pub mod progress;
 pub mod run;
 
-use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -21,6 +20,7 @@ use serde_json::Value;
 
 use crate::cli::{Cli, Command, DocsCommand, GlobalArgs, LogFormat, SelectArgs, SourceCommand};
 use crate::compile::{self, Compiled};
+use crate::compiled_files;
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::graph::select::{self, SelectContext};
 use crate::project::{self, profiles, Project};
@@ -401,43 +401,56 @@ fn compile_cmd(
     let ids = select_ids(c, s)?;
     compile::compile_sql(c, Some(&ids))?;
     let root = c.project.root.clone();
-    let base = c
-        .project
-        .target_dir()
-        .join("compiled")
-        .join(c.project.name());
-    // (node, file) for every compiled node; tests go under their YAML file's path.
-    let files: Vec<(String, PathBuf)> = ids
-        .iter()
-        .filter_map(|id| {
-            let n = c.project.nodes.get(id)?;
-            n.compiled_code.as_ref()?;
-            let rel = if n.test_metadata.is_some() {
-                format!("{}/{}.sql", n.original_file_path, n.name)
-            } else {
-                n.original_file_path.clone()
-            };
-            Some((id.clone(), base.join(rel)))
-        })
-        .collect();
-    for (id, path) in &files {
-        if let Some(n) = c.project.nodes.get_mut(id) {
-            n.compiled_path = Some(shown_path(path, &root));
+    let target_dir = c.project.target_dir();
+    let base = target_dir.join("compiled").join(c.project.name());
+    // Every compiled node's file; tests go under their YAML file's path.
+    let mut jobs = Vec::new();
+    for id in &ids {
+        let Some(n) = c.project.nodes.get_mut(id) else {
+            continue;
+        };
+        if n.compiled_code.is_none() {
+            continue;
         }
+        let rel = if n.test_metadata.is_some() {
+            format!("{}/{}.sql", n.original_file_path, n.name)
+        } else {
+            n.original_file_path.clone()
+        };
+        let path = base.join(rel);
+        n.compiled_path = Some(shown_path(&path, &root));
+        let key = shown_path(&path, &target_dir);
+        jobs.push((id, path, key));
     }
     let c = &*c;
-    // The SQL check and the files + manifest are independent: overlap them.
-    let (check, written) = rayon::join(
-        || check_sql(c, &ids),
-        || -> Result<usize, Failure> {
-            write_compiled(c, &files)?;
-            write_manifest(c)?;
-            Ok(files.len())
+    let jobs: Vec<compiled_files::Job> = jobs
+        .into_iter()
+        .map(|(id, path, key)| compiled_files::Job {
+            path,
+            key,
+            sql: c.project.nodes[id]
+                .compiled_code
+                .as_deref()
+                .unwrap_or_default(),
+        })
+        .collect();
+    let cache = compiled_files::CompileCache::load(&target_dir);
+    // The SQL check, the files and the manifest are independent: overlap them.
+    let ((check, passed), (written, manifest)) = rayon::join(
+        || check_sql(c, &ids, &cache),
+        || {
+            rayon::join(
+                || compiled_files::write_all(&jobs, &cache),
+                || write_manifest(c),
+            )
         },
     );
+    manifest?;
     let written = written?;
+    let count = written.len();
+    cache.save(&target_dir, written, passed)?;
     ui.info(format!(
-        "Compiled {written} nodes into {}",
+        "Compiled {count} nodes into {}",
         shown_path(&base, &root)
     ));
     exit_without_freeing(loaded);
@@ -447,33 +460,16 @@ fn compile_cmd(
     Ok(0)
 }
 
-/// Write each node's compiled SQL to its file.
-fn write_compiled(c: &Compiled, files: &[(String, PathBuf)]) -> std::io::Result<()> {
-    let dirs: BTreeSet<&Path> = files.iter().filter_map(|(_, p)| p.parent()).collect();
-    for d in dirs {
-        fs_err::create_dir_all(d)?;
-    }
-    // Thousands of small files: write them in parallel, and leave a file
-    // alone when it already holds the same SQL (rewriting costs a truncate
-    // and a forced flush on ext4, and keeps mtimes meaningful).
-    files.par_iter().try_for_each(|(id, path)| {
-        let sql = c
-            .project
-            .nodes
-            .get(id)
-            .and_then(|n| n.compiled_code.as_deref())
-            .unwrap_or_default();
-        if std::fs::read(path).is_ok_and(|old| old == sql.as_bytes()) {
-            return Ok(());
-        }
-        fs_err::write(path, sql)
-    })
-}
-
 /// Static SQL check of compiled models: syntax errors before any warehouse
-/// is touched, pointing at the compiled file.
-pub fn check_sql(c: &Compiled, ids: &std::collections::BTreeSet<String>) -> Diagnostics {
+/// is touched, pointing at the compiled file. SQL that `cache` saw pass is
+/// not parsed again; returns the errors and the models that passed.
+pub fn check_sql(
+    c: &Compiled,
+    ids: &std::collections::BTreeSet<String>,
+    cache: &compiled_files::CompileCache,
+) -> (Diagnostics, Vec<(String, u64)>) {
     let engine = c.renderer.settings.engine;
+    let dialect = format!("{engine:?}");
     let models: Vec<(&crate::project::node::Node, &str)> = ids
         .iter()
         .filter_map(|id| c.project.nodes.get(id))
@@ -481,32 +477,40 @@ pub fn check_sql(c: &Compiled, ids: &std::collections::BTreeSet<String>) -> Diag
         .filter_map(|n| Some((n, n.compiled_code.as_deref()?)))
         .collect();
     // Parsing every model's SQL is the bulk of `compile`: spread it out.
-    let errors: Vec<Diagnostic> = models
+    let verdicts: Vec<Result<(String, u64), Diagnostic>> = models
         .par_iter()
-        .filter_map(|(n, sql)| {
-            let e = crate::sql::check::validate(sql, engine).err()?;
+        .map(|(n, sql)| {
+            let key = compiled_files::check_key(&dialect, sql);
+            if cache.passed_check(&n.unique_id, key) {
+                return Ok((n.unique_id.clone(), key));
+            }
+            let Err(e) = crate::sql::check::validate(sql, engine) else {
+                return Ok((n.unique_id.clone(), key));
+            };
             let compiled = format!(
                 "{}/compiled/{}/{}",
                 c.project.config.target_path,
                 c.project.name(),
                 n.original_file_path
             );
-            Some(
-                Diagnostic::error(
-                    "E0601",
-                    format!("SQL syntax error in model `{}`: {}", n.name, e.message),
-                )
-                .at(compiled, Some(e.line))
-                .col(Some(e.column))
-                .hint(format!("the model's source is {}", n.original_file_path)),
+            Err(Diagnostic::error(
+                "E0601",
+                format!("SQL syntax error in model `{}`: {}", n.name, e.message),
             )
+            .at(compiled, Some(e.line))
+            .col(Some(e.column))
+            .hint(format!("the model's source is {}", n.original_file_path)))
         })
         .collect();
-    let mut out = Diagnostics::default();
-    for d in errors {
-        out.push(d);
+    let mut errors = Diagnostics::default();
+    let mut passed = Vec::new();
+    for v in verdicts {
+        match v {
+            Ok(p) => passed.push(p),
+            Err(d) => errors.push(d),
+        }
     }
-    out
+    (errors, passed)
 }
 
 fn clean(g: &GlobalArgs, ui: &Ui) -> Result<Exit, Failure> {

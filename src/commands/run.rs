@@ -193,10 +193,14 @@ fn execute_selected(
     }
     compile::compile_sql(&mut c, None)?;
     // Syntax errors are caught before anything is built.
-    let static_errors = super::check_sql(&c, &selected);
+    let cache = crate::compiled_files::CompileCache::load(&c.project.target_dir());
+    let (static_errors, passed) = super::check_sql(&c, &selected, &cache);
     if static_errors.has_errors() {
         return Err(static_errors.into());
     }
+    // Remembering what passed only saves work: a cache that cannot be
+    // written is no reason to stop a run.
+    let _ = cache.save(&c.project.target_dir(), Vec::new(), passed);
     let threads = a.threads.or(target.config.threads()).unwrap_or(1).max(1);
 
     // Schemas first, once.

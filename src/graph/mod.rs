@@ -20,17 +20,27 @@ impl Graph {
     /// Build from the nodes' `depends_on.nodes`; unknown parents are ignored
     /// (they were reported when refs were resolved).
     pub fn build(nodes: &BTreeMap<String, Node>) -> Graph {
-        let mut g = Graph::default();
+        let mut g = Graph {
+            dag: DiGraph::with_capacity(nodes.len(), nodes.len() * 2),
+            index: HashMap::with_capacity(nodes.len()),
+        };
+        // Nodes are added in id order, so index order is id order (see `topo_order`).
         for id in nodes.keys() {
             let ix = g.dag.add_node(id.clone());
             g.index.insert(id.clone(), ix);
         }
-        for (id, node) in nodes {
-            let child = g.index[id];
-            for parent in &node.depends_on.nodes {
-                if let Some(&p) = g.index.get(parent) {
-                    g.dag.update_edge(p, child, ());
-                }
+        for (child, node) in nodes.values().enumerate() {
+            let child = NodeIndex::new(child);
+            let mut parents: Vec<NodeIndex> = node
+                .depends_on
+                .nodes
+                .iter()
+                .filter_map(|p| g.index.get(p).copied())
+                .collect();
+            parents.sort_unstable();
+            parents.dedup();
+            for p in parents {
+                g.dag.add_edge(p, child, ());
             }
         }
         g
@@ -111,22 +121,38 @@ impl Graph {
         for e in self.dag.raw_edges() {
             indegree[e.target().index()] += 1;
         }
-        let mut ready: std::collections::BTreeSet<(&str, usize)> = self
+        // Smallest id first among the ready nodes; index order is id order
+        // when built from a map (`build`), so integers compare instead of ids.
+        let by_id = self
+            .dag
+            .node_indices()
+            .zip(self.dag.node_indices().skip(1))
+            .all(|(a, b)| self.dag[a] < self.dag[b]);
+        let mut rank: Vec<usize> = (0..n).collect();
+        if !by_id {
+            rank.sort_by(|a, b| self.dag[NodeIndex::new(*a)].cmp(&self.dag[NodeIndex::new(*b)]));
+            let mut inverse = vec![0; n];
+            for (r, ix) in rank.iter().enumerate() {
+                inverse[*ix] = r;
+            }
+            rank = inverse;
+        }
+        let mut ready: std::collections::BTreeSet<(usize, usize)> = self
             .dag
             .node_indices()
             .filter(|ix| indegree[ix.index()] == 0)
-            .map(|ix| (self.dag[ix].as_str(), ix.index()))
+            .map(|ix| (rank[ix.index()], ix.index()))
             .collect();
         let mut order = Vec::with_capacity(n);
-        while let Some((id, i)) = ready.pop_first() {
-            order.push(id);
+        while let Some((_, i)) = ready.pop_first() {
+            order.push(self.dag[NodeIndex::new(i)].as_str());
             for c in self
                 .dag
                 .neighbors_directed(NodeIndex::new(i), Direction::Outgoing)
             {
                 indegree[c.index()] -= 1;
                 if indegree[c.index()] == 0 {
-                    ready.insert((self.dag[c].as_str(), c.index()));
+                    ready.insert((rank[c.index()], c.index()));
                 }
             }
         }

@@ -1283,21 +1283,21 @@ mod tests {
             &["jaffle", "staging", source_name, table],
             &[],
         );
-        n.source = Some(SourceInfo {
+        n.source = Some(Box::new(SourceInfo {
             source_name: source_name.to_string(),
             ..Default::default()
-        });
+        }));
         n
     }
 
     fn generic_test(id: &str, ofp: &str, test: &str, deps: &[&str]) -> Node {
         let name = id.rsplit('.').next().unwrap_or_default();
         let mut n = node(id, ofp, &["jaffle", "staging", name], deps);
-        n.test_metadata = Some(TestMetadata {
+        n.test_metadata = Some(Box::new(TestMetadata {
             name: test.to_string(),
             kwargs: BTreeMap::new(),
             namespace: None,
-        });
+        }));
         n.attached_node = deps.first().map(|s| s.to_string());
         n
     }

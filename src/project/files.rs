@@ -3,7 +3,7 @@
 //! with `/` separators, sorted, so every later step is deterministic.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use rayon::prelude::*;
@@ -102,61 +102,157 @@ impl SourceFile {
 /// Seeds larger than this are not read (nor hashed) when a project loads, as in dbt.
 const MAX_HASHED_SEED_BYTES: u64 = 1 << 20;
 
-/// Files with one of `exts` under each of `roots` (project-relative dirs).
-/// Missing roots are fine (dbt ignores them). Hidden files and dirs are skipped.
-pub fn collect(
+/// The files under a project's resource roots, found with one walk per
+/// root: `dbt_project.yml` often points several kinds of resource at the
+/// same folder (models, docs and schema YAML all live under `models/`).
+pub struct Listing {
+    /// root (project-relative) → its files, sorted by path.
+    roots: HashMap<String, Vec<Listed>>,
+}
+
+struct Listed {
+    abs: PathBuf,
+    path: String,
+    rel: String,
+}
+
+/// List every file under `roots` (project-relative dirs). Missing roots are
+/// fine (dbt ignores them). Hidden files and dirs are skipped; symbolic
+/// links are followed.
+pub fn list<'a>(
     project_dir: &Path,
-    roots: &[String],
-    exts: &[&str],
-) -> Result<Vec<SourceFile>, Diagnostic> {
-    let mut found = Vec::new();
+    roots: impl IntoIterator<Item = &'a String>,
+) -> Result<Listing, Diagnostic> {
+    let mut listing = Listing {
+        roots: HashMap::new(),
+    };
     for root in roots {
-        let dir = project_dir.join(root);
-        if !dir.is_dir() {
+        if listing.roots.contains_key(root) {
             continue;
         }
-        let walker = WalkDir::new(&dir)
-            .follow_links(true)
-            .sort_by_file_name()
-            .into_iter()
-            .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
-        for entry in walker {
-            let entry = entry.map_err(|e| {
+        let dir = project_dir.join(root);
+        let mut found = Vec::new();
+        if dir.is_dir() {
+            walk(&dir, &mut Vec::new(), &mut |p| {
+                let rel = slash_path(p.strip_prefix(&dir).unwrap_or(&p));
+                let path = slash_path(p.strip_prefix(project_dir).unwrap_or(&p));
+                found.push(Listed { abs: p, path, rel });
+            })
+            .map_err(|e| {
                 Diagnostic::error("E0105", format!("cannot read {root}: {e}"))
                     .at(root.clone(), None)
             })?;
-            if !entry.file_type().is_file() {
-                continue;
+        }
+        listing.roots.insert(root.clone(), found);
+    }
+    Ok(listing)
+}
+
+/// Walk `dir` in file-name order. Entries are typed from the directory
+/// listing itself, so only symbolic links cost a `stat`; a link to a
+/// directory is walked under its own name unless it loops back to a
+/// directory being walked (`chain`).
+fn walk(
+    dir: &Path,
+    chain: &mut Vec<PathBuf>,
+    found: &mut dyn FnMut(PathBuf),
+) -> walkdir::Result<()> {
+    let real = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    if chain.contains(&real) {
+        return Ok(());
+    }
+    chain.push(real);
+    let walker = WalkDir::new(dir)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
+    for entry in walker {
+        let entry = entry?;
+        let kind = entry.file_type();
+        if kind.is_file() {
+            found(entry.into_path());
+        } else if kind.is_symlink() {
+            match std::fs::metadata(entry.path()) {
+                Ok(m) if m.is_dir() => walk(entry.path(), chain, found)?,
+                Ok(m) if m.is_file() => found(entry.into_path()),
+                // A dangling link: nothing to read (dbt skips it too).
+                _ => {}
             }
-            let p = entry.path();
-            let Some(ext) = p.extension().and_then(|e| e.to_str()) else {
-                continue;
-            };
-            if !exts.contains(&ext) {
-                continue;
-            }
-            let rel = slash_path(p.strip_prefix(&dir).unwrap_or(p));
-            let path = slash_path(p.strip_prefix(project_dir).unwrap_or(p));
-            found.push((p.to_path_buf(), path, rel));
         }
     }
-    // Reading thousands of small files is latency-bound: overlap the reads.
-    found
-        .into_par_iter()
-        .map(|(p, path, rel)| {
-            let large_seed = p.extension().is_some_and(|e| e == "csv")
-                && std::fs::metadata(&p).is_ok_and(|m| m.len() > MAX_HASHED_SEED_BYTES);
-            let text = if large_seed {
-                // dbt identifies a seed over 1 MiB by its path, not its
-                // contents; its rows are read when it is loaded.
-                format!("seed file too large to hash: {path}")
-            } else {
-                fs_err::read_to_string(&p)
-                    .map_err(|e| Diagnostic::error("E0105", e.to_string()).at(path.clone(), None))?
-            };
-            Ok(SourceFile::new(path, rel, text))
-        })
-        .collect()
+    chain.pop();
+    Ok(())
+}
+
+impl Listing {
+    /// The files with one of `exts` under each of `roots`, read in parallel.
+    pub fn read(&self, roots: &[String], exts: &[&str]) -> Result<Vec<SourceFile>, Diagnostic> {
+        let wanted: Vec<&Listed> = roots
+            .iter()
+            .filter_map(|r| self.roots.get(r))
+            .flatten()
+            .filter(|f| {
+                f.abs
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| exts.contains(&e))
+            })
+            .collect();
+        // Thousands of small files, each a few system calls: overlap them.
+        wanted
+            .into_par_iter()
+            .map(|f| {
+                let unreadable = |e: std::io::Error| {
+                    Diagnostic::error("E0105", format!("cannot read {}: {e}", f.path))
+                        .at(f.path.clone(), None)
+                };
+                let mut file = std::fs::File::open(&f.abs).map_err(unreadable)?;
+                let len = file.metadata().map_err(unreadable)?.len();
+                let text = if f.path.ends_with(".csv") && len > MAX_HASHED_SEED_BYTES {
+                    // dbt identifies a seed over 1 MiB by its path, not its
+                    // contents; its rows are read when it is loaded.
+                    format!("seed file too large to hash: {}", f.path)
+                } else {
+                    let bytes = read_known_len(&mut file, len).map_err(unreadable)?;
+                    String::from_utf8(bytes).map_err(|_| {
+                        Diagnostic::error("E0105", format!("{} is not valid UTF-8", f.path))
+                            .at(f.path.clone(), None)
+                            .hint("save the file as UTF-8")
+                    })?
+                };
+                Ok(SourceFile::new(f.path.clone(), f.rel.clone(), text))
+            })
+            .collect()
+    }
+}
+
+/// Read a file whose size is `len`: a read that returns exactly that much
+/// is the whole file, which spares the extra read that would confirm the
+/// end (one system call in four, at thousands of files). A file that
+/// changed meanwhile is read to its real end.
+fn read_known_len(file: &mut std::fs::File, len: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let want = usize::try_from(len).unwrap_or(usize::MAX - 1);
+    let mut buf = vec![0u8; want + 1];
+    let mut filled = 0;
+    loop {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                filled += n;
+                if filled == want || filled == buf.len() {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(filled);
+    if filled > want {
+        file.read_to_end(&mut buf)?;
+    }
+    Ok(buf)
 }
 
 pub fn slash_path(p: &Path) -> String {
@@ -177,6 +273,70 @@ pub fn dirs(rel: &str) -> Vec<String> {
     let mut parts: Vec<String> = rel.split('/').map(str::to_string).collect();
     parts.pop();
     parts
+}
+
+#[cfg(test)]
+mod listing_tests {
+    use super::*;
+
+    #[test]
+    fn one_listing_serves_every_kind_and_follows_links_without_looping() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let write = |p: &str, text: &str| {
+            let p = root.join(p);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        write("models/a.sql", "select 1");
+        write("models/sub/b.sql", "select 2");
+        write("models/schema.yml", "version: 2");
+        write("models/.hidden/c.sql", "select 3");
+        write("shared/d.sql", "select 4");
+        write("elsewhere/e.sql", "select 5");
+        std::os::unix::fs::symlink(root.join("shared"), root.join("models/linked")).unwrap();
+        std::os::unix::fs::symlink(root.join("elsewhere/e.sql"), root.join("models/e.sql"))
+            .unwrap();
+        // A link back up the tree must not send the walk round forever.
+        std::os::unix::fs::symlink(root.join("models"), root.join("models/sub/loop")).unwrap();
+        std::os::unix::fs::symlink(root.join("missing"), root.join("models/dangling.sql")).unwrap();
+
+        let roots = vec!["models".to_string(), "nowhere".to_string()];
+        let listing = list(root, &roots).unwrap();
+        let sql = listing.read(&roots, &["sql"]).unwrap();
+        let paths: Vec<(&str, &str)> = sql
+            .iter()
+            .map(|f| (f.path.as_str(), f.text.as_str()))
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                ("models/a.sql", "select 1"),
+                ("models/e.sql", "select 5"),
+                ("models/linked/d.sql", "select 4"),
+                ("models/sub/b.sql", "select 2"),
+            ]
+        );
+        assert_eq!(sql[2].rel, "linked/d.sql");
+        let yml = listing.read(&roots, &["yml", "yaml"]).unwrap();
+        assert_eq!(yml.len(), 1);
+        assert_eq!(yml[0].text, "version: 2");
+    }
+
+    #[test]
+    fn a_file_read_with_a_stale_length_is_still_read_whole() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("f.sql");
+        std::fs::write(&p, "select 1234567890").unwrap();
+        for guess in [0, 5, 17, 100] {
+            let mut f = std::fs::File::open(&p).unwrap();
+            assert_eq!(
+                read_known_len(&mut f, guess).unwrap(),
+                b"select 1234567890",
+                "{guess}"
+            );
+        }
+    }
 }
 
 #[cfg(test)]

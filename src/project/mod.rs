@@ -61,22 +61,38 @@ pub fn load(root: &Path) -> Result<(Project, Diagnostics), Diagnostics> {
             .hint("run sluice from a project directory, pass --project-dir, or create one with `sluice init <dir>`")
     })?;
     let (config, mut diags) = ProjectConfig::parse(&text)?;
+    let docs_paths = doc_paths(&config);
+    let listing = files::list(
+        root,
+        [
+            &config.model_paths,
+            &config.seed_paths,
+            &config.macro_paths,
+            &config.test_paths,
+            &docs_paths,
+        ]
+        .into_iter()
+        .flatten(),
+    )
+    .map_err(Diagnostics::from)?;
     let collected = (|| -> Result<_, Diagnostic> {
         Ok((
-            files::collect(root, &config.model_paths, &["sql", "py"])?,
-            files::collect(root, &config.model_paths, &["yml", "yaml"])?,
-            files::collect(root, &config.seed_paths, &["csv"])?,
-            files::collect(root, &config.seed_paths, &["yml", "yaml"])?,
-            files::collect(root, &config.macro_paths, &["sql"])?,
-            files::collect(root, &config.test_paths, &["sql"])?,
-            files::collect(root, &doc_paths(&config), &["md"])?,
+            listing.read(&config.model_paths, &["sql", "py"])?,
+            listing.read(&config.model_paths, &["yml", "yaml"])?,
+            listing.read(&config.seed_paths, &["csv"])?,
+            listing.read(&config.seed_paths, &["yml", "yaml"])?,
+            listing.read(&config.macro_paths, &["sql"])?,
+            listing.read(&config.test_paths, &["sql"])?,
+            listing.read(&docs_paths, &["md"])?,
         ))
     })();
     let (model_files, mut yaml_files, seed_files, seed_yaml, macro_files, test_files, md_files) =
         collected.map_err(Diagnostics::from)?;
     yaml_files.extend(seed_yaml);
     yaml_files.extend(
-        files::collect(root, &config.macro_paths, &["yml", "yaml"]).map_err(Diagnostics::from)?,
+        listing
+            .read(&config.macro_paths, &["yml", "yaml"])
+            .map_err(Diagnostics::from)?,
     );
 
     let (schema, schema_diags) = schema::parse_all(&yaml_files);
@@ -95,6 +111,10 @@ pub fn load(root: &Path) -> Result<(Project, Diagnostics), Diagnostics> {
     b.apply_patches(&schema);
     b.add_generic_tests();
     let Builder { nodes, diags, .. } = b;
+    // Freeing tens of thousands of parsed YAML entries and file texts is
+    // pure overhead on the way to rendering: a pool thread does it.
+    let parsed = (schema, yaml_files, model_files);
+    rayon::spawn(move || drop(parsed));
 
     let mut macros: Vec<MacroFile> = macro_files.into_iter().map(macro_file).collect();
     macros.extend(
@@ -291,17 +311,30 @@ impl<'a> Builder<'a> {
     }
 
     fn add_models(&mut self, model_files: &[SourceFile]) {
-        for f in model_files {
-            let name = files::stem(&f.rel).to_string();
-            let mut node = self.base_node(ResourceType::Model, &name, f, "models");
-            if f.path.ends_with(".py") {
-                node.language = "python".to_string();
+        // Config inheritance and checksums per file, in parallel; then
+        // inserted in file order, so duplicate names are reported the same way.
+        let nodes: Vec<Node> = model_files
+            .par_iter()
+            .map(|f| {
+                let name = files::stem(&f.rel).to_string();
+                let mut node = self.base_node(ResourceType::Model, &name, f, "models");
+                if f.path.ends_with(".py") {
+                    node.language = "python".to_string();
+                }
+                node
+            })
+            .collect();
+        for node in nodes {
+            if node.language == "python" {
                 self.diags.push(
                     Diagnostic::warning(
                         "E0109",
-                        format!("Python model `{name}` is not supported and will be skipped"),
+                        format!(
+                            "Python model `{}` is not supported and will be skipped",
+                            node.name
+                        ),
                     )
-                    .at(f.path.clone(), Some(1)),
+                    .at(node.original_file_path.clone(), Some(1)),
                 );
                 continue;
             }
@@ -367,7 +400,7 @@ impl<'a> Builder<'a> {
                 sources: Vec::new(),
                 depends_on: DependsOn::default(),
                 patch_path: Some(t.file.clone()),
-                source: Some(SourceInfo {
+                source: Some(Box::new(SourceInfo {
                     source_name: t.source_name.clone(),
                     source_description: t.source_description.clone(),
                     loader: t.loader.clone(),
@@ -376,7 +409,7 @@ impl<'a> Builder<'a> {
                     freshness: t.freshness.clone(),
                     source_meta: t.source_meta.clone(),
                     extract: t.extract.clone(),
-                }),
+                })),
                 test_metadata: None,
                 column_name: None,
                 attached_node: None,
@@ -593,11 +626,11 @@ impl<'a> Builder<'a> {
             depends_on: DependsOn::default(),
             patch_path: Some(spec.file.clone()),
             source: None,
-            test_metadata: Some(TestMetadata {
+            test_metadata: Some(Box::new(TestMetadata {
                 name: short,
                 kwargs,
                 namespace,
-            }),
+            })),
             column_name: spec.column_name.clone(),
             attached_node: Some(attached.to_string()),
             checksum: checksum(&format!("{:?}", spec)),

@@ -129,9 +129,9 @@ pub struct Node {
     /// Set for YAML-defined resources and tests: the YAML file that declared it.
     pub patch_path: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub source: Option<SourceInfo>,
+    pub source: Option<Box<SourceInfo>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub test_metadata: Option<TestMetadata>,
+    pub test_metadata: Option<Box<TestMetadata>>,
     /// For a test: the column it tests, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub column_name: Option<String>,

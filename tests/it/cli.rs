@@ -306,6 +306,59 @@ fn static_sql_check_reports_syntax_errors_at_the_compiled_line() {
 }
 
 #[test]
+fn a_repeated_compile_rewrites_and_rechecks_only_what_changed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_tree(
+        &repo_root().join("tests/fixtures/bad/unknown_selector"),
+        dir.path(),
+    );
+    let model = dir.path().join("models/extra.sql");
+    let compiled = dir.path().join("target/compiled/bad/models/extra.sql");
+    let compile = || run_in(dir.path(), &["compile"]);
+    let mtime = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .and_then(|m| m.modified())
+            .expect("mtime")
+    };
+
+    std::fs::write(&model, "select id from {{ ref('base') }}\n").expect("write");
+    let out = compile();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(dir.path().join("target/sluice_compile_cache.tsv").exists());
+    let first = mtime(&compiled);
+
+    // Unchanged: the compiled file is left as it is.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let out = compile();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(mtime(&compiled), first, "an unchanged file was rewritten");
+
+    // Broken: the cached verdict of the old SQL does not cover the new SQL.
+    std::fs::write(&model, "select id,\n  from {{ ref('base') }} where (\n").expect("write");
+    for _ in 0..2 {
+        let out = compile();
+        assert_eq!(out.code, 1, "{}", out.stderr);
+        assert!(
+            out.stderr.contains("SQL syntax error in model `extra`"),
+            "{}",
+            out.stderr
+        );
+    }
+
+    // Fixed again; then a hand-edited compiled file is put back.
+    std::fs::write(&model, "select id from {{ ref('base') }}\n").expect("write");
+    assert_eq!(compile().code, 0);
+    std::fs::write(&compiled, "-- edited").expect("write");
+    let out = compile();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let text = std::fs::read_to_string(&compiled).expect("read");
+    assert!(
+        text.starts_with("select id from") && text.contains("base"),
+        "{text}"
+    );
+}
+
+#[test]
 fn ls_json_carries_column_lineage() {
     let dir = example_project();
     let out = run_in(
