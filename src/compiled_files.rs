@@ -111,10 +111,17 @@ impl CompileCache {
         written: Vec<(String, WrittenFile)>,
         passed: impl IntoIterator<Item = (String, u64)>,
     ) -> std::io::Result<()> {
+        let mut changed = false;
         for (path, w) in written {
-            self.files.insert(path, w.0);
+            changed |= self.files.insert(path, w.0) != Some(w.0);
         }
-        self.passed.extend(passed);
+        for (id, key) in passed {
+            changed |= self.passed.insert(id, key) != Some(key);
+        }
+        if !changed && target_dir.join(CACHE_FILE).exists() {
+            // An unchanged project: the cache on disk already says all this.
+            return Ok(());
+        }
         let mut out = Vec::with_capacity(self.files.len() * 128);
         writeln!(out, "{HEADER}")?;
         let mut files: Vec<(&String, &Written)> = self.files.iter().collect();
@@ -259,6 +266,32 @@ mod tests {
             std::fs::read_to_string(dir.join("compiled/a.sql")).unwrap(),
             "select 1"
         );
+    }
+
+    #[test]
+    fn an_unchanged_compile_leaves_the_cache_file_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let jobs = [job(dir, "a.sql", "select 1")];
+        let passed = || [("model.p.a".to_string(), 7)];
+        let first = write_all(&jobs, &CompileCache::default()).unwrap();
+        CompileCache::default().save(dir, first, passed()).unwrap();
+        let saved = std::fs::metadata(dir.join(CACHE_FILE)).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+
+        let cache = CompileCache::load(dir);
+        let again = write_all(&jobs, &cache).unwrap();
+        cache.save(dir, again, passed()).unwrap();
+        let now = std::fs::metadata(dir.join(CACHE_FILE)).unwrap();
+        assert_eq!(mtime_ns(&saved), mtime_ns(&now));
+
+        // A new verdict is recorded.
+        let cache = CompileCache::load(dir);
+        let again = write_all(&jobs, &cache).unwrap();
+        cache
+            .save(dir, again, [("model.p.a".to_string(), 8)])
+            .unwrap();
+        assert!(CompileCache::load(dir).passed_check("model.p.a", 8));
     }
 
     #[test]
