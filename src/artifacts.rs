@@ -356,7 +356,13 @@ pub fn write_atomic_with(
             .unwrap_or("artifact")
     ));
     let moved = std::fs::rename(path, &aside).is_ok();
-    tmp.persist(path).map_err(|e| e.error)?;
+    if let Err(e) = tmp.persist(path) {
+        if moved {
+            // Put the previous artifact back rather than lose it.
+            let _ = std::fs::rename(&aside, path);
+        }
+        return Err(e.error);
+    }
     if moved {
         let _ = std::fs::remove_file(&aside);
     }
