@@ -40,6 +40,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "sources",
     "tests",
     "data_tests",
+    "analyses",
     "unit_tests",
     "metrics",
     "semantic-models",
@@ -147,7 +148,11 @@ pub struct ProjectConfig {
     pub seed_paths: Vec<String>,
     pub macro_paths: Vec<String>,
     pub test_paths: Vec<String>,
+    /// Where analyses live. dbt compiles none unless `analysis-paths` is set.
     pub analysis_paths: Vec<String>,
+    /// dbt's `flags: require_corrected_analysis_fqns`: analysis fqns without
+    /// the folder segment, and the `analyses:` config tree honoured.
+    pub corrected_analysis_fqns: bool,
     pub snapshot_paths: Vec<String>,
     pub docs_paths: Vec<String>,
     pub target_path: String,
@@ -204,7 +209,17 @@ impl ProjectConfig {
             .and_then(Value::as_str)
             .unwrap_or("target")
             .to_string();
+        let corrected_analysis_fqns = map
+            .get("flags")
+            .and_then(|f| f.get("require_corrected_analysis_fqns"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         let mut trees = BTreeMap::new();
+        if corrected_analysis_fqns {
+            if let Some(v) = map.get("analyses") {
+                trees.insert("analyses".to_string(), v.clone());
+            }
+        }
         for key in [
             "models",
             "seeds",
@@ -232,7 +247,11 @@ impl ProjectConfig {
             seed_paths: paths(&["seed-paths", "data-paths"], "seeds"),
             macro_paths: paths(&["macro-paths"], "macros"),
             test_paths: paths(&["test-paths"], "tests"),
-            analysis_paths: paths(&["analysis-paths"], "analyses"),
+            analysis_paths: map
+                .get("analysis-paths")
+                .map(string_list)
+                .unwrap_or_default(),
+            corrected_analysis_fqns,
             snapshot_paths: paths(&["snapshot-paths"], "snapshots"),
             docs_paths: map.get("docs-paths").map(string_list).unwrap_or_default(),
             clean_targets: map

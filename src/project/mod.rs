@@ -69,6 +69,7 @@ pub fn load(root: &Path) -> Result<(Project, Diagnostics), Diagnostics> {
             &config.seed_paths,
             &config.macro_paths,
             &config.test_paths,
+            &config.analysis_paths,
             &docs_paths,
         ]
         .into_iter()
@@ -88,6 +89,14 @@ pub fn load(root: &Path) -> Result<(Project, Diagnostics), Diagnostics> {
     })();
     let (model_files, mut yaml_files, seed_files, seed_yaml, macro_files, test_files, md_files) =
         collected.map_err(Diagnostics::from)?;
+    let analysis_files = listing
+        .read(&config.analysis_paths, &["sql"])
+        .map_err(Diagnostics::from)?;
+    yaml_files.extend(
+        listing
+            .read(&config.analysis_paths, &["yml", "yaml"])
+            .map_err(Diagnostics::from)?,
+    );
     yaml_files.extend(seed_yaml);
     yaml_files.extend(
         listing
@@ -108,6 +117,7 @@ pub fn load(root: &Path) -> Result<(Project, Diagnostics), Diagnostics> {
     b.add_seeds(&seed_files);
     b.add_sources(&schema);
     b.add_singular_tests(&test_files);
+    b.add_analyses(&analysis_files);
     b.apply_patches(&schema);
     b.add_generic_tests();
     let Builder { nodes, diags, .. } = b;
@@ -441,6 +451,22 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// Analyses: compiled, never run. By default dbt names them with their
+    /// folder (`project.analyses.name`) and ignores the `analyses:` config
+    /// tree; `flags: require_corrected_analysis_fqns` fixes both.
+    fn add_analyses(&mut self, analysis_files: &[SourceFile]) {
+        for f in analysis_files {
+            let name = files::stem(&f.rel).to_string();
+            let mut node = self.base_node(ResourceType::Analysis, &name, f, "analyses");
+            if !self.config.corrected_analysis_fqns {
+                if let Some((root, _)) = f.path.split_once('/') {
+                    node.fqn.insert(1, root.to_string());
+                }
+            }
+            self.insert_unique(node);
+        }
+    }
+
     fn add_singular_tests(&mut self, test_files: &[SourceFile]) {
         for f in test_files.iter().filter(|f| !is_generic_test_file(f)) {
             let name = files::stem(&f.rel).to_string();
@@ -453,6 +479,7 @@ impl<'a> Builder<'a> {
         for (patches, rt) in [
             (&schema.models, ResourceType::Model),
             (&schema.seeds, ResourceType::Seed),
+            (&schema.analyses, ResourceType::Analysis),
         ] {
             for p in patches {
                 self.apply_patch(p, rt);

@@ -72,6 +72,7 @@ pub struct SchemaFiles {
     pub models: Vec<Patch>,
     pub seeds: Vec<Patch>,
     pub snapshots: Vec<Patch>,
+    pub analyses: Vec<Patch>,
     pub sources: Vec<SourceTable>,
 }
 
@@ -114,6 +115,7 @@ pub fn parse_all(files: &[SourceFile]) -> (SchemaFiles, Diagnostics) {
         out.models.extend(one.models);
         out.seeds.extend(one.seeds);
         out.snapshots.extend(one.snapshots);
+        out.analyses.extend(one.analyses);
         out.sources.extend(one.sources);
         diags.extend(d);
     }
@@ -122,7 +124,12 @@ pub fn parse_all(files: &[SourceFile]) -> (SchemaFiles, Diagnostics) {
 
 fn parse_one(f: &SourceFile, doc: &Value, out: &mut SchemaFiles, diags: &mut Diagnostics) {
     let Some(map) = doc.as_object() else { return };
-    for (key, target) in [("models", 0), ("seeds", 1), ("snapshots", 2)] {
+    for (key, target) in [
+        ("models", 0),
+        ("seeds", 1),
+        ("snapshots", 2),
+        ("analyses", 3),
+    ] {
         let mut cursor = f.line_of_key(key, 1, usize::MAX).unwrap_or(1);
         for entry in map.get(key).and_then(Value::as_array).into_iter().flatten() {
             if let Some(p) = parse_patch(f, entry, cursor, diags) {
@@ -131,7 +138,8 @@ fn parse_one(f: &SourceFile, doc: &Value, out: &mut SchemaFiles, diags: &mut Dia
                 match target {
                     0 => out.models.push(p),
                     1 => out.seeds.push(p),
-                    _ => out.snapshots.push(p),
+                    2 => out.snapshots.push(p),
+                    _ => out.analyses.push(p),
                 }
             }
         }

@@ -359,6 +359,94 @@ fn a_repeated_compile_rewrites_and_rechecks_only_what_changed() {
 }
 
 #[test]
+fn analyses_compile_list_and_never_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_tree(
+        &repo_root().join("tests/fixtures/bad/unknown_selector"),
+        dir.path(),
+    );
+    let write = |rel: &str, text: &str| {
+        let p = dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    };
+    write(
+        "analyses/weekly/report.sql",
+        "select count(*) as n from {{ ref('base') }}\n",
+    );
+    write(
+        "analyses/props.yml",
+        "version: 2\nanalyses:\n  - name: report\n    description: Rows in base.\n",
+    );
+
+    // dbt compiles no analyses until `analysis-paths` says where they are.
+    let out = run_in(dir.path(), &["ls", "--resource-type", "analysis"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout.trim(), "", "{}", out.stdout);
+
+    let project = dir.path().join("dbt_project.yml");
+    let text = std::fs::read_to_string(&project).expect("read");
+    std::fs::write(&project, format!("{text}analysis-paths: [\"analyses\"]\n")).expect("write");
+    let out = run_in(dir.path(), &["ls", "--resource-type", "analysis"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // dbt's default fqn keeps the folder: `project.analyses.<dirs>.name`.
+    assert_eq!(
+        out.stdout.trim(),
+        "bad.analyses.weekly.report",
+        "{}",
+        out.stdout
+    );
+
+    let out = run_in(dir.path(), &["compile"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let compiled = std::fs::read_to_string(
+        dir.path()
+            .join("target/compiled/bad/analyses/weekly/report.sql"),
+    )
+    .expect("compiled analysis");
+    assert!(
+        compiled.contains("\"base\"") && !compiled.contains("ref("),
+        "{compiled}"
+    );
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("target/manifest.json")).expect("manifest"),
+    )
+    .expect("json");
+    let node = &manifest["nodes"]["analysis.bad.report"];
+    assert_eq!(node["resource_type"], "analysis");
+    assert_eq!(node["description"], "Rows in base.");
+    assert_eq!(node["depends_on"]["nodes"][0], "model.bad.base");
+
+    // `run` builds models only.
+    let out = run_in(dir.path(), &["run"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let results: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("target/run_results.json")).expect("results"),
+    )
+    .expect("json");
+    let ids: Vec<&str> = results["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter_map(|r| r["unique_id"].as_str())
+        .collect();
+    assert!(
+        !ids.is_empty() && ids.iter().all(|id| id.starts_with("model.")),
+        "{ids:?}"
+    );
+
+    // With dbt's corrected-fqn flag the folder drops out and `analyses:` configs apply.
+    std::fs::write(
+        &project,
+        format!("{text}analysis-paths: [\"analyses\"]\nflags:\n  require_corrected_analysis_fqns: true\nanalyses:\n  bad:\n    weekly:\n      +tags: [finance]\n"),
+    )
+    .expect("write");
+    let out = run_in(dir.path(), &["ls", "-s", "tag:finance"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout.trim(), "bad.weekly.report", "{}", out.stdout);
+}
+
+#[test]
 fn ls_json_carries_column_lineage() {
     let dir = example_project();
     let out = run_in(
