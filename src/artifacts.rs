@@ -265,7 +265,14 @@ impl Serialize for ManifestNode<'_> {
         m.serialize_entry("relation_name", &n.relation_name)?;
         m.serialize_entry("raw_code", &n.raw_code)?;
         m.serialize_entry("language", &n.language)?;
-        m.serialize_entry("compiled_code", &n.compiled_code)?;
+        // A node this invocation did not compile (`compile -s …`) still holds
+        // its phase-one text with relation placeholders: as in dbt, it has no
+        // compiled code yet.
+        let compiled = n
+            .compiled_code
+            .as_deref()
+            .filter(|c| !c.contains(crate::templating::objects::MARK));
+        m.serialize_entry("compiled_code", &compiled)?;
         m.serialize_entry("compiled_path", &n.compiled_path)?;
         m.serialize_entry("config", &ManifestConfig(n))?;
         m.serialize_entry("description", &n.description)?;

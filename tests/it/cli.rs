@@ -447,6 +447,33 @@ fn analyses_compile_list_and_never_run() {
 }
 
 #[test]
+fn a_partial_compile_leaves_unselected_nodes_uncompiled_in_the_manifest() {
+    let dir = example_project();
+    let out = run_in(dir.path(), &["compile", "-s", "int_tweets"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("target/manifest.json")).expect("manifest"),
+    )
+    .expect("json");
+    let nodes = manifest["nodes"].as_object().expect("nodes");
+    let selected = nodes["model.twitter_analytics.int_tweets"]["compiled_code"]
+        .as_str()
+        .expect("the selected model is compiled");
+    assert!(
+        selected.contains("\"raw_twitter\".\"tweets\""),
+        "{selected}"
+    );
+    for (id, n) in nodes {
+        let code = n["compiled_code"].as_str().unwrap_or_default();
+        assert!(
+            !code.contains('\u{1}'),
+            "{id} carries a placeholder: {code}"
+        );
+    }
+    assert!(nodes["model.twitter_analytics.int_users"]["compiled_code"].is_null());
+}
+
+#[test]
 fn ls_json_carries_column_lineage() {
     let dir = example_project();
     let out = run_in(
