@@ -361,6 +361,10 @@ pub fn jinja_diagnostic(
             "E0205",
             vec!["define the macro under macro-paths, or check its spelling".to_string()],
         ),
+        (None, _) if e.detail().is_some_and(|d| d.starts_with("undefined has no method")) => (
+            "E0202",
+            vec!["`name.macro(…)` on an undefined name: if `name` is a dbt package (packages.yml, dbt_packages/), sluice does not load packages yet; otherwise check the spelling".to_string()],
+        ),
         (None, _) => ("E0202", Vec::new()),
     };
     let message = match (code, e.detail()) {
@@ -810,6 +814,20 @@ mod tests {
         assert_eq!(
             desugar_test_blocks(src),
             "{% macro test_is_positive(model, column_name) %}\nselect 1\n{%- endmacro %}\n{% macro x() %}{% endmacro %}"
+        );
+    }
+
+    #[test]
+    fn a_package_macro_call_says_packages_are_not_loaded() {
+        let env = Environment::new();
+        let e = env
+            .render_str("select 1\n{{ dbt_utils.star(x) }}", ())
+            .expect_err("undefined package");
+        let d = jinja_diagnostic(&e, "models/m.sql", None);
+        assert_eq!((d.code, d.line), ("E0202", Some(2)));
+        assert!(
+            d.hints.iter().any(|h| h.contains("does not load packages")),
+            "{d:?}"
         );
     }
 }
