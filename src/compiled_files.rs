@@ -56,9 +56,13 @@ pub fn check_key(engine: &str, sql: &str) -> u64 {
     h.finish()
 }
 
+/// The modification time in nanoseconds (0 where the platform has none,
+/// which only makes the cache rewrite files).
 fn mtime_ns(m: &std::fs::Metadata) -> i128 {
-    use std::os::unix::fs::MetadataExt;
-    i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec())
+    m.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as i128)
 }
 
 impl CompileCache {
@@ -166,7 +170,7 @@ pub fn write_all(
             if let Some(old) = cache.files.get(&j.key) {
                 if old.hash == hash {
                     if let Ok(m) = std::fs::metadata(&j.path) {
-                        if m.len() == old.len && mtime_ns(&m) == old.mtime_ns {
+                        if old.mtime_ns != 0 && m.len() == old.len && mtime_ns(&m) == old.mtime_ns {
                             return Ok((j.key.clone(), WrittenFile(*old)));
                         }
                     }
