@@ -403,6 +403,8 @@ fn compile_cmd(
     let root = c.project.root.clone();
     let target_dir = c.project.target_dir();
     let base = target_dir.join("compiled").join(c.project.name());
+    let shown_base = shown_path(&base, &root);
+    let key_base = format!("compiled/{}", c.project.name());
     // Every compiled node's file; tests go under their YAML file's path.
     let mut jobs = Vec::new();
     for id in &ids {
@@ -417,10 +419,8 @@ fn compile_cmd(
         } else {
             n.original_file_path.clone()
         };
-        let path = base.join(rel);
-        n.compiled_path = Some(shown_path(&path, &root));
-        let key = shown_path(&path, &target_dir);
-        jobs.push((id, path, key));
+        n.compiled_path = Some(format!("{shown_base}/{rel}"));
+        jobs.push((id, base.join(&rel), format!("{key_base}/{rel}")));
     }
     let c = &*c;
     let jobs: Vec<compiled_files::Job> = jobs
@@ -449,10 +449,7 @@ fn compile_cmd(
     let written = written?;
     let count = written.len();
     cache.save(&target_dir, written, passed)?;
-    ui.info(format!(
-        "Compiled {count} nodes into {}",
-        shown_path(&base, &root)
-    ));
+    ui.info(format!("Compiled {count} nodes into {shown_base}"));
     exit_without_freeing(loaded);
     if check.has_errors() {
         return Err(check.into());
