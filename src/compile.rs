@@ -34,7 +34,7 @@ impl Compiled {
 fn is_rendered(n: &Node) -> bool {
     matches!(
         n.resource_type,
-        ResourceType::Model | ResourceType::Test | ResourceType::Analysis
+        ResourceType::Model | ResourceType::Test | ResourceType::Analysis | ResourceType::Snapshot
     )
 }
 
@@ -485,6 +485,22 @@ fn name_relations(project: &mut Project, renderer: &Renderer, diags: &mut Diagno
             } else {
                 custom_db.or_else(|| target_db.clone())
             };
+            // A snapshot's legacy `target_schema`/`target_database` are used
+            // as written, without the naming macros.
+            if n.resource_type == ResourceType::Snapshot {
+                let verbatim = |key: &str| {
+                    n.config
+                        .get(key)
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                };
+                if let Some(schema) = verbatim("target_schema") {
+                    n.schema = schema;
+                }
+                if let Some(db) = verbatim("target_database") {
+                    n.database = Some(db);
+                }
+            }
         }
         let kind = match n.resource_type {
             ResourceType::Seed | ResourceType::Source => "table".to_string(),

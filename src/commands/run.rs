@@ -92,6 +92,21 @@ pub fn execute(g: &GlobalArgs, ui: &Ui, mode: Mode, a: &RunArgs) -> Result<Exit,
     } else {
         Vec::new()
     };
+    if mode == Mode::Build {
+        let snapshots = chosen
+            .iter()
+            .filter(|id| {
+                c.nodes()
+                    .get(*id)
+                    .is_some_and(|n| n.resource_type == ResourceType::Snapshot)
+            })
+            .count();
+        if snapshots > 0 {
+            ui.eprint(format!(
+                "warning: {snapshots} selected snapshot(s) not built: sluice does not run snapshots yet; models that ref them read the existing tables"
+            ));
+        }
+    }
     let selected: BTreeSet<String> = chosen
         .into_iter()
         .filter(|id| {

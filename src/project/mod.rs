@@ -70,6 +70,7 @@ pub fn load(root: &Path) -> Result<(Project, Diagnostics), Diagnostics> {
             &config.macro_paths,
             &config.test_paths,
             &config.analysis_paths,
+            &config.snapshot_paths,
             &docs_paths,
         ]
         .into_iter()
@@ -92,6 +93,14 @@ pub fn load(root: &Path) -> Result<(Project, Diagnostics), Diagnostics> {
     let analysis_files = listing
         .read(&config.analysis_paths, &["sql"])
         .map_err(Diagnostics::from)?;
+    let snapshot_files = listing
+        .read(&config.snapshot_paths, &["sql"])
+        .map_err(Diagnostics::from)?;
+    yaml_files.extend(
+        listing
+            .read(&config.snapshot_paths, &["yml", "yaml"])
+            .map_err(Diagnostics::from)?,
+    );
     yaml_files.extend(
         listing
             .read(&config.analysis_paths, &["yml", "yaml"])
@@ -118,6 +127,7 @@ pub fn load(root: &Path) -> Result<(Project, Diagnostics), Diagnostics> {
     b.add_sources(&schema);
     b.add_singular_tests(&test_files);
     b.add_analyses(&analysis_files);
+    b.add_snapshots(&snapshot_files);
     b.apply_patches(&schema);
     b.add_generic_tests();
     let Builder { nodes, diags, .. } = b;
@@ -203,6 +213,58 @@ pub fn block_names(text: &str, keywords: &[&str]) -> Vec<(String, String)> {
                 }
             }
         }
+    }
+    out
+}
+
+struct SnapshotBlock {
+    name: String,
+    /// The block's body, preceded by as many newlines as the file has
+    /// before it, so line numbers match the file.
+    code: String,
+    /// The line of the `{% snapshot %}` tag.
+    line: usize,
+}
+
+fn snapshot_blocks(text: &str) -> Vec<SnapshotBlock> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(start) = text[at..].find("{%").map(|i| at + i) {
+        let Some(close) = text[start..].find("%}").map(|i| start + i) else {
+            break;
+        };
+        let tag = text[start + 2..close].trim_matches(['-', '+', ' ', '\n', '\t', '\r']);
+        at = close + 2;
+        let Some(name) = tag
+            .strip_prefix("snapshot")
+            .filter(|r| r.starts_with(char::is_whitespace))
+        else {
+            continue;
+        };
+        let name = name.trim().to_string();
+        // The body runs to the matching `{% endsnapshot %}` tag.
+        let mut end = None;
+        let mut scan = at;
+        while let Some(open) = text[scan..].find("{%").map(|i| scan + i) {
+            let Some(shut) = text[open..].find("%}").map(|i| open + i) else {
+                break;
+            };
+            if text[open + 2..shut].trim_matches(['-', '+', ' ', '\n', '\t', '\r']) == "endsnapshot"
+            {
+                end = Some((open, shut + 2));
+                break;
+            }
+            scan = shut + 2;
+        }
+        let Some((body_end, after)) = end else { break };
+        let line = text[..start].matches('\n').count() + 1;
+        let lead = text[..at].matches('\n').count();
+        out.push(SnapshotBlock {
+            name,
+            code: format!("{}{}", "\n".repeat(lead), &text[at..body_end]),
+            line,
+        });
+        at = after;
     }
     out
 }
@@ -467,6 +529,27 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// Snapshots: every `{% snapshot name %}…{% endsnapshot %}` block. The
+    /// body is the node's code, kept on its lines in the file so errors
+    /// point at the right one; dbt's fqn for a snapshot includes the file name.
+    fn add_snapshots(&mut self, snapshot_files: &[SourceFile]) {
+        for f in snapshot_files {
+            for block in snapshot_blocks(&f.text) {
+                let mut node = self.base_node(ResourceType::Snapshot, &block.name, f, "snapshots");
+                node.unique_id = format!("snapshot.{}.{}", self.project(), block.name);
+                node.fqn
+                    .insert(node.fqn.len() - 1, files::stem(&f.rel).to_string());
+                node.config = self.config.tree_config("snapshots", &node.fqn);
+                node.config
+                    .entry("materialized".to_string())
+                    .or_insert_with(|| Value::from("snapshot"));
+                node.raw_code = block.code;
+                node.line = block.line;
+                self.insert_unique(node);
+            }
+        }
+    }
+
     fn add_singular_tests(&mut self, test_files: &[SourceFile]) {
         for f in test_files.iter().filter(|f| !is_generic_test_file(f)) {
             let name = files::stem(&f.rel).to_string();
@@ -480,6 +563,7 @@ impl<'a> Builder<'a> {
             (&schema.models, ResourceType::Model),
             (&schema.seeds, ResourceType::Seed),
             (&schema.analyses, ResourceType::Analysis),
+            (&schema.snapshots, ResourceType::Snapshot),
         ] {
             for p in patches {
                 self.apply_patch(p, rt);
@@ -798,6 +882,19 @@ pub fn apply_inline_config(node: &mut Node, inline: &Config) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn snapshot_blocks_keep_their_lines_and_names() {
+        let text = "-- two snapshots\n{%- snapshot a -%}\nselect 1\n{%- endsnapshot %}\n\n{% snapshot b %}\n  {% if true %}select 2{% endif %}\n{% endsnapshot %}\n{% snapshot unterminated %}\n";
+        let blocks = snapshot_blocks(text);
+        let got: Vec<(&str, usize)> = blocks.iter().map(|b| (b.name.as_str(), b.line)).collect();
+        assert_eq!(got, [("a", 2), ("b", 6)]);
+        assert_eq!(blocks[0].code, "\n\nselect 1\n");
+        assert_eq!(
+            blocks[1].code.lines().nth(6),
+            Some("  {% if true %}select 2{% endif %}")
+        );
+    }
 
     #[test]
     fn finds_macro_and_test_blocks() {

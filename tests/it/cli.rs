@@ -474,6 +474,83 @@ fn a_partial_compile_leaves_unselected_nodes_uncompiled_in_the_manifest() {
 }
 
 #[test]
+fn snapshots_parse_compile_and_can_be_referenced() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_tree(
+        &repo_root().join("tests/fixtures/bad/unknown_selector"),
+        dir.path(),
+    );
+    let write = |rel: &str, text: &str| {
+        let p = dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    };
+    write(
+        "snapshots/base_snap.sql",
+        "-- history of base\n{% snapshot base_snapshot %}\n{{ config(target_schema='history', unique_key='id', strategy='check', check_cols='all') }}\nselect * from {{ ref('base') }}\n{% endsnapshot %}\n",
+    );
+    write(
+        "models/uses_snap.sql",
+        "select * from {{ ref('base_snapshot') }}\n",
+    );
+
+    // dbt's fqn for a snapshot carries its file name.
+    let out = run_in(dir.path(), &["ls", "--resource-type", "snapshot"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout.trim(),
+        "bad.base_snap.base_snapshot",
+        "{}",
+        out.stdout
+    );
+
+    let out = run_in(dir.path(), &["compile"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let read = |rel: &str| std::fs::read_to_string(dir.path().join(rel)).expect(rel);
+    let snap = read("target/compiled/bad/snapshots/base_snap.sql");
+    assert!(
+        snap.contains("\"base\"") && !snap.contains("ref("),
+        "{snap}"
+    );
+    // `target_schema` is used as written, not through generate_schema_name.
+    let uses = read("target/compiled/bad/models/uses_snap.sql");
+    assert!(uses.contains("\"history\".\"base_snapshot\""), "{uses}");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&read("target/manifest.json")).expect("json");
+    let node = &manifest["nodes"]["snapshot.bad.base_snapshot"];
+    assert_eq!(node["resource_type"], "snapshot");
+    assert_eq!(node["config"]["materialized"], "snapshot");
+    assert_eq!(node["config"]["unique_key"], "id");
+    assert_eq!(node["depends_on"]["nodes"][0], "model.bad.base");
+    assert_eq!(
+        manifest["nodes"]["model.bad.uses_snap"]["depends_on"]["nodes"][0],
+        "snapshot.bad.base_snapshot"
+    );
+
+    // Not built yet, and `build` says so rather than skipping it silently.
+    let out = run_in(dir.path(), &["build", "-s", "base_snapshot"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("1 selected snapshot(s) not built"),
+        "{}",
+        out.stderr
+    );
+
+    // Errors inside a snapshot point at the line in its file.
+    write(
+        "snapshots/broken.sql",
+        "{% snapshot broken %}\nselect 1\n{{ no_such_macro() }}\n{% endsnapshot %}\n",
+    );
+    let out = run_in(dir.path(), &["parse"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("snapshots/broken.sql:3"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn ls_json_carries_column_lineage() {
     let dir = example_project();
     let out = run_in(
