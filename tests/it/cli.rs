@@ -358,18 +358,31 @@ fn a_repeated_compile_rewrites_and_rechecks_only_what_changed() {
     );
 }
 
-#[test]
-fn analyses_compile_list_and_never_run() {
+/// A project with one model, `base`, on in-memory DuckDB, to add files to.
+fn one_model_project() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     copy_tree(
         &repo_root().join("tests/fixtures/bad/unknown_selector"),
         dir.path(),
     );
-    let write = |rel: &str, text: &str| {
-        let p = dir.path().join(rel);
-        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        std::fs::write(p, text).expect("write");
-    };
+    dir
+}
+
+fn write_file(root: &std::path::Path, rel: &str, text: &str) {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+    std::fs::write(p, text).expect("write");
+}
+
+fn read_json(path: &std::path::Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).expect("json")
+}
+
+#[test]
+fn analyses_compile_list_and_never_run() {
+    let dir = one_model_project();
+    let write = |rel: &str, text: &str| write_file(dir.path(), rel, text);
     write(
         "analyses/weekly/report.sql",
         "select count(*) as n from {{ ref('base') }}\n",
@@ -408,10 +421,7 @@ fn analyses_compile_list_and_never_run() {
         compiled.contains("\"base\"") && !compiled.contains("ref("),
         "{compiled}"
     );
-    let manifest: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("target/manifest.json")).expect("manifest"),
-    )
-    .expect("json");
+    let manifest = read_json(&dir.path().join("target/manifest.json"));
     let node = &manifest["nodes"]["analysis.bad.report"];
     assert_eq!(node["resource_type"], "analysis");
     assert_eq!(node["description"], "Rows in base.");
@@ -420,10 +430,7 @@ fn analyses_compile_list_and_never_run() {
     // `run` builds models only.
     let out = run_in(dir.path(), &["run"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let results: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("target/run_results.json")).expect("results"),
-    )
-    .expect("json");
+    let results = read_json(&dir.path().join("target/run_results.json"));
     let ids: Vec<&str> = results["results"]
         .as_array()
         .expect("results")
@@ -451,10 +458,7 @@ fn a_partial_compile_leaves_unselected_nodes_uncompiled_in_the_manifest() {
     let dir = example_project();
     let out = run_in(dir.path(), &["compile", "-s", "int_tweets"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let manifest: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("target/manifest.json")).expect("manifest"),
-    )
-    .expect("json");
+    let manifest = read_json(&dir.path().join("target/manifest.json"));
     let nodes = manifest["nodes"].as_object().expect("nodes");
     let selected = nodes["model.twitter_analytics.int_tweets"]["compiled_code"]
         .as_str()
@@ -475,16 +479,8 @@ fn a_partial_compile_leaves_unselected_nodes_uncompiled_in_the_manifest() {
 
 #[test]
 fn snapshots_parse_compile_and_can_be_referenced() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    copy_tree(
-        &repo_root().join("tests/fixtures/bad/unknown_selector"),
-        dir.path(),
-    );
-    let write = |rel: &str, text: &str| {
-        let p = dir.path().join(rel);
-        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        std::fs::write(p, text).expect("write");
-    };
+    let dir = one_model_project();
+    let write = |rel: &str, text: &str| write_file(dir.path(), rel, text);
     write(
         "snapshots/base_snap.sql",
         "-- history of base\n{% snapshot base_snapshot %}\n{{ config(target_schema='history', unique_key='id', strategy='check', check_cols='all') }}\nselect * from {{ ref('base') }}\n{% endsnapshot %}\n",
@@ -515,8 +511,7 @@ fn snapshots_parse_compile_and_can_be_referenced() {
     // `target_schema` is used as written, not through generate_schema_name.
     let uses = read("target/compiled/bad/models/uses_snap.sql");
     assert!(uses.contains("\"history\".\"base_snapshot\""), "{uses}");
-    let manifest: serde_json::Value =
-        serde_json::from_str(&read("target/manifest.json")).expect("json");
+    let manifest = read_json(&dir.path().join("target/manifest.json"));
     let node = &manifest["nodes"]["snapshot.bad.base_snapshot"];
     assert_eq!(node["resource_type"], "snapshot");
     assert_eq!(node["config"]["materialized"], "snapshot");
