@@ -130,7 +130,9 @@ pub fn load(root: &Path) -> Result<(Project, Diagnostics), Diagnostics> {
     b.add_snapshots(&snapshot_files);
     b.apply_patches(&schema);
     b.add_generic_tests();
-    let Builder { nodes, diags, .. } = b;
+    let Builder {
+        nodes, mut diags, ..
+    } = b;
     // Freeing tens of thousands of parsed YAML entries and file texts is
     // pure overhead on the way to rendering: a pool thread does it.
     let parsed = (schema, yaml_files, model_files);
@@ -144,7 +146,13 @@ pub fn load(root: &Path) -> Result<(Project, Diagnostics), Diagnostics> {
             .cloned()
             .map(macro_file),
     );
-    let docs = md_files.iter().flat_map(|f| docs_blocks(&f.text)).collect();
+    let mut docs = BTreeMap::new();
+    for f in &md_files {
+        match docs_blocks(&f.text, &f.path) {
+            Ok(found) => docs.extend(found),
+            Err(d) => diags.push(d),
+        }
+    }
     let project = Project {
         root: root.to_path_buf(),
         config,
@@ -217,77 +225,76 @@ pub fn block_names(text: &str, keywords: &[&str]) -> Vec<(String, String)> {
     out
 }
 
-struct SnapshotBlock {
-    name: String,
-    /// The block's body, preceded by as many newlines as the file has
-    /// before it, so line numbers match the file.
-    code: String,
-    /// The line of the `{% snapshot %}` tag.
+/// A `{% kind name %}…{% endkind %}` block (docs, snapshot).
+struct Block<'t> {
+    name: &'t str,
+    /// The 1-based line of the opening tag.
     line: usize,
+    /// Byte offsets of the body, between the two tags.
+    body: std::ops::Range<usize>,
 }
 
-fn snapshot_blocks(text: &str) -> Vec<SnapshotBlock> {
+/// The next `{% … %}` tag at or after `from`: (start, end, inner text).
+fn next_tag(text: &str, from: usize) -> Option<(usize, usize, &str)> {
+    let open = from + text[from..].find("{%")?;
+    let close = open + text[open..].find("%}")?;
+    let inner = text[open + 2..close].trim_matches(['-', '+', ' ', '\n', '\t', '\r']);
+    Some((open, close + 2, inner))
+}
+
+/// Every `{% kind name %}…{% endkind %}` block of `text`; a block that is
+/// never closed is an error naming `path` and the opening tag's line.
+fn blocks<'t>(text: &'t str, kind: &str, path: &str) -> Result<Vec<Block<'t>>, Diagnostic> {
+    let end_tag = format!("end{kind}");
     let mut out = Vec::new();
     let mut at = 0;
-    while let Some(start) = text[at..].find("{%").map(|i| at + i) {
-        let Some(close) = text[start..].find("%}").map(|i| start + i) else {
-            break;
-        };
-        let tag = text[start + 2..close].trim_matches(['-', '+', ' ', '\n', '\t', '\r']);
-        at = close + 2;
-        let Some(name) = tag
-            .strip_prefix("snapshot")
+    while let Some((start, after, inner)) = next_tag(text, at) {
+        at = after;
+        let Some(name) = inner
+            .strip_prefix(kind)
             .filter(|r| r.starts_with(char::is_whitespace))
         else {
             continue;
         };
-        let name = name.trim().to_string();
-        // The body runs to the matching `{% endsnapshot %}` tag.
-        let mut end = None;
-        let mut scan = at;
-        while let Some(open) = text[scan..].find("{%").map(|i| scan + i) {
-            let Some(shut) = text[open..].find("%}").map(|i| open + i) else {
-                break;
-            };
-            if text[open + 2..shut].trim_matches(['-', '+', ' ', '\n', '\t', '\r']) == "endsnapshot"
-            {
-                end = Some((open, shut + 2));
-                break;
-            }
-            scan = shut + 2;
-        }
-        let Some((body_end, after)) = end else { break };
         let line = text[..start].matches('\n').count() + 1;
-        let lead = text[..at].matches('\n').count();
-        out.push(SnapshotBlock {
-            name,
-            code: format!("{}{}", "\n".repeat(lead), &text[at..body_end]),
+        let mut scan = after;
+        let close = loop {
+            match next_tag(text, scan) {
+                Some((open, shut, inner)) if inner == end_tag => break Some((open, shut)),
+                Some((_, shut, _)) => scan = shut,
+                None => break None,
+            }
+        };
+        let Some((body_end, next)) = close else {
+            return Err(Diagnostic::error(
+                "E0111",
+                format!("`{{% {kind} {} %}}` is never closed", name.trim()),
+            )
+            .at(path.to_string(), Some(line))
+            .hint(format!("end the block with {{% {end_tag} %}}")));
+        };
+        out.push(Block {
+            name: name.trim(),
             line,
+            body: after..body_end,
         });
-        at = after;
+        at = next;
     }
-    out
+    Ok(out)
 }
 
-fn docs_blocks(text: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("{%") {
-        let after = &rest[start + 2..];
-        let Some(close) = after.find("%}") else { break };
-        let tag = after[..close].trim_matches(['-', ' ', '\n', '\t']);
-        rest = &after[close + 2..];
-        if let Some(name) = tag.strip_prefix("docs ") {
-            let Some(end) = rest.find("enddocs") else {
-                break;
-            };
-            let body = &rest[..end];
-            let body = body.rfind("{%").map(|i| &body[..i]).unwrap_or(body);
-            out.push((name.trim().to_string(), body.trim().to_string()));
-            rest = &rest[end..];
-        }
-    }
-    out
+/// A snapshot's code: its body, preceded by as many newlines as the file
+/// has before it, so line numbers in errors match the file.
+fn snapshot_code(text: &str, b: &Block<'_>) -> String {
+    let lead = text[..b.body.start].matches('\n').count();
+    format!("{}{}", "\n".repeat(lead), &text[b.body.clone()])
+}
+
+fn docs_blocks(text: &str, path: &str) -> Result<Vec<(String, String)>, Diagnostic> {
+    Ok(blocks(text, "docs", path)?
+        .into_iter()
+        .map(|b| (b.name.to_string(), text[b.body].trim().to_string()))
+        .collect())
 }
 
 struct Builder<'a> {
@@ -322,10 +329,27 @@ impl<'a> Builder<'a> {
         &self.config.name
     }
 
-    fn base_node(&self, rt: ResourceType, name: &str, f: &SourceFile, tree: &str) -> Node {
+    /// `project.<folders under the resource root>.<name>`: dbt's fqn.
+    fn fqn(&self, dirs_of: &str, name: &str) -> Vec<String> {
         let mut fqn = vec![self.project().to_string()];
-        fqn.extend(files::dirs(&f.rel));
+        fqn.extend(files::dirs(dirs_of));
         fqn.push(name.to_string());
+        fqn
+    }
+
+    fn base_node(&self, rt: ResourceType, name: &str, f: &SourceFile, tree: &str) -> Node {
+        self.node_with_fqn(rt, name, f, tree, self.fqn(&f.rel, name))
+    }
+
+    /// A node from file `f` whose config comes from `tree` along `fqn`.
+    fn node_with_fqn(
+        &self,
+        rt: ResourceType,
+        name: &str,
+        f: &SourceFile,
+        tree: &str,
+        fqn: Vec<String>,
+    ) -> Node {
         let config = self.config.tree_config(tree, &fqn);
         Node {
             unique_id: format!("{}.{}.{}", rt.as_str(), self.project(), name),
@@ -519,12 +543,14 @@ impl<'a> Builder<'a> {
     fn add_analyses(&mut self, analysis_files: &[SourceFile]) {
         for f in analysis_files {
             let name = files::stem(&f.rel).to_string();
-            let mut node = self.base_node(ResourceType::Analysis, &name, f, "analyses");
-            if !self.config.corrected_analysis_fqns {
-                if let Some((root, _)) = f.path.split_once('/') {
-                    node.fqn.insert(1, root.to_string());
-                }
-            }
+            // dbt's legacy fqn takes the folders from the project root.
+            let dirs_of = if self.config.corrected_analysis_fqns {
+                &f.rel
+            } else {
+                &f.path
+            };
+            let fqn = self.fqn(dirs_of, &name);
+            let node = self.node_with_fqn(ResourceType::Analysis, &name, f, "analyses", fqn);
             self.insert_unique(node);
         }
     }
@@ -534,16 +560,23 @@ impl<'a> Builder<'a> {
     /// point at the right one; dbt's fqn for a snapshot includes the file name.
     fn add_snapshots(&mut self, snapshot_files: &[SourceFile]) {
         for f in snapshot_files {
-            for block in snapshot_blocks(&f.text) {
-                let mut node = self.base_node(ResourceType::Snapshot, &block.name, f, "snapshots");
-                node.unique_id = format!("snapshot.{}.{}", self.project(), block.name);
-                node.fqn
-                    .insert(node.fqn.len() - 1, files::stem(&f.rel).to_string());
-                node.config = self.config.tree_config("snapshots", &node.fqn);
+            let found = match blocks(&f.text, "snapshot", &f.path) {
+                Ok(found) => found,
+                Err(d) => {
+                    self.diags.push(d);
+                    continue;
+                }
+            };
+            for block in found {
+                // `project.<folders>.<file>.<name>`: dbt counts the file as a folder.
+                let mut fqn = self.fqn(&f.rel, block.name);
+                fqn.insert(fqn.len() - 1, files::stem(&f.rel).to_string());
+                let mut node =
+                    self.node_with_fqn(ResourceType::Snapshot, block.name, f, "snapshots", fqn);
                 node.config
                     .entry("materialized".to_string())
                     .or_insert_with(|| Value::from("snapshot"));
-                node.raw_code = block.code;
+                node.raw_code = snapshot_code(&f.text, &block);
                 node.line = block.line;
                 self.insert_unique(node);
             }
@@ -885,15 +918,23 @@ mod tests {
 
     #[test]
     fn snapshot_blocks_keep_their_lines_and_names() {
-        let text = "-- two snapshots\n{%- snapshot a -%}\nselect 1\n{%- endsnapshot %}\n\n{% snapshot b %}\n  {% if true %}select 2{% endif %}\n{% endsnapshot %}\n{% snapshot unterminated %}\n";
-        let blocks = snapshot_blocks(text);
-        let got: Vec<(&str, usize)> = blocks.iter().map(|b| (b.name.as_str(), b.line)).collect();
+        let text = "-- two snapshots\n{%- snapshot a -%}\nselect 1\n{%- endsnapshot %}\n\n{% snapshot b %}\n  {% if true %}select 2{% endif %}\n{% endsnapshot %}\n";
+        let found = blocks(text, "snapshot", "snapshots/s.sql").unwrap();
+        let got: Vec<(&str, usize)> = found.iter().map(|b| (b.name, b.line)).collect();
         assert_eq!(got, [("a", 2), ("b", 6)]);
-        assert_eq!(blocks[0].code, "\n\nselect 1\n");
+        assert_eq!(snapshot_code(text, &found[0]), "\n\nselect 1\n");
         assert_eq!(
-            blocks[1].code.lines().nth(6),
+            snapshot_code(text, &found[1]).lines().nth(6),
             Some("  {% if true %}select 2{% endif %}")
         );
+        // A block that never ends is an error at its opening line.
+        let open = format!("{text}{{% snapshot unterminated %}}\nselect 3\n");
+        let e = blocks(&open, "snapshot", "snapshots/s.sql").err().unwrap();
+        assert_eq!(
+            (e.file.as_deref(), e.line),
+            (Some("snapshots/s.sql"), Some(9))
+        );
+        assert!(e.message.contains("never closed"), "{}", e.message);
     }
 
     #[test]
@@ -962,8 +1003,11 @@ mod tests {
 
     #[test]
     fn docs_blocks_are_extracted() {
-        let d =
-            docs_blocks("{% docs __overview__ %}\n# Hi\n{% enddocs %}\n{% docs x %}y{% enddocs %}");
+        let d = docs_blocks(
+            "{% docs __overview__ %}\n# Hi\n{% enddocs %}\n{% docs x %}y{% enddocs %}",
+            "models/docs.md",
+        )
+        .unwrap();
         assert_eq!(
             d,
             vec![
