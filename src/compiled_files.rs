@@ -116,6 +116,7 @@ impl CompileCache {
         passed: impl IntoIterator<Item = (String, u64)>,
     ) -> std::io::Result<()> {
         let mut changed = false;
+        self.files.reserve(written.len());
         for (path, w) in written {
             changed |= self.files.insert(path, w.0) != Some(w.0);
         }
@@ -126,20 +127,46 @@ impl CompileCache {
             // An unchanged project: the cache on disk already says all this.
             return Ok(());
         }
-        let mut out = Vec::with_capacity(self.files.len() * 128);
-        writeln!(out, "{HEADER}")?;
+        // Tens of thousands of lines: sort and format them on the pool.
         let mut files: Vec<(&String, &Written)> = self.files.iter().collect();
-        files.sort_by(|a, b| a.0.cmp(b.0));
-        for (path, w) in files {
-            writeln!(out, "F\t{:016x}\t{}\t{}\t{path}", w.hash, w.len, w.mtime_ns)?;
-        }
+        files.par_sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut passed: Vec<(&String, &u64)> = self.passed.iter().collect();
-        passed.sort();
-        for (id, k) in passed {
-            writeln!(out, "C\t{k:016x}\t{id}")?;
-        }
+        passed.par_sort_unstable();
+        let (files, passed) = rayon::join(
+            || {
+                lines(&files, |out, (path, w)| {
+                    writeln!(out, "F\t{:016x}\t{}\t{}\t{path}", w.hash, w.len, w.mtime_ns)
+                })
+            },
+            || lines(&passed, |out, (id, k)| writeln!(out, "C\t{k:016x}\t{id}")),
+        );
+        let mut out = Vec::with_capacity(HEADER.len() + 1 + files.len() + passed.len());
+        writeln!(out, "{HEADER}")?;
+        out.extend_from_slice(&files);
+        out.extend_from_slice(&passed);
         crate::artifacts::write_atomic(&target_dir.join(CACHE_FILE), &out)
     }
+}
+
+/// `items` formatted one line each by `line`, in order, on the pool.
+fn lines<T: Sync>(
+    items: &[T],
+    line: impl Fn(&mut Vec<u8>, &T) -> std::io::Result<()> + Sync,
+) -> Vec<u8> {
+    items
+        .par_chunks(4096)
+        .map(|chunk| {
+            let mut out = Vec::with_capacity(chunk.len() * 96);
+            for item in chunk {
+                // Writing into a Vec cannot fail.
+                let _ = line(&mut out, item);
+            }
+            out
+        })
+        .reduce(Vec::new, |mut a, b| {
+            a.extend_from_slice(&b);
+            a
+        })
 }
 
 /// A file as written (opaque outside this module).
@@ -164,30 +191,29 @@ pub fn write_all(
     for d in dirs {
         fs_err::create_dir_all(d)?;
     }
-    jobs.par_iter()
-        .map(|j| {
-            let hash = sql_hash(j.sql);
-            if let Some(old) = cache.files.get(&j.key) {
-                if old.hash == hash {
-                    if let Ok(m) = std::fs::metadata(&j.path) {
-                        if old.mtime_ns != 0 && m.len() == old.len && mtime_ns(&m) == old.mtime_ns {
-                            return Ok((j.key.clone(), WrittenFile(*old)));
-                        }
-                    }
+    jobs.par_iter().map(|j| write_one(j, cache)).collect()
+}
+
+/// One job of `write_all`.
+fn write_one(j: &Job<'_>, cache: &CompileCache) -> std::io::Result<(String, WrittenFile)> {
+    let hash = sql_hash(j.sql);
+    if let Some(old) = cache.files.get(&j.key) {
+        if old.hash == hash {
+            if let Ok(m) = std::fs::metadata(&j.path) {
+                if old.mtime_ns != 0 && m.len() == old.len && mtime_ns(&m) == old.mtime_ns {
+                    return Ok((j.key.clone(), WrittenFile(*old)));
                 }
             }
-            let m = write_in_place(&j.path, j.sql.as_bytes())
-                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", j.path.display())))?;
-            Ok((
-                j.key.clone(),
-                WrittenFile(Written {
-                    hash,
-                    len: m.len(),
-                    mtime_ns: mtime_ns(&m),
-                }),
-            ))
-        })
-        .collect()
+        }
+    }
+    let m = write_in_place(&j.path, j.sql.as_bytes())
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", j.path.display())))?;
+    let written = Written {
+        hash,
+        len: m.len(),
+        mtime_ns: mtime_ns(&m),
+    };
+    Ok((j.key.clone(), WrittenFile(written)))
 }
 
 /// Write `bytes` over `path` without truncating it to zero first: on ext4

@@ -232,6 +232,30 @@ struct Block<'t> {
     line: usize,
     /// Byte offsets of the body, between the two tags.
     body: std::ops::Range<usize>,
+    /// Byte offsets of the whole block, tags included.
+    outer: std::ops::Range<usize>,
+}
+
+/// Each `{% macro name(…) %}…{% endmacro %}` of `text` on its own: the
+/// macro's name and its source, preceded by as many newlines as the file
+/// has before it (so line numbers in errors match the file). `None` when a
+/// block is never closed (compiling the whole file reports that).
+pub fn macro_sources(text: &str) -> Option<Vec<(String, String)>> {
+    let found = blocks(text, "macro", "").ok()?;
+    Some(
+        found
+            .into_iter()
+            .map(|b| {
+                let name: String = b
+                    .name
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                let lead = text[..b.outer.start].matches('\n').count();
+                (name, format!("{}{}", "\n".repeat(lead), &text[b.outer]))
+            })
+            .collect(),
+    )
 }
 
 /// The next `{% … %}` tag at or after `from`: (start, end, inner text).
@@ -277,6 +301,7 @@ fn blocks<'t>(text: &'t str, kind: &str, path: &str) -> Result<Vec<Block<'t>>, D
             name: name.trim(),
             line,
             body: after..body_end,
+            outer: start..next,
         });
         at = next;
     }

@@ -34,6 +34,11 @@ use objects::{
 /// macros with the same names override them.
 const BUILTINS_NAME: &str = "<sluice builtins>";
 const BUILTINS: &str = include_str!("builtins.sql");
+/// dbt's cross-database macros, in their own template: every call of a
+/// builtin evaluates its whole file, and generic tests call theirs
+/// tens of thousands of times.
+const CROSS_DB_NAME: &str = "<sluice cross-database macros>";
+const CROSS_DB: &str = include_str!("cross_db.sql");
 
 /// Names and relations every render can resolve.
 #[derive(Debug, Default)]
@@ -120,15 +125,24 @@ impl Renderer {
         let resolver = Arc::new(build_resolver(project));
         let mut dynamic_macros = HashMap::new();
 
-        add_macro_file(
-            &mut env,
-            BUILTINS_NAME,
-            BUILTINS,
-            &crate::project::block_names(BUILTINS, &["macro"])
+        // dbt's own macros: callable by name, and as `dbt.<name>` even
+        // where a project macro of the same name replaces the bare one.
+        let mut dbt_namespace = BTreeMap::new();
+        for (file, text) in [(BUILTINS_NAME, BUILTINS), (CROSS_DB_NAME, CROSS_DB)] {
+            let names: Vec<String> = crate::project::block_names(text, &["macro"])
                 .into_iter()
                 .map(|(_, n)| n)
-                .collect::<Vec<_>>(),
-        )?;
+                .collect();
+            add_macro_file(&mut env, file, text, &names)?;
+            for name in names {
+                let macro_name = name.clone();
+                let f = Value::from_function(move |state: &State, args: Rest<Value>| {
+                    call_project_macro(state, file, &macro_name, &args)
+                });
+                dbt_namespace.insert(name, f);
+            }
+        }
+        env.add_global("dbt", Value::from(dbt_namespace));
         for m in &project.macros {
             add_macro_file(&mut env, &m.path, &m.text, &m.names)?;
             for n in &m.names {
@@ -347,7 +361,8 @@ pub fn jinja_diagnostic(
     fallback_name: &str,
     pending: Option<(&'static str, Vec<String>)>,
 ) -> Diagnostic {
-    let file = e.name().unwrap_or(fallback_name).to_string();
+    let name = e.name().unwrap_or(fallback_name);
+    let file = name.split(MACRO_SEP).next().unwrap_or(name).to_string();
     let (code, hints) = match (pending, e.kind()) {
         (Some((code, hints)), _) => (code, hints),
         (None, ErrorKind::SyntaxError) => (
@@ -408,14 +423,33 @@ pub fn desugar_test_blocks(text: &str) -> String {
     out
 }
 
+/// The template holding macro `name` of file `path` alone (see `add_macro_file`).
+fn macro_template(path: &str, name: &str) -> String {
+    format!("{path}{MACRO_SEP}{name}")
+}
+
+/// Between a macro file's path and a macro's name in a template name; never
+/// part of a path.
+const MACRO_SEP: char = '\u{1f}';
+
+/// Register a macro file: the whole file (which checks its syntax) and each
+/// macro on its own, which is what a call renders. dbt, too, keeps only the
+/// macro blocks of a file; and a macro that calls another of its file then
+/// reaches it as a macro call of its own, so that one's `return()` ends only
+/// that call.
 fn add_macro_file(
     env: &mut Environment<'static>,
     path: &str,
     text: &str,
     names: &[String],
 ) -> Result<(), Diagnostic> {
-    env.add_template_owned(path.to_string(), desugar_test_blocks(text))
+    let text = desugar_test_blocks(text);
+    env.add_template_owned(path.to_string(), text.clone())
         .map_err(|e| jinja_diagnostic(&e, path, None))?;
+    for (name, source) in crate::project::macro_sources(&text).unwrap_or_default() {
+        env.add_template_owned(macro_template(path, &name), source)
+            .map_err(|e| jinja_diagnostic(&e, path, None))?;
+    }
     for name in names {
         let file = path.to_string();
         let macro_name = name.clone();
@@ -441,7 +475,10 @@ fn call_project_macro(
             }
         });
     }
-    let tmpl = state.env().get_template(file)?;
+    let tmpl = match state.env().get_template(&macro_template(file, macro_name)) {
+        Ok(t) => t,
+        Err(_) => state.env().get_template(file)?,
+    };
     let ctx = context! {
         __sluice => state.lookup("__sluice"),
         this => state.lookup("this"),
@@ -737,6 +774,7 @@ fn register_globals(
         "adapter",
         Value::from_object(adapter::AdapterObj { engine }),
     );
+    env.add_global("api", adapter::api());
 }
 
 /// dbt's type-coercing filters: `as_number`, `as_bool`, `as_native`, `as_text`.
@@ -847,6 +885,53 @@ mod adapter {
         pub engine: Engine,
     }
 
+    /// `api`: what dbt's macros use of its adapter classes (`api.Column`).
+    pub fn api() -> Value {
+        minijinja::context! { Column => Value::from_object(ColumnApi) }
+    }
+
+    /// `api.Column`'s class methods, as dbt's base `Column` defines them
+    /// (neither the PostgreSQL nor the DuckDB adapter changes them).
+    #[derive(Debug)]
+    struct ColumnApi;
+
+    impl Object for ColumnApi {
+        fn call_method(
+            self: &Arc<Self>,
+            _state: &State<'_, '_>,
+            method: &str,
+            args: &[Value],
+        ) -> Result<Value, Error> {
+            match method {
+                // dbt's one type label: `string` is `TEXT`.
+                "translate_type" => {
+                    let (dtype,): (String,) = from_args(args)?;
+                    Ok(Value::from(if dtype.eq_ignore_ascii_case("string") {
+                        "TEXT".to_string()
+                    } else {
+                        dtype
+                    }))
+                }
+                "numeric_type" => {
+                    let (dtype, precision, scale): (String, Value, Value) = from_args(args)?;
+                    Ok(Value::from(if precision.is_none() || scale.is_none() {
+                        dtype
+                    } else {
+                        format!("{dtype}({precision},{scale})")
+                    }))
+                }
+                "string_type" => {
+                    let (size,): (Value,) = from_args(args)?;
+                    Ok(Value::from(format!("character varying({size})")))
+                }
+                _ => Err(Error::new(
+                    ErrorKind::UnknownMethod,
+                    format!("api.Column has no method `{method}`"),
+                )),
+            }
+        }
+    }
+
     fn engine_name(e: Engine) -> &'static str {
         match e {
             Engine::DuckDb => "duckdb",
@@ -873,7 +958,11 @@ mod adapter {
             args: &[Value],
         ) -> Result<Value, Error> {
             let scope = RenderScope::of(state)?;
-            scope.with(|c| c.dynamic = true);
+            // What the warehouse answers can change the SQL: render again
+            // when executing.
+            if matches!(method, "get_relation" | "get_columns_in_relation") {
+                scope.with(|c| c.dynamic = true);
+            }
             match method {
                 "type" => Ok(Value::from(engine_name(self.engine))),
                 "quote" => {

@@ -643,3 +643,40 @@ fn generate_schema_and_alias_name_overrides_name_relations() {
     );
     assert_eq!(other["alias"], "int_users");
 }
+
+#[test]
+fn a_macro_calling_another_of_its_file_gets_that_ones_return_value() {
+    let dir = one_model_project();
+    let write = |rel: &str, text: &str| write_file(dir.path(), rel, text);
+    // `return()` ends only the macro that calls it, as in dbt, even when the
+    // caller is defined in the same file.
+    write(
+        "macros/arith.sql",
+        "top-level text dbt ignores\n{% macro double(x) %}{{ return(x * 2) }}{% endmacro %}\n\n{% macro quadruple(x) -%}\n{{ double(x) * 2 }}\n{%- endmacro %}\n",
+    );
+    write(
+        "models/uses_macros.sql",
+        "select {{ quadruple(3) }} as n, {{ dbt.date_trunc('day', 'x') }} as d",
+    );
+    let out = run_in(dir.path(), &["compile", "-s", "uses_macros"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let compiled = std::fs::read_to_string(
+        dir.path()
+            .join("target/compiled/bad/models/uses_macros.sql"),
+    )
+    .expect("compiled");
+    assert_eq!(compiled.trim(), "select 12 as n, date_trunc('day', x) as d");
+
+    // An error inside a macro still names the macro file and its line.
+    write(
+        "macros/arith.sql",
+        "{% macro double(x) %}{{ return(x * 2) }}{% endmacro %}\n\n{% macro quadruple(x) %}\n{{ double(x) * 2 }}\n{{ exceptions.raise_compiler_error('no quadruples today') }}\n{% endmacro %}\n",
+    );
+    let out = run_in(dir.path(), &["compile", "-s", "uses_macros"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("no quadruples today") && out.stderr.contains("macros/arith.sql:5"),
+        "{}",
+        out.stderr
+    );
+}

@@ -467,3 +467,112 @@ fn a_dropped_connection_is_a_clear_error_and_a_failure() {
     );
     assert!(stderr.contains("ERROR=1"), "{stderr}");
 }
+
+/// dbt's cross-database macros (`dbt.datediff(…)`, or bare `datediff(…)`),
+/// built and queried on a real warehouse: each engine gets the SQL dbt's
+/// adapter for it generates, so the answers are the same on both.
+fn cross_database_macros_answer(engine: &Engine, schema: &str) {
+    let dir = jaffle();
+    let root = dir.path();
+    std::fs::write(
+        root.join("models/cross_db.sql"),
+        r#"select
+  cast({{ dbt.datediff("cast('2024-01-01' as date)", "cast('2024-03-15' as date)", 'day') }} as integer) as days,
+  cast({{ datediff("cast('2024-01-01' as date)", "cast('2024-03-15' as date)", 'month') }} as integer) as months,
+  cast({{ datediff("cast('2024-01-01' as date)", "cast('2024-01-15' as date)", 'week') }} as integer) as weeks,
+  cast({{ dbt.dateadd('day', 3, "cast('2024-01-30' as date)") }} as date) as plus_three,
+  cast({{ dbt.date_trunc('month', "cast('2024-02-17' as date)") }} as date) as month_start,
+  {{ dbt.last_day("cast('2024-02-10' as date)", 'month') }} as february_end,
+  {{ dbt.last_day("cast('2024-02-10' as date)", 'quarter') }} as quarter_end,
+  {{ dbt.date(2024, 2, 9) }} as made_date,
+  {{ dbt.split_part("'a,b,c'", "','", 2) }} as second_part,
+  {{ dbt.concat(["'x'", "'y'"]) }} as xy,
+  {{ dbt.length("'abcd'") }} as len,
+  {{ dbt.position("'c'", "'abcd'") }} as pos,
+  {{ dbt.right("'abcd'", 2) }} as last_two,
+  {{ dbt.replace("'abcd'", "'b'", "'B'") }} as replaced,
+  {{ dbt.hash("'a'") }} as md5_of_a,
+  {{ dbt.safe_cast("'7'", dbt.type_int()) }} as seven,
+  cast('1.5' as {{ type_numeric() }}) as one_and_a_half,
+  {{ dbt.cast_bool_to_text('true') }} as true_text,
+  {{ dbt.string_literal("it" ~ dbt.escape_single_quotes("'s")) }} as quoted,
+  {{ dbt.current_timestamp() }} is not null as has_now
+"#,
+    )
+    .expect("write model");
+    std::fs::write(
+        root.join("models/cross_db_agg.sql"),
+        "select {{ dbt.listagg('v', \"'|'\", 'order by v') }} as joined,\n  \
+         {{ any_value('v') }} is not null as has_any,\n  \
+         {{ dbt.bool_or(\"v = 'b'\") }} as has_b\n\
+         from (select 'a' as v union all select 'c' union all select 'b') as t\n",
+    )
+    .expect("write model");
+    let out = engine.run(root, &["run", "-s", "cross_db cross_db_agg"]);
+    assert_ok(&out, "run");
+    let rows = engine.query(
+        root,
+        &format!(
+            "select days, months, weeks, cast(plus_three as varchar), \
+             cast(month_start as varchar), cast(february_end as varchar), cast(quarter_end as varchar), \
+             cast(made_date as varchar), second_part, xy, cast(len as integer), cast(pos as integer), \
+             last_two, replaced, md5_of_a, seven, cast(one_and_a_half as varchar), true_text, quoted, has_now \
+             from {schema}.cross_db"
+        ),
+    );
+    let expected = serde_json::json!([[
+        74,
+        2,
+        2,
+        "2024-02-02",
+        "2024-02-01",
+        "2024-02-29",
+        "2024-03-31",
+        "2024-02-09",
+        "b",
+        "xy",
+        4,
+        3,
+        "cd",
+        "aBcd",
+        "0cc175b9c0f1b6a831c399e269772661",
+        7,
+        "1.500000",
+        "true",
+        "it's",
+        true
+    ]]);
+    assert_eq!(serde_json::json!(rows), expected);
+    let agg = engine.query(
+        root,
+        &format!("select joined, has_any, has_b from {schema}.cross_db_agg"),
+    );
+    assert_eq!(
+        serde_json::json!(agg),
+        serde_json::json!([["a|b|c", true, true]])
+    );
+    // The SQL is the adapter's own: PostgreSQL has no any_value before 16.
+    assert_ok(
+        &engine.run(root, &["compile", "-s", "cross_db_agg"]),
+        "compile",
+    );
+    let compiled =
+        std::fs::read_to_string(root.join("target/compiled/jaffle/models/cross_db_agg.sql"))
+            .expect("compiled sql");
+    let any_value = match engine {
+        Engine::Postgres { .. } => "min(v)",
+        Engine::DuckDb { .. } => "arbitrary(v)",
+    };
+    assert!(compiled.contains(any_value), "{compiled}");
+}
+
+#[test]
+fn cross_database_macros_run_on_postgres() {
+    cross_database_macros_answer(&Engine::postgres(), "jaffle");
+}
+
+#[cfg(feature = "duckdb")]
+#[test]
+fn cross_database_macros_run_on_duckdb() {
+    cross_database_macros_answer(&Engine::duckdb(), "main");
+}
