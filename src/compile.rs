@@ -128,7 +128,10 @@ fn render_node(node: &mut Node, renderer: &Renderer, diags: &mut Vec<Diagnostic>
     let r = match renderer.render(&name, &node.raw_code, Some(node), false, false, None) {
         Ok(r) => r,
         Err(mut d) => {
-            if d.line.is_some() && node.test_metadata.is_some() {
+            // An error in a generic test's call points at its YAML entry;
+            // one inside the test's macro keeps the macro's file and line.
+            if d.line.is_some() && node.test_metadata.is_some() && d.file.as_deref() == Some(&name)
+            {
                 d.line = Some(node.line);
             }
             diags.push(d);
@@ -205,6 +208,10 @@ pub fn compile_sql(
             if !is_rendered(n) || ids.is_some_and(|s| !s.contains(id)) {
                 return None;
             }
+            // A node whose SQL depends on the warehouse is rendered again,
+            // connected, when it runs; without a connection here it renders
+            // as at parse time (`execute` false), so that a macro asking
+            // whether a relation exists does not fail on the empty answer.
             let sql = if n.config.contains_key("__dynamic") {
                 let name = if n.test_metadata.is_some() {
                     n.defining_file().to_string()
@@ -212,7 +219,7 @@ pub fn compile_sql(
                     n.original_file_path.clone()
                 };
                 renderer
-                    .render(&name, &n.raw_code, Some(n), true, false, None)
+                    .render(&name, &n.raw_code, Some(n), false, false, None)
                     .map(|r| r.output)
             } else {
                 Ok(renderer.substitute(n.compiled_code.as_deref().unwrap_or_default()))

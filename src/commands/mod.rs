@@ -471,6 +471,8 @@ pub fn check_sql(
         .iter()
         .filter_map(|id| c.project.nodes.get(id))
         .filter(|n| n.resource_type == crate::project::node::ResourceType::Model)
+        // SQL that depends on the warehouse is only final when it runs.
+        .filter(|n| !n.config.contains_key("__dynamic"))
         .filter_map(|n| Some((n, n.compiled_code.as_deref()?)))
         .collect();
     // Parsing every model's SQL is the bulk of `compile`: spread it out.

@@ -29,6 +29,8 @@ pub struct MacroFile {
     pub text: String,
     /// Macro names defined in the file (`{% test x %}` defines `test_x`).
     pub names: Vec<String>,
+    /// The installed package that defines them (`None`: this project).
+    pub package: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -139,6 +141,7 @@ pub fn load(root: &Path) -> Result<(Project, Diagnostics), Diagnostics> {
     rayon::spawn(move || drop(parsed));
 
     let mut macros: Vec<MacroFile> = macro_files.into_iter().map(macro_file).collect();
+    macros.extend(package_macros(root, &config, &mut diags));
     macros.extend(
         test_files
             .iter()
@@ -197,7 +200,57 @@ fn macro_file(f: SourceFile) -> MacroFile {
         path: f.path,
         text: f.text,
         names,
+        package: None,
     }
+}
+
+/// The macros of every package installed under `packages-install-path`
+/// (where `dbt deps` puts them, `dbt_packages/` by default), each package
+/// read from its own `dbt_project.yml` and `macro-paths`. Their models and
+/// seeds are not loaded.
+fn package_macros(root: &Path, config: &ProjectConfig, diags: &mut Diagnostics) -> Vec<MacroFile> {
+    let install = config.packages_install_path.trim_end_matches('/');
+    let Ok(entries) = std::fs::read_dir(root.join(install)) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().join(PROJECT_FILE).is_file())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    dirs.sort();
+    let mut out = Vec::new();
+    for dir in dirs {
+        let base = format!("{install}/{dir}");
+        let project_file = format!("{base}/{PROJECT_FILE}");
+        let parsed = std::fs::read_to_string(root.join(&project_file))
+            .ok()
+            .and_then(|text| ProjectConfig::parse(&text).ok());
+        let Some((package, _)) = parsed else {
+            diags.push(
+                Diagnostic::warning(
+                    "E0112",
+                    format!("the package in {base} has no readable {PROJECT_FILE}: its macros are not loaded"),
+                )
+                .at(project_file, None)
+                .hint("reinstall it (`dbt deps`) or remove the directory"),
+            );
+            continue;
+        };
+        let roots: Vec<String> = package
+            .macro_paths
+            .iter()
+            .map(|p| format!("{base}/{p}"))
+            .collect();
+        match files::list(root, &roots).and_then(|l| l.read(&roots, &["sql"])) {
+            Ok(found) => out.extend(found.into_iter().map(|f| MacroFile {
+                package: Some(package.name.clone()),
+                ..macro_file(f)
+            })),
+            Err(d) => diags.push(d),
+        }
+    }
+    out
 }
 
 /// `(keyword, name)` for each `{% keyword name(` / `{%- keyword name %}` in `text`.

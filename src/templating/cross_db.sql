@@ -153,3 +153,19 @@ end{% endmacro %}
 {%- else -%}{{ default_last_day(date, datepart) }}{%- endif -%}
 {% endmacro %}
 {% macro duckdb__last_day(date, datepart) %}{{ postgres__last_day(date, datepart) }}{% endmacro %}
+
+{# ---- the run's settings, as dbt's materializations and tests ask for them ---- #}
+{% macro should_store_failures() %}
+{%- set store = config.get('store_failures') -%}
+{%- if store is none -%}{%- set store = flags.STORE_FAILURES -%}{%- endif -%}
+{%- do return(store) -%}
+{% endmacro %}
+{% macro should_full_refresh() %}
+{%- set full = config.get('full_refresh') -%}
+{%- if full is none -%}{%- set full = flags.FULL_REFRESH -%}{%- endif -%}
+{%- do return(full) -%}
+{% endmacro %}
+{% macro load_relation(relation) %}
+{%- do return(adapter.get_relation(database=relation.database, schema=relation.schema, identifier=relation.identifier)) -%}
+{% endmacro %}
+{% macro load_cached_relation(relation) %}{%- do return(load_relation(relation)) -%}{% endmacro %}

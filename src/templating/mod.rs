@@ -12,6 +12,7 @@
 //! Nodes whose templates depend on execution (`execute`, `run_query`,
 //! adapter calls, `is_incremental`) are rendered again at execution time.
 
+mod mutable;
 pub mod objects;
 
 use std::cell::RefCell;
@@ -122,6 +123,12 @@ impl Renderer {
         // are named after the YAML that declares them; minijinja would
         // JSON-escape `.yml` templates by default).
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        // Python's methods on strings, lists and dicts (`.upper()`,
+        // `.split()`, `.items()`, …), and lists and dicts that change in
+        // place (`{% do cols.append(c) %}`), as dbt's Jinja has them.
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.add_function(mutable::LIST, mutable::List::value);
+        env.add_function(mutable::DICT, mutable::Dict::value);
         let resolver = Arc::new(build_resolver(project));
         let mut dynamic_macros = HashMap::new();
 
@@ -143,11 +150,33 @@ impl Renderer {
             }
         }
         env.add_global("dbt", Value::from(dbt_namespace));
+        // Installed packages' macros are called as `<package>.<macro>`;
+        // inside a package, its own macros are also callable bare.
+        let mut packages: BTreeMap<&str, PackageMacros> = BTreeMap::new();
         for m in &project.macros {
-            add_macro_file(&mut env, &m.path, &m.text, &m.names)?;
-            for n in &m.names {
-                dynamic_macros.insert(n.clone(), text_is_dynamic(&m.text));
+            match &m.package {
+                None => add_macro_file(&mut env, &m.path, &m.text, &m.names)?,
+                Some(package) => {
+                    add_macro_templates(&mut env, &m.path, &m.text)?;
+                    let p = packages.entry(package).or_default();
+                    for name in &m.names {
+                        let (file, macro_name, locals) =
+                            (m.path.clone(), name.clone(), p.locals.clone());
+                        let f = Value::from_function(move |state: &State, args: Rest<Value>| {
+                            call_macro_in(state, &file, &macro_name, &args, locals.get())
+                        });
+                        p.functions.insert(name.clone(), f);
+                    }
+                }
             }
+            for n in &m.names {
+                *dynamic_macros.entry(n.clone()).or_default() |= text_is_dynamic(&m.text);
+            }
+        }
+        for (package, p) in packages {
+            let namespace = Value::from(p.functions);
+            let _ = p.locals.set(namespace.clone());
+            env.add_global(package.to_string(), namespace);
         }
         register_globals(&mut env, project, &settings, &resolver);
         Ok(Renderer {
@@ -192,7 +221,7 @@ impl Renderer {
         };
         let result = self
             .env
-            .template_from_named_str(name, source)
+            .template_from_named_str(name, &mutable::literals(source))
             .and_then(|t| t.render(ctx));
         let captured = std::mem::take(&mut *match scope.captured.lock() {
             Ok(g) => g,
@@ -378,7 +407,7 @@ pub fn jinja_diagnostic(
         ),
         (None, _) if e.detail().is_some_and(|d| d.starts_with("undefined has no method")) => (
             "E0202",
-            vec!["`name.macro(…)` on an undefined name: if `name` is a dbt package (packages.yml, dbt_packages/), sluice does not load packages yet; otherwise check the spelling".to_string()],
+            vec!["`name.macro(…)` on an undefined name: if `name` is a dbt package, install it into dbt_packages/ (`dbt deps`; sluice loads installed packages' macros); otherwise check the spelling".to_string()],
         ),
         (None, _) => ("E0202", Vec::new()),
     };
@@ -432,24 +461,43 @@ fn macro_template(path: &str, name: &str) -> String {
 /// part of a path.
 const MACRO_SEP: char = '\u{1f}';
 
-/// Register a macro file: the whole file (which checks its syntax) and each
-/// macro on its own, which is what a call renders. dbt, too, keeps only the
-/// macro blocks of a file; and a macro that calls another of its file then
-/// reaches it as a macro call of its own, so that one's `return()` ends only
-/// that call.
-fn add_macro_file(
+/// One installed package's macros: `<package>.<name>` functions, and the
+/// same map once built, which its macros see as local names.
+#[derive(Default)]
+struct PackageMacros {
+    functions: BTreeMap<String, Value>,
+    locals: Arc<std::sync::OnceLock<Value>>,
+}
+
+/// Register a macro file's templates: the whole file (which checks its
+/// syntax) and each macro on its own, which is what a call renders. dbt,
+/// too, keeps only the macro blocks of a file; and a macro that calls
+/// another of its file then reaches it as a macro call of its own, so that
+/// one's `return()` ends only that call.
+fn add_macro_templates(
     env: &mut Environment<'static>,
     path: &str,
     text: &str,
-    names: &[String],
 ) -> Result<(), Diagnostic> {
-    let text = desugar_test_blocks(text);
+    let text = mutable::literals(&desugar_test_blocks(text)).into_owned();
     env.add_template_owned(path.to_string(), text.clone())
         .map_err(|e| jinja_diagnostic(&e, path, None))?;
     for (name, source) in crate::project::macro_sources(&text).unwrap_or_default() {
         env.add_template_owned(macro_template(path, &name), source)
             .map_err(|e| jinja_diagnostic(&e, path, None))?;
     }
+    Ok(())
+}
+
+/// Register a macro file of the project (or a builtin one): its templates,
+/// and each macro as a global function.
+fn add_macro_file(
+    env: &mut Environment<'static>,
+    path: &str,
+    text: &str,
+    names: &[String],
+) -> Result<(), Diagnostic> {
+    add_macro_templates(env, path, text)?;
     for name in names {
         let file = path.to_string();
         let macro_name = name.clone();
@@ -468,6 +516,17 @@ fn call_project_macro(
     macro_name: &str,
     args: &[Value],
 ) -> Result<Value, Error> {
+    call_macro_in(state, file, macro_name, args, None)
+}
+
+/// `call_project_macro` with `locals` (a package's own macros) visible by name.
+fn call_macro_in(
+    state: &State,
+    file: &str,
+    macro_name: &str,
+    args: &[Value],
+    locals: Option<&Value>,
+) -> Result<Value, Error> {
     if let Ok(scope) = RenderScope::of(state) {
         scope.with(|c| {
             if !c.macros.iter().any(|m| m == macro_name) {
@@ -484,6 +543,10 @@ fn call_project_macro(
         this => state.lookup("this"),
         model => state.lookup("model"),
         execute => state.lookup("execute"),
+    };
+    let ctx = match locals {
+        Some(locals) => context! { ..ctx, ..locals.clone() },
+        None => ctx,
     };
     let module = tmpl.render_captured(ctx)?;
     let Some(m) = module.state().lookup(macro_name) else {
@@ -856,7 +919,7 @@ mod tests {
     }
 
     #[test]
-    fn a_package_macro_call_says_packages_are_not_loaded() {
+    fn a_call_into_a_missing_package_says_to_install_it() {
         let env = Environment::new();
         let e = env
             .render_str("select 1\n{{ dbt_utils.star(x) }}", ())
@@ -864,7 +927,9 @@ mod tests {
         let d = jinja_diagnostic(&e, "models/m.sql", None);
         assert_eq!((d.code, d.line), ("E0202", Some(2)));
         assert!(
-            d.hints.iter().any(|h| h.contains("does not load packages")),
+            d.hints
+                .iter()
+                .any(|h| h.contains("install it into dbt_packages/")),
             "{d:?}"
         );
     }
@@ -874,7 +939,7 @@ mod adapter {
     //! `adapter.*` as dbt macros use it.
     use std::sync::Arc;
 
-    use minijinja::value::{from_args, Object};
+    use minijinja::value::{from_args, Kwargs, Object};
     use minijinja::{Error, ErrorKind, State, Value};
 
     use super::objects::{quote, RelationObj, RenderScope, ResolvedRelation};
@@ -970,15 +1035,33 @@ mod adapter {
                     Ok(Value::from(quote(&s)))
                 }
                 "dispatch" => {
-                    let (name, _ns): (String, Option<String>) = from_args(args)?;
+                    let (name, namespace): (String, Option<String>) = from_args(args)?;
                     let candidates = [
                         format!("{}__{name}", engine_name(self.engine)),
                         format!("default__{name}"),
                         name.clone(),
                     ];
-                    candidates
+                    // An installed package's namespace is searched first
+                    // (dbt's default search order); `dbt`'s own macros come
+                    // after the project's, which may replace them.
+                    let package = namespace
+                        .filter(|ns| ns != "dbt")
+                        .and_then(|ns| state.lookup(&ns))
+                        .filter(|v| v.kind() == minijinja::value::ValueKind::Map);
+                    let in_package = |c: &String| {
+                        package
+                            .as_ref()
+                            .and_then(|p| p.get_attr(c).ok())
+                            .filter(|v| !v.is_undefined())
+                    };
+                    candidates[..2]
                         .iter()
-                        .find_map(|c| state.lookup(c).filter(|v| !v.is_undefined()))
+                        .find_map(in_package)
+                        .or_else(|| {
+                            candidates
+                                .iter()
+                                .find_map(|c| state.lookup(c).filter(|v| !v.is_undefined()))
+                        })
                         .ok_or_else(|| {
                             Error::new(
                                 ErrorKind::UnknownFunction,
@@ -990,8 +1073,19 @@ mod adapter {
                         })
                 }
                 "get_relation" => {
-                    let (database, schema, identifier): (Option<String>, String, String) =
-                        from_args(args)?;
+                    // Positional or by keyword, as dbt's macros call it.
+                    let (pos, kwargs): (&[Value], Kwargs) = from_args(args)?;
+                    let arg = |i: usize, name: &str| -> Result<Option<String>, Error> {
+                        let v = match pos.get(i) {
+                            Some(v) => Some(v.clone()),
+                            None => kwargs.get::<Option<Value>>(name)?,
+                        };
+                        Ok(v.filter(|v| !v.is_none() && !v.is_undefined())
+                            .map(|v| v.to_string()))
+                    };
+                    let database = arg(0, "database")?;
+                    let schema = arg(1, "schema")?.unwrap_or_default();
+                    let identifier = arg(2, "identifier")?.unwrap_or_default();
                     let rows = scope.run_query(&format!(
                         "select table_type from information_schema.tables where lower(table_schema) = lower({}) and lower(table_name) = lower({})",
                         lit(&schema),

@@ -58,8 +58,14 @@ pub fn placeholder(unique_id: &str, part: &str) -> String {
 }
 
 impl Object for RelationObj {
+    /// A mapping, as dbt's relations are (dbt_utils checks `obj is mapping`
+    /// and `obj.metadata.type` before it accepts a relation).
     fn repr(self: &Arc<Self>) -> ObjectRepr {
-        ObjectRepr::Plain
+        ObjectRepr::Map
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Str(&["database", "schema", "identifier", "type", "metadata"])
     }
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
@@ -82,6 +88,13 @@ impl Object for RelationObj {
             }
             "is_view" => Value::from(r.is_some_and(|r| r.kind == "view")),
             "unique_id" => Value::from(self.unique_id.clone()),
+            "metadata" => {
+                let kind = match self.engine {
+                    Engine::DuckDb => "DuckDBRelation",
+                    Engine::Postgres => "PostgresRelation",
+                };
+                Value::from_serialize(BTreeMap::from([("type", kind)]))
+            }
             _ => return None,
         })
     }

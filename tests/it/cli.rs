@@ -680,3 +680,81 @@ fn a_macro_calling_another_of_its_file_gets_that_ones_return_value() {
         out.stderr
     );
 }
+
+/// A package as `dbt deps` installs it, written for this test.
+fn install_tiny_package(root: &std::path::Path) {
+    let write = |rel: &str, text: &str| write_file(root, rel, text);
+    write(
+        "dbt_packages/tiny_utils/dbt_project.yml",
+        "name: tiny_utils\nversion: '1.0.0'\nconfig-version: 2\nmacro-paths: ['src_macros']\n",
+    );
+    write(
+        "dbt_packages/tiny_utils/src_macros/sql.sql",
+        "{% macro cents(column) %}{{ return(adapter.dispatch('cents', 'tiny_utils')(column)) }}{% endmacro %}\n\
+         {% macro default__cents(column) %}({{ column }} / 100.0){% endmacro %}\n\
+         {% macro duckdb__cents(column) %}cast({{ column }} / 100.0 as decimal(18, 2)){% endmacro %}\n\
+         {% macro upper_list(names) %}{% set out = [] %}{% for n in names %}{% do out.append(n.upper()) %}{% endfor %}{{ return(out | join(', ')) }}{% endmacro %}\n\
+         {% macro shout() %}{{ return(helper() ~ '!') }}{% endmacro %}\n\
+         {% macro helper() %}{{ return('local') }}{% endmacro %}\n",
+    );
+    write(
+        "dbt_packages/tiny_utils/src_macros/generic/is_even.sql",
+        "{% test is_even(model, column_name) %}\nselect * from {{ model }} where {{ column_name }} % 2 <> 0\n{% endtest %}\n",
+    );
+}
+
+#[test]
+fn installed_packages_macros_and_tests_are_called_through_their_namespace() {
+    let dir = one_model_project();
+    install_tiny_package(dir.path());
+    let write = |rel: &str, text: &str| write_file(dir.path(), rel, text);
+    write(
+        "models/priced.sql",
+        "{% set labels = {'a': 1} %}{% do labels.update({'b': 2}) %}\n\
+         select {{ tiny_utils.cents('amount') }} as dollars, '{{ tiny_utils.shout() }}' as s,\n  \
+         '{{ tiny_utils.upper_list(['x', 'y']) }}' as xy, '{{ labels.keys() | join('') }}' as k\n\
+         from {{ ref('base') }}\n",
+    );
+    write(
+        "models/props.yml",
+        "version: 2\nmodels:\n  - name: priced\n    columns:\n      - name: dollars\n        data_tests: [tiny_utils.is_even]\n",
+    );
+    let out = run_in(dir.path(), &["compile"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let compiled = |rel: &str| {
+        std::fs::read_to_string(dir.path().join("target/compiled/bad").join(rel))
+            .unwrap_or_else(|e| panic!("{rel}: {e}"))
+    };
+    // The package's DuckDB implementation wins the dispatch; inside the
+    // package its own macros are callable bare; lists and dicts change in
+    // place and strings have Python's methods.
+    assert_eq!(
+        compiled("models/priced.sql").trim(),
+        "select cast(amount / 100.0 as decimal(18, 2)) as dollars, 'local!' as s,\n  'X, Y' as xy, 'ab' as k\nfrom \"memory\".\"main\".\"base\""
+    );
+    // A package's generic test, named as dbt names it.
+    assert_eq!(
+        compiled("models/props.yml/tiny_utils_is_even_priced_dollars.sql").trim(),
+        "select * from \"memory\".\"main\".\"priced\" where dollars % 2 <> 0"
+    );
+    // A package macro is not a bare name in the project (dbt needs the namespace).
+    write("models/bare.sql", "select {{ shout() }} as s\n");
+    let out = run_in(dir.path(), &["compile", "-s", "bare"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("models/bare.sql:1"), "{}", out.stderr);
+    std::fs::remove_file(dir.path().join("models/bare.sql")).expect("rm");
+
+    // An error inside a package macro names the package's file and line.
+    write(
+        "dbt_packages/tiny_utils/src_macros/generic/is_even.sql",
+        "{% test is_even(model, column_name) %}\n{{ exceptions.raise_compiler_error('odd') }}\n{% endtest %}\n",
+    );
+    let out = run_in(dir.path(), &["compile"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("dbt_packages/tiny_utils/src_macros/generic/is_even.sql:2"),
+        "{}",
+        out.stderr
+    );
+}
