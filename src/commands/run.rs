@@ -71,6 +71,9 @@ struct NodeResult {
     thread: usize,
     started_at: String,
     completed_at: String,
+    /// The SQL that ran, when it was rendered at run time (incremental and
+    /// warehouse-dependent nodes); the compiled SQL otherwise.
+    sql: Option<String>,
 }
 
 impl NodeResult {
@@ -537,6 +540,7 @@ fn run_plan(
                             thread,
                             started_at: String::new(),
                             completed_at: String::new(),
+                            sql: None,
                         },
                     };
                     r.unique_id = id;
@@ -660,6 +664,7 @@ fn ok(
         thread: 0,
         started_at: String::new(),
         completed_at: String::new(),
+        sql: None,
     }
 }
 
@@ -779,8 +784,9 @@ fn build_one_model(
     } else {
         false
     };
-    let sql = if materialized == Materialization::Incremental || n.config.contains_key("__dynamic")
-    {
+    let rendered_at_run =
+        materialized == Materialization::Incremental || n.config.contains_key("__dynamic");
+    let sql = if rendered_at_run {
         render_at_run(&c.renderer, c, n, conn, is_incremental)?
     } else {
         n.compiled_code.clone().unwrap_or_default()
@@ -838,7 +844,9 @@ fn build_one_model(
         );
         format!("{e}\n  --> {compiled}")
     })?;
-    Ok(ok("success", out.message, out.rows_affected, None))
+    let mut r = ok("success", out.message, out.rows_affected, None);
+    r.sql = rendered_at_run.then_some(sql);
+    Ok(r)
 }
 
 /// Run a data test the way dbt does: count the failing rows with
@@ -861,7 +869,8 @@ fn run_test(c: &Compiled, n: &Node, conn: &SharedConn) -> Result<NodeResult, Str
         .and_then(Value::as_u64)
         .map(|l| format!(" limit {l}"))
         .unwrap_or_default();
-    let body = if n.config.contains_key("__dynamic") {
+    let rendered_at_run = n.config.contains_key("__dynamic");
+    let body = if rendered_at_run {
         render_at_run(&c.renderer, c, n, conn, false)?
     } else {
         n.compiled_code.clone().unwrap_or_default()
@@ -918,7 +927,9 @@ fn run_test(c: &Compiled, n: &Node, conn: &SharedConn) -> Result<NodeResult, Str
     if let (Some(table), true) = (&stored, failures > 0) {
         message.push_str(&format!("; failing rows stored in {table}"));
     }
-    Ok(ok(status, message, None, Some(failures)))
+    let mut r = ok(status, message, None, Some(failures));
+    r.sql = rendered_at_run.then(|| body.to_string());
+    Ok(r)
 }
 
 /// dbt's `store_failures`: the failing rows, kept in
@@ -1111,6 +1122,46 @@ fn defer_to_state(
     Ok(())
 }
 
+/// `target/compiled/<project>/…` for every model and test that ran, as dbt
+/// writes it (errors point there); files already holding the SQL are left
+/// alone, through the compile cache.
+fn write_compiled_files(
+    c: &Compiled,
+    results: &[NodeResult],
+    executed: &dyn Fn(&NodeResult) -> Option<String>,
+) -> Result<(), Failure> {
+    let target_dir = c.project.target_dir();
+    let base = target_dir.join("compiled").join(c.project.name());
+    let key_base = format!("compiled/{}", c.project.name());
+    let ran: Vec<(std::path::PathBuf, String, String)> = results
+        .iter()
+        .filter_map(|r| {
+            let n = c.nodes().get(&r.unique_id)?;
+            let rel = match n.resource_type {
+                ResourceType::Model => n.original_file_path.clone(),
+                ResourceType::Test if n.test_metadata.is_some() => {
+                    format!("{}/{}.sql", n.original_file_path, n.name)
+                }
+                ResourceType::Test => n.original_file_path.clone(),
+                _ => return None,
+            };
+            Some((base.join(&rel), format!("{key_base}/{rel}"), executed(r)?))
+        })
+        .collect();
+    let jobs: Vec<crate::compiled_files::Job> = ran
+        .iter()
+        .map(|(path, key, sql)| crate::compiled_files::Job {
+            path: path.clone(),
+            key: key.clone(),
+            sql,
+        })
+        .collect();
+    let cache = crate::compiled_files::CompileCache::load(&target_dir);
+    let written = crate::compiled_files::write_all(&jobs, &cache)?;
+    cache.save(&target_dir, written, Vec::new())?;
+    Ok(())
+}
+
 fn write_artifacts(
     c: &Compiled,
     results: &[NodeResult],
@@ -1119,12 +1170,20 @@ fn write_artifacts(
 ) -> Result<(), Failure> {
     let target = c.project.target_dir();
     let run_dir = target.join("run").join(c.project.name());
+    // What ran: the SQL rendered at run time, or else the compiled SQL.
+    let executed = |r: &NodeResult| {
+        r.sql
+            .clone()
+            .or_else(|| c.nodes().get(&r.unique_id)?.compiled_code.clone())
+    };
+    write_compiled_files(c, results, &executed)?;
     let mut out = Vec::new();
     for r in results {
         let n = c.nodes().get(&r.unique_id);
         let compiled_path =
             n.map(|n| shown_path(&run_dir.join(&n.original_file_path), &c.project.root));
-        if let (Some(n), Some(code)) = (n, n.and_then(|n| n.compiled_code.as_ref())) {
+        let code = executed(r);
+        if let (Some(n), Some(code)) = (n, &code) {
             if n.resource_type == ResourceType::Model {
                 crate::artifacts::write_atomic(
                     &run_dir.join(&n.original_file_path),
@@ -1144,7 +1203,7 @@ fn write_artifacts(
             "message": r.message,
             "failures": r.failures,
             "compiled": n.map(|n| n.compiled_code.is_some()),
-            "compiled_code": n.and_then(|n| n.compiled_code.clone()),
+            "compiled_code": code,
             "compiled_path": compiled_path,
             "relation_name": n.and_then(|n| n.relation_name.clone()),
         }));

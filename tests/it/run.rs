@@ -552,10 +552,7 @@ fn cross_database_macros_answer(engine: &Engine, schema: &str) {
         serde_json::json!([["a|b|c", true, true]])
     );
     // The SQL is the adapter's own: PostgreSQL has no any_value before 16.
-    assert_ok(
-        &engine.run(root, &["compile", "-s", "cross_db_agg"]),
-        "compile",
-    );
+    // (`run` writes the compiled SQL where dbt does.)
     let compiled =
         std::fs::read_to_string(root.join("target/compiled/jaffle/models/cross_db_agg.sql"))
             .expect("compiled sql");
@@ -575,4 +572,42 @@ fn cross_database_macros_run_on_postgres() {
 #[test]
 fn cross_database_macros_run_on_duckdb() {
     cross_database_macros_answer(&Engine::duckdb(), "main");
+}
+
+/// `run` writes each node's SQL to `target/compiled/…` (where its errors
+/// point) and `target/run/…`; for a model rendered again at run time
+/// (here from a query's answer) that is the SQL that ran.
+#[cfg(feature = "duckdb")]
+#[test]
+fn run_writes_the_sql_that_ran() {
+    let duck = Engine::duckdb();
+    let dir = jaffle();
+    let root = dir.path();
+    std::fs::write(
+        root.join("models/answer.sql"),
+        "{% if execute %}{% set r = run_query('select 41 + 1 as v') %}{% set v = r.rows[0][0] %}\
+         {% else %}{% set v = 0 %}{% endif %}select {{ v }} as answer\n",
+    )
+    .expect("write model");
+    assert_ok(&duck.run(root, &["run", "-s", "answer"]), "run");
+    for dir in ["compiled", "run"] {
+        let path = root.join(format!("target/{dir}/jaffle/models/answer.sql"));
+        let sql =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(sql.trim(), "select 42 as answer", "{}", path.display());
+    }
+    assert_eq!(
+        duck.query(root, "select answer from main.answer"),
+        vec![vec![Value::from(42)]]
+    );
+    let results: Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("target/run_results.json")).expect("run results"),
+    )
+    .expect("json");
+    assert_eq!(
+        results["results"][0]["compiled_code"]
+            .as_str()
+            .map(str::trim),
+        Some("select 42 as answer")
+    );
 }
