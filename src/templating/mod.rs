@@ -14,6 +14,7 @@
 
 mod mutable;
 pub mod objects;
+mod python_re;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -712,7 +713,10 @@ fn register_globals(
     env.add_global("exceptions", Value::from_object(Exceptions));
     env.add_global(
         "modules",
-        context! { datetime => context! { datetime => Value::from_object(DateTimeModule), date => Value::from_object(DateTimeModule) } },
+        context! {
+            datetime => context! { datetime => Value::from_object(DateTimeModule), date => Value::from_object(DateTimeModule) },
+            re => python_re::module(),
+        },
     );
     env.add_global(
         "flags",
