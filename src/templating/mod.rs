@@ -839,7 +839,10 @@ fn register_globals(
     );
     env.add_global(
         "adapter",
-        Value::from_object(adapter::AdapterObj { engine }),
+        Value::from_object(adapter::AdapterObj {
+            engine,
+            search_orders: adapter::search_orders(project),
+        }),
     );
     env.add_global("api", adapter::api());
 }
@@ -941,6 +944,7 @@ mod tests {
 
 mod adapter {
     //! `adapter.*` as dbt macros use it.
+    use std::collections::HashMap;
     use std::sync::Arc;
 
     use minijinja::value::{from_args, Kwargs, Object};
@@ -952,6 +956,51 @@ mod adapter {
     #[derive(Debug)]
     pub struct AdapterObj {
         pub engine: Engine,
+        /// `dispatch:` in dbt_project.yml: macro namespace → the packages to
+        /// search, in order (the project's own name for its macros).
+        pub search_orders: HashMap<String, SearchOrder>,
+    }
+
+    /// Packages to search in order, each with (for the project itself) the
+    /// names of the macros it defines.
+    pub type SearchOrder = Vec<(String, Option<Vec<String>>)>;
+
+    /// The project's `dispatch:` search orders, each package paired with
+    /// the names of the macros it defines (`None` for a package whose
+    /// namespace is looked up by name at dispatch time).
+    pub fn search_orders(project: &crate::project::Project) -> HashMap<String, SearchOrder> {
+        let root = project.config.name.as_str();
+        let own: Vec<String> = project
+            .macros
+            .iter()
+            .filter(|m| m.package.is_none())
+            .flat_map(|m| m.names.iter().cloned())
+            .collect();
+        let mut out = HashMap::new();
+        for entry in &project.config.dispatch {
+            let Some(namespace) = entry.get("macro_namespace").and_then(|v| v.as_str()) else {
+                continue;
+            };
+            let order = entry
+                .get("search_order")
+                .and_then(|v| v.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|p| p.as_str())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_else(|| vec![namespace.to_string()]);
+            let order = order
+                .into_iter()
+                .map(|p| {
+                    let names = (p == root).then(|| own.clone());
+                    (p, names)
+                })
+                .collect();
+            out.insert(namespace.to_string(), order);
+        }
+        out
     }
 
     /// `api`: what dbt's macros use of its adapter classes (`api.Column`).
@@ -1045,22 +1094,43 @@ mod adapter {
                         format!("default__{name}"),
                         name.clone(),
                     ];
-                    // An installed package's namespace is searched first
-                    // (dbt's default search order); `dbt`'s own macros come
-                    // after the project's, which may replace them.
-                    let package = namespace
-                        .filter(|ns| ns != "dbt")
-                        .and_then(|ns| state.lookup(&ns))
-                        .filter(|v| v.kind() == minijinja::value::ValueKind::Map);
-                    let in_package = |c: &String| {
-                        package
-                            .as_ref()
-                            .and_then(|p| p.get_attr(c).ok())
-                            .filter(|v| !v.is_undefined())
+                    // The namespace's packages, in the project's `dispatch:`
+                    // search order or else the namespace's own package
+                    // (dbt's default); `dbt`'s own macros come after the
+                    // project's, which may replace them.
+                    let order: SearchOrder = match &namespace {
+                        Some(ns) => self
+                            .search_orders
+                            .get(ns)
+                            .cloned()
+                            .unwrap_or_else(|| vec![(ns.clone(), None)]),
+                        None => Vec::new(),
                     };
-                    candidates[..2]
+                    let in_package = |package: &str, own: &Option<Vec<String>>, c: &String| {
+                        match own {
+                            // The project itself: its macros are globals
+                            // (which a package's own names may shadow here).
+                            Some(names) if names.contains(c) => state
+                                .env()
+                                .globals()
+                                .find(|(name, _)| name == c)
+                                .map(|(_, v)| v),
+                            Some(_) => None,
+                            None if package == "dbt" => None,
+                            None => state
+                                .lookup(package)
+                                .filter(|v| v.kind() == minijinja::value::ValueKind::Map)
+                                .and_then(|p| p.get_attr(c).ok()),
+                        }
+                        .filter(|v| !v.is_undefined())
+                    };
+                    order
                         .iter()
-                        .find_map(in_package)
+                        .find_map(|(package, own)| {
+                            candidates[..2]
+                                .iter()
+                                .find_map(|c| in_package(package, own, c))
+                        })
                         .or_else(|| {
                             candidates
                                 .iter()

@@ -738,6 +738,28 @@ fn installed_packages_macros_and_tests_are_called_through_their_namespace() {
         compiled("models/props.yml/tiny_utils_is_even_priced_dollars.sql").trim(),
         "select * from \"memory\".\"main\".\"priced\" where dollars % 2 <> 0"
     );
+    // `dispatch:` in dbt_project.yml puts the project's implementation first.
+    let project = dir.path().join("dbt_project.yml");
+    let text = std::fs::read_to_string(&project).expect("read");
+    std::fs::write(
+        &project,
+        format!("{text}dispatch:\n  - macro_namespace: tiny_utils\n    search_order: ['bad', 'tiny_utils']\n"),
+    )
+    .expect("write");
+    write(
+        "macros/cents.sql",
+        "{% macro default__cents(column) %}round({{ column }}){% endmacro %}\n",
+    );
+    let out = run_in(dir.path(), &["compile", "-s", "priced"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        compiled("models/priced.sql")
+            .trim_start()
+            .starts_with("select round(amount) as dollars"),
+        "{}",
+        compiled("models/priced.sql")
+    );
+
     // A package macro is not a bare name in the project (dbt needs the namespace).
     write("models/bare.sql", "select {{ shout() }} as s\n");
     let out = run_in(dir.path(), &["compile", "-s", "bare"]);
