@@ -204,6 +204,31 @@ fn macro_file(f: SourceFile) -> MacroFile {
     }
 }
 
+/// Warn, as dbt stops, when `packages.yml` (or `dependencies.yml`) lists
+/// more packages than are installed.
+fn missing_packages(root: &Path, install: &str, installed: usize, diags: &mut Diagnostics) {
+    for file in ["packages.yml", "dependencies.yml"] {
+        let Ok(text) = std::fs::read_to_string(root.join(file)) else {
+            continue;
+        };
+        let listed = yaml::parse(&text, file)
+            .ok()
+            .and_then(|v| v.get("packages").and_then(Value::as_array).map(Vec::len))
+            .unwrap_or(0);
+        if listed > installed {
+            diags.push(
+                Diagnostic::warning(
+                    "E0113",
+                    format!("{file} lists {listed} package(s) but {installed} are installed in {install}/"),
+                )
+                .at(file.to_string(), Some(1))
+                .hint("install them with `dbt deps`; until then their macros are undefined"),
+            );
+        }
+        return;
+    }
+}
+
 /// The macros of every package installed under `packages-install-path`
 /// (where `dbt deps` puts them, `dbt_packages/` by default), each package
 /// read from its own `dbt_project.yml` and `macro-paths`. Their models and
@@ -211,6 +236,7 @@ fn macro_file(f: SourceFile) -> MacroFile {
 fn package_macros(root: &Path, config: &ProjectConfig, diags: &mut Diagnostics) -> Vec<MacroFile> {
     let install = config.packages_install_path.trim_end_matches('/');
     let Ok(entries) = std::fs::read_dir(root.join(install)) else {
+        missing_packages(root, install, 0, diags);
         return Vec::new();
     };
     let mut dirs: Vec<String> = entries
@@ -219,6 +245,7 @@ fn package_macros(root: &Path, config: &ProjectConfig, diags: &mut Diagnostics) 
         .filter_map(|e| e.file_name().into_string().ok())
         .collect();
     dirs.sort();
+    missing_packages(root, install, dirs.len(), diags);
     let mut out = Vec::new();
     for dir in dirs {
         let base = format!("{install}/{dir}");

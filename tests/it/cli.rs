@@ -738,6 +738,21 @@ fn installed_packages_macros_and_tests_are_called_through_their_namespace() {
         compiled("models/props.yml/tiny_utils_is_even_priced_dollars.sql").trim(),
         "select * from \"memory\".\"main\".\"priced\" where dollars % 2 <> 0"
     );
+    // dbt stops when packages.yml lists packages that are not installed;
+    // sluice warns (the ones that are installed still work).
+    write(
+        "packages.yml",
+        "packages:\n  - local: dbt_packages/tiny_utils\n  - package: dbt-labs/dbt_utils\n    version: 1.3.0\n",
+    );
+    let out = run_in(dir.path(), &["compile", "-s", "priced"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("packages.yml lists 2 package(s) but 1 are installed in dbt_packages/"),
+        "{}",
+        out.stderr
+    );
+
     // `dispatch:` in dbt_project.yml puts the project's implementation first.
     let project = dir.path().join("dbt_project.yml");
     let text = std::fs::read_to_string(&project).expect("read");
