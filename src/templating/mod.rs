@@ -844,7 +844,7 @@ fn register_globals(
             search_orders: adapter::search_orders(project),
         }),
     );
-    env.add_global("api", adapter::api());
+    env.add_global("api", adapter::api(engine));
 }
 
 /// dbt's type-coercing filters: `as_number`, `as_bool`, `as_native`, `as_text`.
@@ -1003,9 +1003,53 @@ mod adapter {
         out
     }
 
-    /// `api`: what dbt's macros use of its adapter classes (`api.Column`).
-    pub fn api() -> Value {
-        minijinja::context! { Column => Value::from_object(ColumnApi) }
+    /// `api`: what dbt's macros use of its adapter classes (`api.Column`,
+    /// `api.Relation`).
+    pub fn api(engine: Engine) -> Value {
+        minijinja::context! {
+            Column => Value::from_object(ColumnApi),
+            Relation => Value::from_object(RelationApi { engine }),
+        }
+    }
+
+    /// `api.Relation.create(database=…, schema=…, identifier=…, type=…)`.
+    #[derive(Debug)]
+    struct RelationApi {
+        engine: Engine,
+    }
+
+    impl Object for RelationApi {
+        fn call_method(
+            self: &Arc<Self>,
+            _state: &State<'_, '_>,
+            method: &str,
+            args: &[Value],
+        ) -> Result<Value, Error> {
+            if method != "create" {
+                return Err(Error::new(
+                    ErrorKind::UnknownMethod,
+                    format!("api.Relation has no method `{method}`"),
+                ));
+            }
+            let (kwargs,): (Kwargs,) = from_args(args)?;
+            let part = |name: &str| -> Result<Option<String>, Error> {
+                Ok(kwargs
+                    .get::<Option<Value>>(name)?
+                    .filter(|v| !v.is_none() && !v.is_undefined())
+                    .map(|v| v.to_string()))
+            };
+            let resolved = ResolvedRelation {
+                database: part("database")?,
+                schema: part("schema")?.unwrap_or_default(),
+                identifier: part("identifier")?.unwrap_or_default(),
+                kind: part("type")?.unwrap_or_else(|| "table".into()),
+            };
+            Ok(Value::from_object(RelationObj {
+                unique_id: String::new(),
+                resolved: Some(resolved),
+                engine: self.engine,
+            }))
+        }
     }
 
     /// `api.Column`'s class methods, as dbt's base `Column` defines them

@@ -43,8 +43,12 @@ impl ResolvedRelation {
         if let Some(db) = &self.database {
             parts.push(quote(db));
         }
-        parts.push(quote(&self.schema));
-        parts.push(quote(&self.identifier));
+        // `api.Relation.create` may leave out the schema (or the name).
+        for part in [&self.schema, &self.identifier] {
+            if !part.is_empty() {
+                parts.push(quote(part));
+            }
+        }
         parts.join(".")
     }
 }

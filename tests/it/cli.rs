@@ -713,7 +713,8 @@ fn installed_packages_macros_and_tests_are_called_through_their_namespace() {
         "{% set labels = {'a': 1} %}{% do labels.update({'b': 2}) %}\n\
          select {{ tiny_utils.cents('amount') }} as dollars, '{{ tiny_utils.shout() }}' as s,\n  \
          '{{ tiny_utils.upper_list(['x', 'y']) }}' as xy, '{{ labels.keys() | join('') }}' as k,\n  \
-         '{{ modules.re.sub('[^a-z]+', '_', 'a-b  c') }}' as cleaned\n\
+         '{{ modules.re.sub('[^a-z]+', '_', 'a-b  c') }}' as cleaned,\n  \
+         '{{ api.Relation.create(schema='raw', identifier='events') }}' as rel\n\
          from {{ ref('base') }}\n",
     );
     write(
@@ -731,7 +732,7 @@ fn installed_packages_macros_and_tests_are_called_through_their_namespace() {
     // place and strings have Python's methods.
     assert_eq!(
         compiled("models/priced.sql").trim(),
-        "select cast(amount / 100.0 as decimal(18, 2)) as dollars, 'local!' as s,\n  'X, Y' as xy, 'ab' as k,\n  'a_b_c' as cleaned\nfrom \"memory\".\"main\".\"base\""
+        "select cast(amount / 100.0 as decimal(18, 2)) as dollars, 'local!' as s,\n  'X, Y' as xy, 'ab' as k,\n  'a_b_c' as cleaned,\n  '\"raw\".\"events\"' as rel\nfrom \"memory\".\"main\".\"base\""
     );
     // A package's generic test, named as dbt names it.
     assert_eq!(
