@@ -385,6 +385,7 @@ fn compile_cmd(
     let mut loaded = load(g, ui, "compile", false)?;
     let c = &mut loaded.compiled;
     if let Some(sql) = inline {
+        c.renderer.set_graph(&c.project.nodes);
         let r = c
             .renderer
             .render("<inline>", sql, None, true, false, None)?;

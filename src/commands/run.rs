@@ -210,6 +210,9 @@ fn execute_selected(
         defer_to_state(&c, &selected, a, warehouse.as_ref(), engine)?;
     }
     compile::compile_sql(&mut c, None)?;
+    if uses_graph(&c) {
+        c.renderer.set_graph(&c.project.nodes);
+    }
     // Syntax errors are caught before anything is built.
     let cache = crate::compiled_files::CompileCache::load(&c.project.target_dir());
     let (static_errors, passed) = super::check_sql(&c, &selected, &cache);
@@ -711,6 +714,16 @@ fn run_node(
         ResourceType::Test => run_test(c, n, conn),
         _ => Ok(ok("skipped", "not runnable".into(), None, None)),
     }
+}
+
+/// Whether any template or macro reads dbt's `graph` variable (filling it
+/// means serializing every node).
+pub fn uses_graph(c: &Compiled) -> bool {
+    c.project
+        .nodes
+        .values()
+        .any(|n| n.raw_code.contains("graph"))
+        || c.project.macros.iter().any(|m| m.text.contains("graph"))
 }
 
 fn lock(conn: &SharedConn) -> std::sync::MutexGuard<'_, Box<dyn Connection>> {

@@ -77,6 +77,8 @@ pub struct Renderer {
     pub settings: RenderSettings,
     /// Macro files whose text depends on execution.
     dynamic_macros: HashMap<String, bool>,
+    /// What `graph.nodes` / `graph.sources` hold once set (`set_graph`).
+    graph: Arc<std::sync::OnceLock<Value>>,
 }
 
 /// The result of rendering one template.
@@ -179,13 +181,36 @@ impl Renderer {
             let _ = p.locals.set(namespace.clone());
             env.add_global(package.to_string(), namespace);
         }
-        register_globals(&mut env, project, &settings, &resolver);
+        let graph = Arc::new(std::sync::OnceLock::new());
+        register_globals(&mut env, project, &settings, &resolver, &graph);
         Ok(Renderer {
             env,
             resolver,
             settings,
             dynamic_macros,
+            graph,
         })
+    }
+
+    /// Fill dbt's `graph` variable from the parsed project, for renders at
+    /// execution time (dbt, too, only fills it when executing). The first
+    /// call wins.
+    pub fn set_graph(&self, nodes: &BTreeMap<String, Node>) {
+        self.graph.get_or_init(|| {
+            use crate::project::node::ResourceType;
+            let (sources, others): (Vec<&Node>, Vec<&Node>) = nodes
+                .values()
+                .partition(|n| n.resource_type == ResourceType::Source);
+            fn by_id(list: Vec<&Node>) -> BTreeMap<&str, &Node> {
+                list.into_iter()
+                    .map(|n| (n.unique_id.as_str(), n))
+                    .collect()
+            }
+            context! {
+                nodes => Value::from_serialize(by_id(others)),
+                sources => Value::from_serialize(by_id(sources)),
+            }
+        });
     }
 
     /// Render `source` (named `name`, a project path) for node `node_id`.
@@ -570,6 +595,7 @@ fn register_globals(
     project: &Project,
     settings: &RenderSettings,
     resolver: &Arc<Resolver>,
+    graph: &Arc<std::sync::OnceLock<Value>>,
 ) {
     let engine = settings.engine;
 
@@ -724,7 +750,7 @@ fn register_globals(
     );
     env.add_global(
         "graph",
-        context! { nodes => context! {}, sources => context! {} },
+        Value::from_object(objects::GraphObj(graph.clone())),
     );
 
     env.add_function("is_incremental", |state: &State| -> Result<bool, Error> {

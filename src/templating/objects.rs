@@ -488,3 +488,35 @@ impl Object for ColumnValues {
         }
     }
 }
+
+/// dbt's `graph`: `nodes` and `sources` by unique id, empty until the
+/// renderer is given the parsed project (`Renderer::set_graph`).
+#[derive(Debug)]
+pub struct GraphObj(pub Arc<std::sync::OnceLock<Value>>);
+
+impl Object for GraphObj {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let key = key.as_str()?;
+        if !matches!(
+            key,
+            "nodes" | "sources" | "exposures" | "metrics" | "groups"
+        ) {
+            return None;
+        }
+        Some(
+            self.0
+                .get()
+                .and_then(|g| g.get_attr(key).ok())
+                .filter(|v| !v.is_undefined())
+                .unwrap_or_else(|| Value::from_serialize(BTreeMap::<String, Value>::new())),
+        )
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Str(&["nodes", "sources", "exposures", "metrics", "groups"])
+    }
+}

@@ -611,3 +611,44 @@ fn run_writes_the_sql_that_ran() {
         Some("select 42 as answer")
     );
 }
+
+/// dbt's `graph` holds the project's nodes and sources when executing.
+#[cfg(feature = "duckdb")]
+#[test]
+fn graph_holds_the_projects_nodes_when_executing() {
+    let duck = Engine::duckdb();
+    let dir = jaffle();
+    let root = dir.path();
+    std::fs::write(
+        root.join("models/model_census.sql"),
+        "{% set names = [] %}{% if execute %}\
+         {% for node in graph.nodes.values() | selectattr('resource_type', 'equalto', 'model') %}\
+         {% do names.append(node.name) %}{% endfor %}{% endif %}\
+         select {{ names | length }} as models, '{{ names | sort | join(',') }}' as names, \
+         {{ graph.sources.values() | list | length }} as sources\n",
+    )
+    .expect("write model");
+    let listed = duck.run(
+        root,
+        &["ls", "--resource-type", "model", "--output", "name"],
+    );
+    assert_ok(&listed, "ls");
+    let mut models: Vec<&str> = listed
+        .stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    models.sort();
+    assert!(models.len() > 3, "{models:?}");
+    assert_ok(&duck.run(root, &["run", "-s", "model_census"]), "run");
+    let rows = duck.query(root, "select models, names, sources from main.model_census");
+    assert_eq!(
+        rows,
+        vec![vec![
+            Value::from(models.len()),
+            Value::from(models.join(",")),
+            Value::from(0)
+        ]]
+    );
+}
