@@ -198,6 +198,20 @@ pub fn compile_sql(
     c: &mut Compiled,
     ids: Option<&std::collections::BTreeSet<String>>,
 ) -> Result<(), Diagnostics> {
+    compile_sql_with(c, ids, None)
+}
+
+/// A warehouse connection shared by renders.
+pub type SharedConnection = std::sync::Arc<std::sync::Mutex<Box<dyn crate::warehouse::Connection>>>;
+
+/// `compile_sql`, rendering the nodes whose SQL depends on the warehouse
+/// with `execute` true over `connection` when there is one (as dbt's
+/// `compile` does).
+pub fn compile_sql_with(
+    c: &mut Compiled,
+    ids: Option<&std::collections::BTreeSet<String>>,
+    connection: Option<SharedConnection>,
+) -> Result<(), Diagnostics> {
     let renderer = &c.renderer;
     let nodes = &c.project.nodes;
     let any_ephemeral = nodes.values().any(|n| n.materialized() == "ephemeral");
@@ -212,6 +226,7 @@ pub fn compile_sql(
             // connected, when it runs; without a connection here it renders
             // as at parse time (`execute` false), so that a macro asking
             // whether a relation exists does not fail on the empty answer.
+            let execute = connection.is_some();
             let sql = if n.config.contains_key("__dynamic") {
                 let name = if n.test_metadata.is_some() {
                     n.defining_file().to_string()
@@ -219,7 +234,14 @@ pub fn compile_sql(
                     n.original_file_path.clone()
                 };
                 renderer
-                    .render(&name, &n.raw_code, Some(n), false, false, None)
+                    .render(
+                        &name,
+                        &n.raw_code,
+                        Some(n),
+                        execute,
+                        false,
+                        connection.clone(),
+                    )
                     .map(|r| r.output)
             } else {
                 Ok(renderer.substitute(n.compiled_code.as_deref().unwrap_or_default()))

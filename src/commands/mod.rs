@@ -400,7 +400,8 @@ fn compile_cmd(
         return Ok(0);
     }
     let ids = select_ids(c, s)?;
-    compile::compile_sql(c, Some(&ids))?;
+    let connection = connect_for_dynamic(c, &loaded.target, &ids, ui);
+    compile::compile_sql_with(c, Some(&ids), connection)?;
     let root = c.project.root.clone();
     let target_dir = c.project.target_dir();
     let base = target_dir.join("compiled").join(c.project.name());
@@ -461,6 +462,44 @@ fn compile_cmd(
 /// Static SQL check of compiled models: syntax errors before any warehouse
 /// is touched, pointing at the compiled file. SQL that `cache` saw pass is
 /// not parsed again; returns the errors and the models that passed.
+/// dbt's `compile` connects so that nodes whose SQL depends on the
+/// warehouse (`run_query`, `adapter.get_columns_in_relation`, …) compile to
+/// what would run. A connection is opened only when the selection has such
+/// nodes; when the warehouse cannot be reached they compile as at parse
+/// time, and a line says so.
+fn connect_for_dynamic(
+    c: &Compiled,
+    target: &profiles::Target,
+    ids: &std::collections::BTreeSet<String>,
+    ui: &Ui,
+) -> Option<compile::SharedConnection> {
+    let dynamic = ids
+        .iter()
+        .filter_map(|id| c.project.nodes.get(id))
+        .filter(|n| n.config.contains_key("__dynamic"))
+        .count();
+    if dynamic == 0 {
+        return None;
+    }
+    let opened = crate::warehouse::open(&target.config, &c.project.root)
+        .map_err(|e| e.to_string())
+        .and_then(|w| w.connect().map_err(|e| e.to_string()));
+    match opened {
+        Ok(conn) => {
+            if run::uses_graph(c) {
+                c.renderer.set_graph(&c.project.nodes);
+            }
+            Some(std::sync::Arc::new(std::sync::Mutex::new(conn)))
+        }
+        Err(e) => {
+            ui.info(format!(
+                "warning: {dynamic} node(s) query the warehouse to compile, which is unreachable ({e}); they compile as at parse time"
+            ));
+            None
+        }
+    }
+}
+
 pub fn check_sql(
     c: &Compiled,
     ids: &std::collections::BTreeSet<String>,

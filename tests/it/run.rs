@@ -589,6 +589,12 @@ fn run_writes_the_sql_that_ran() {
          {% else %}{% set v = 0 %}{% endif %}select {{ v }} as answer\n",
     )
     .expect("write model");
+    // `compile` connects, as dbt's does, to render it as it will run.
+    assert_ok(&duck.run(root, &["compile", "-s", "answer"]), "compile");
+    let compiled = std::fs::read_to_string(root.join("target/compiled/jaffle/models/answer.sql"))
+        .expect("compiled");
+    assert_eq!(compiled.trim(), "select 42 as answer");
+    std::fs::remove_dir_all(root.join("target")).expect("rm target");
     assert_ok(&duck.run(root, &["run", "-s", "answer"]), "run");
     for dir in ["compiled", "run"] {
         let path = root.join(format!("target/{dir}/jaffle/models/answer.sql"));
