@@ -215,6 +215,11 @@ pub fn compile_sql_with(
     let renderer = &c.renderer;
     let nodes = &c.project.nodes;
     let any_ephemeral = nodes.values().any(|n| n.materialized() == "ephemeral");
+    // A node whose SQL depends on the warehouse is rendered again,
+    // connected, when it runs; without a connection here it renders as at
+    // parse time (`execute` false), so that a macro asking whether a
+    // relation exists does not fail on the empty answer.
+    let execute = connection.is_some();
     // One result per node, in map order, so they fold back without lookups.
     let results: Vec<Option<Result<String, Diagnostic>>> = nodes
         .par_iter()
@@ -222,11 +227,6 @@ pub fn compile_sql_with(
             if !is_rendered(n) || ids.is_some_and(|s| !s.contains(id)) {
                 return None;
             }
-            // A node whose SQL depends on the warehouse is rendered again,
-            // connected, when it runs; without a connection here it renders
-            // as at parse time (`execute` false), so that a macro asking
-            // whether a relation exists does not fail on the empty answer.
-            let execute = connection.is_some();
             let sql = if n.config.contains_key("__dynamic") {
                 let name = if n.test_metadata.is_some() {
                     n.defining_file().to_string()

@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
+use crate::project::node::Node;
+
 const CACHE_FILE: &str = "sluice_compile_cache.tsv";
 /// The check's verdicts belong to this build's SQL parser: another sluice
 /// version starts a fresh cache.
@@ -178,6 +180,29 @@ pub struct Job<'a> {
     pub path: PathBuf,
     pub key: String,
     pub sql: &'a str,
+}
+
+impl<'a> Job<'a> {
+    /// Node `n`'s file under `target/compiled/<project>/`, holding `sql`.
+    pub fn new(target_dir: &Path, project: &str, n: &Node, sql: &'a str) -> Job<'a> {
+        let rel = rel_path(n);
+        Job {
+            path: target_dir.join("compiled").join(project).join(&rel),
+            key: format!("compiled/{project}/{rel}"),
+            sql,
+        }
+    }
+}
+
+/// Where a node's compiled SQL goes under `target/compiled/<project>/`, as
+/// dbt lays it out: its file's path, and a generic test's under the path of
+/// the YAML file that declares it.
+pub fn rel_path(n: &Node) -> String {
+    if n.test_metadata.is_some() {
+        format!("{}/{}.sql", n.original_file_path, n.name)
+    } else {
+        n.original_file_path.clone()
+    }
 }
 
 /// Write every job's SQL to its file, in parallel, leaving alone a file the

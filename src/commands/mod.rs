@@ -406,9 +406,8 @@ fn compile_cmd(
     let target_dir = c.project.target_dir();
     let base = target_dir.join("compiled").join(c.project.name());
     let shown_base = shown_path(&base, &root);
-    let key_base = format!("compiled/{}", c.project.name());
     // Every compiled node's file; tests go under their YAML file's path.
-    let mut jobs = Vec::new();
+    let mut compiled = Vec::new();
     for id in &ids {
         let Some(n) = c.project.nodes.get_mut(id) else {
             continue;
@@ -416,24 +415,20 @@ fn compile_cmd(
         if n.compiled_code.is_none() {
             continue;
         }
-        let rel = if n.test_metadata.is_some() {
-            format!("{}/{}.sql", n.original_file_path, n.name)
-        } else {
-            n.original_file_path.clone()
-        };
-        n.compiled_path = Some(format!("{shown_base}/{rel}"));
-        jobs.push((id, base.join(&rel), format!("{key_base}/{rel}")));
+        n.compiled_path = Some(format!("{shown_base}/{}", compiled_files::rel_path(n)));
+        compiled.push(id);
     }
     let c = &*c;
-    let jobs: Vec<compiled_files::Job> = jobs
+    let jobs: Vec<compiled_files::Job> = compiled
         .into_iter()
-        .map(|(id, path, key)| compiled_files::Job {
-            path,
-            key,
-            sql: c.project.nodes[id]
-                .compiled_code
-                .as_deref()
-                .unwrap_or_default(),
+        .map(|id| {
+            let n = &c.project.nodes[id];
+            compiled_files::Job::new(
+                &target_dir,
+                c.project.name(),
+                n,
+                n.compiled_code.as_deref().unwrap_or_default(),
+            )
         })
         .collect();
     let cache = compiled_files::CompileCache::load(&target_dir);
@@ -459,9 +454,6 @@ fn compile_cmd(
     Ok(0)
 }
 
-/// Static SQL check of compiled models: syntax errors before any warehouse
-/// is touched, pointing at the compiled file. SQL that `cache` saw pass is
-/// not parsed again; returns the errors and the models that passed.
 /// dbt's `compile` connects so that nodes whose SQL depends on the
 /// warehouse (`run_query`, `adapter.get_columns_in_relation`, …) compile to
 /// what would run. A connection is opened only when the selection has such
@@ -500,6 +492,9 @@ fn connect_for_dynamic(
     }
 }
 
+/// Static SQL check of compiled models: syntax errors before any warehouse
+/// is touched, pointing at the compiled file. SQL that `cache` saw pass is
+/// not parsed again; returns the errors and the models that passed.
 pub fn check_sql(
     c: &Compiled,
     ids: &std::collections::BTreeSet<String>,

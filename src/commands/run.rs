@@ -1144,30 +1144,17 @@ fn write_compiled_files(
     executed: &dyn Fn(&NodeResult) -> Option<String>,
 ) -> Result<(), Failure> {
     let target_dir = c.project.target_dir();
-    let base = target_dir.join("compiled").join(c.project.name());
-    let key_base = format!("compiled/{}", c.project.name());
-    let ran: Vec<(std::path::PathBuf, String, String)> = results
+    let ran: Vec<(&Node, String)> = results
         .iter()
         .filter_map(|r| {
             let n = c.nodes().get(&r.unique_id)?;
-            let rel = match n.resource_type {
-                ResourceType::Model => n.original_file_path.clone(),
-                ResourceType::Test if n.test_metadata.is_some() => {
-                    format!("{}/{}.sql", n.original_file_path, n.name)
-                }
-                ResourceType::Test => n.original_file_path.clone(),
-                _ => return None,
-            };
-            Some((base.join(&rel), format!("{key_base}/{rel}"), executed(r)?))
+            matches!(n.resource_type, ResourceType::Model | ResourceType::Test)
+                .then_some((n, executed(r)?))
         })
         .collect();
     let jobs: Vec<crate::compiled_files::Job> = ran
         .iter()
-        .map(|(path, key, sql)| crate::compiled_files::Job {
-            path: path.clone(),
-            key: key.clone(),
-            sql,
-        })
+        .map(|(n, sql)| crate::compiled_files::Job::new(&target_dir, c.project.name(), n, sql))
         .collect();
     let cache = crate::compiled_files::CompileCache::load(&target_dir);
     let written = crate::compiled_files::write_all(&jobs, &cache)?;

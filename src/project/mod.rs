@@ -250,10 +250,7 @@ fn package_macros(root: &Path, config: &ProjectConfig, diags: &mut Diagnostics) 
     for dir in dirs {
         let base = format!("{install}/{dir}");
         let project_file = format!("{base}/{PROJECT_FILE}");
-        let parsed = std::fs::read_to_string(root.join(&project_file))
-            .ok()
-            .and_then(|text| ProjectConfig::parse(&text).ok());
-        let Some((package, _)) = parsed else {
+        let Ok(text) = std::fs::read_to_string(root.join(&project_file)) else {
             diags.push(
                 Diagnostic::warning(
                     "E0112",
@@ -263,6 +260,18 @@ fn package_macros(root: &Path, config: &ProjectConfig, diags: &mut Diagnostics) 
                 .hint("reinstall it (`dbt deps`) or remove the directory"),
             );
             continue;
+        };
+        let package = match ProjectConfig::parse(&text) {
+            Ok((package, _)) => package,
+            // A broken package file is as much an error as the project's,
+            // at its own path and line.
+            Err(found) => {
+                for mut d in found.0 {
+                    d.file = Some(project_file.clone());
+                    diags.push(d);
+                }
+                continue;
+            }
         };
         let roots: Vec<String> = package
             .macro_paths

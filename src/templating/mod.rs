@@ -36,9 +36,7 @@ use objects::{
 /// macros with the same names override them.
 const BUILTINS_NAME: &str = "<sluice builtins>";
 const BUILTINS: &str = include_str!("builtins.sql");
-/// dbt's cross-database macros, in their own template: every call of a
-/// builtin evaluates its whole file, and generic tests call theirs
-/// tens of thousands of times.
+/// dbt's cross-database macros and the run-settings macros dbt's tests ask for.
 const CROSS_DB_NAME: &str = "<sluice cross-database macros>";
 const CROSS_DB: &str = include_str!("cross_db.sql");
 
@@ -145,10 +143,7 @@ impl Renderer {
                 .collect();
             add_macro_file(&mut env, file, text, &names)?;
             for name in names {
-                let macro_name = name.clone();
-                let f = Value::from_function(move |state: &State, args: Rest<Value>| {
-                    call_project_macro(state, file, &macro_name, &args)
-                });
+                let f = macro_function(file, &name, None);
                 dbt_namespace.insert(name, f);
             }
         }
@@ -163,11 +158,7 @@ impl Renderer {
                     add_macro_templates(&mut env, &m.path, &m.text)?;
                     let p = packages.entry(package).or_default();
                     for name in &m.names {
-                        let (file, macro_name, locals) =
-                            (m.path.clone(), name.clone(), p.locals.clone());
-                        let f = Value::from_function(move |state: &State, args: Rest<Value>| {
-                            call_macro_in(state, &file, &macro_name, &args, locals.get())
-                        });
+                        let f = macro_function(&m.path, name, Some(p.locals.clone()));
                         p.functions.insert(name.clone(), f);
                     }
                 }
@@ -525,27 +516,32 @@ fn add_macro_file(
 ) -> Result<(), Diagnostic> {
     add_macro_templates(env, path, text)?;
     for name in names {
-        let file = path.to_string();
-        let macro_name = name.clone();
-        env.add_function(name.clone(), move |state: &State, args: Rest<Value>| {
-            call_project_macro(state, &file, &macro_name, &args)
-        });
+        env.add_global(name.clone(), macro_function(path, name, None));
     }
     Ok(())
 }
 
-/// Call `macro_name` defined in template `file`, in the caller's render
-/// scope, honouring `return()`.
-fn call_project_macro(
-    state: &State,
-    file: &str,
-    macro_name: &str,
-    args: &[Value],
-) -> Result<Value, Error> {
-    call_macro_in(state, file, macro_name, args, None)
+/// Macro `name` of file `path` as a Jinja function; `locals` (a package's
+/// own macros, once built) are visible by name inside it.
+fn macro_function(
+    path: &str,
+    name: &str,
+    locals: Option<Arc<std::sync::OnceLock<Value>>>,
+) -> Value {
+    let (file, macro_name) = (path.to_string(), name.to_string());
+    Value::from_function(move |state: &State, args: Rest<Value>| {
+        call_macro_in(
+            state,
+            &file,
+            &macro_name,
+            &args,
+            locals.as_ref().and_then(|l| l.get()),
+        )
+    })
 }
 
-/// `call_project_macro` with `locals` (a package's own macros) visible by name.
+/// Call `macro_name` defined in template `file`, in the caller's render
+/// scope, honouring `return()`, with `locals` visible by name.
 fn call_macro_in(
     state: &State,
     file: &str,

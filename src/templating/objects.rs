@@ -489,6 +489,8 @@ impl Object for ColumnValues {
     }
 }
 
+const GRAPH_KEYS: &[&str] = &["nodes", "sources", "exposures", "metrics", "groups"];
+
 /// dbt's `graph`: `nodes` and `sources` by unique id, empty until the
 /// renderer is given the parsed project (`Renderer::set_graph`).
 #[derive(Debug)]
@@ -501,10 +503,7 @@ impl Object for GraphObj {
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let key = key.as_str()?;
-        if !matches!(
-            key,
-            "nodes" | "sources" | "exposures" | "metrics" | "groups"
-        ) {
+        if !GRAPH_KEYS.contains(&key) {
             return None;
         }
         Some(
@@ -517,6 +516,6 @@ impl Object for GraphObj {
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::Str(&["nodes", "sources", "exposures", "metrics", "groups"])
+        Enumerator::Str(GRAPH_KEYS)
     }
 }

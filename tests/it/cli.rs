@@ -783,6 +783,20 @@ fn installed_packages_macros_and_tests_are_called_through_their_namespace() {
     assert!(out.stderr.contains("models/bare.sql:1"), "{}", out.stderr);
     std::fs::remove_file(dir.path().join("models/bare.sql")).expect("rm");
 
+    // A package whose dbt_project.yml is broken: an error at its file and line.
+    write(
+        "dbt_packages/broken/dbt_project.yml",
+        "name: broken\nmacro-paths: [\"macros\"\n",
+    );
+    let out = run_in(dir.path(), &["compile", "-s", "priced"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("dbt_packages/broken/dbt_project.yml:"),
+        "{}",
+        out.stderr
+    );
+    std::fs::remove_dir_all(dir.path().join("dbt_packages/broken")).expect("rm");
+
     // An error inside a package macro names the package's file and line.
     write(
         "dbt_packages/tiny_utils/src_macros/generic/is_even.sql",
