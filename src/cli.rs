@@ -120,6 +120,8 @@ pub enum Command {
     Seed(RunArgs),
     /// Build models.
     Run(RunArgs),
+    /// Build snapshots (type-2 history tables).
+    Snapshot(RunArgs),
     /// Run data tests.
     Test(RunArgs),
     /// Seeds, models and tests in DAG order.

@@ -173,6 +173,7 @@ fn dispatch(cli: &Cli, ui: &Ui) -> Result<Exit, Failure> {
         } => ls::ls(g, ui, select, *output, resource_type),
         Command::Seed(a) => run::execute(g, ui, run::Mode::Seed, a),
         Command::Run(a) => run::execute(g, ui, run::Mode::Run, a),
+        Command::Snapshot(a) => run::execute(g, ui, run::Mode::Snapshot, a),
         Command::Test(a) => run::execute(g, ui, run::Mode::Test, a),
         Command::Build(a) => run::execute(g, ui, run::Mode::Build, a),
         Command::Extract(a) => extract::extract_cmd(g, ui, a),

@@ -22,16 +22,20 @@ use super::extract::{extract_and_stage, sources_among, ExtractSource};
 use super::{load, select_ids, shown_path, Exit, Failure, Ui};
 use crate::cli::{GlobalArgs, RunArgs};
 use crate::compile::{self, Compiled};
+use crate::compiled_files;
 use crate::diagnostics::Diagnostic;
 use crate::project::node::{Node, ResourceType};
 use crate::templating::Renderer;
 use crate::warehouse::materialize::{self, Materialization, ModelBuild, OnSchemaChange};
-use crate::warehouse::{adapter, seed, Connection, Engine, Relation, TargetConfig, Warehouse};
+use crate::warehouse::{
+    adapter, seed, snapshot, Connection, Engine, Relation, TargetConfig, Warehouse,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Seed,
     Run,
+    Snapshot,
     Test,
     Build,
 }
@@ -41,6 +45,7 @@ impl Mode {
         match self {
             Mode::Seed => "seed",
             Mode::Run => "run",
+            Mode::Snapshot => "snapshot",
             Mode::Test => "test",
             Mode::Build => "build",
         }
@@ -50,10 +55,14 @@ impl Mode {
         match self {
             Mode::Seed => rt == ResourceType::Seed,
             Mode::Run => rt == ResourceType::Model,
+            Mode::Snapshot => rt == ResourceType::Snapshot,
             Mode::Test => rt == ResourceType::Test,
             Mode::Build => matches!(
                 rt,
-                ResourceType::Seed | ResourceType::Model | ResourceType::Test
+                ResourceType::Seed
+                    | ResourceType::Model
+                    | ResourceType::Snapshot
+                    | ResourceType::Test
             ),
         }
     }
@@ -95,21 +104,6 @@ pub fn execute(g: &GlobalArgs, ui: &Ui, mode: Mode, a: &RunArgs) -> Result<Exit,
     } else {
         Vec::new()
     };
-    if mode == Mode::Build {
-        let snapshots = chosen
-            .iter()
-            .filter(|id| {
-                c.nodes()
-                    .get(*id)
-                    .is_some_and(|n| n.resource_type == ResourceType::Snapshot)
-            })
-            .count();
-        if snapshots > 0 {
-            ui.eprint(format!(
-                "warning: {snapshots} selected snapshot(s) not built: sluice does not run snapshots yet; models that ref them read the existing tables"
-            ));
-        }
-    }
     let selected: BTreeSet<String> = chosen
         .into_iter()
         .filter(|id| {
@@ -140,6 +134,7 @@ pub fn retry(g: &GlobalArgs, ui: &Ui, a: &RunArgs) -> Result<Exit, Failure> {
     let mode = match previous["args"]["which"].as_str() {
         Some("seed") => Mode::Seed,
         Some("run") => Mode::Run,
+        Some("snapshot") => Mode::Snapshot,
         Some("test") => Mode::Test,
         _ => Mode::Build,
     };
@@ -710,7 +705,7 @@ fn run_node(
             .map_err(|e| e.to_string())?;
             Ok(ok("success", out.message, out.rows_affected, None))
         }
-        ResourceType::Model => build_one_model(c, n, conn, engine, a),
+        ResourceType::Model | ResourceType::Snapshot => build_one_model(c, n, conn, engine, a),
         ResourceType::Test => run_test(c, n, conn),
         _ => Ok(ok("skipped", "not runnable".into(), None, None)),
     }
@@ -779,10 +774,19 @@ fn build_one_model(
     engine: Engine,
     a: &RunArgs,
 ) -> Result<NodeResult, String> {
-    let materialized: Materialization = n
-        .materialized()
-        .parse()
-        .map_err(|e: materialize::BuildError| e.to_string())?;
+    // A snapshot has its own materialization (and never a full refresh).
+    let snapshot = if n.resource_type == ResourceType::Snapshot {
+        Some(snapshot::SnapshotConfig::from_config(&n.config).map_err(|e| e.to_string())?)
+    } else {
+        None
+    };
+    let materialized: Materialization = if snapshot.is_some() {
+        Materialization::Table
+    } else {
+        n.materialized()
+            .parse()
+            .map_err(|e: materialize::BuildError| e.to_string())?
+    };
     let relation = relation_of(n);
     let full_refresh = match n.config.get("full_refresh").and_then(Value::as_bool) {
         Some(v) => v,
@@ -825,38 +829,53 @@ fn build_one_model(
     };
     let pre = hooks("pre-hook")?;
     let post = hooks("post-hook")?;
-    let on_schema_change: OnSchemaChange = n
-        .config
-        .get("on_schema_change")
-        .and_then(Value::as_str)
-        .unwrap_or("ignore")
-        .parse()
-        .map_err(|e: materialize::BuildError| e.to_string())?;
-    let build = ModelBuild {
-        relation: &relation,
-        materialized,
-        sql: &sql,
-        unique_key: string_or_list(n.config.get("unique_key")),
-        incremental_strategy: n
-            .config
-            .get("incremental_strategy")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        on_schema_change,
-        full_refresh,
-        pre_hooks: &pre,
-        post_hooks: &post,
-    };
-    let mut guard = lock(conn);
-    let out = materialize::build_model(guard.as_mut(), engine, &build).map_err(|e| {
+    let failed_at = |e: materialize::BuildError| {
         let compiled = format!(
             "{}/run/{}/{}",
             c.project.config.target_path,
             c.project.name(),
-            n.original_file_path
+            compiled_files::rel_path(n)
         );
         format!("{e}\n  --> {compiled}")
-    })?;
+    };
+    let out = match &snapshot {
+        Some(config) => {
+            let build = snapshot::SnapshotBuild {
+                relation: &relation,
+                sql: &sql,
+                config,
+                pre_hooks: &pre,
+                post_hooks: &post,
+            };
+            snapshot::build_snapshot(lock(conn).as_mut(), engine, &build)
+        }
+        None => {
+            let on_schema_change: OnSchemaChange = n
+                .config
+                .get("on_schema_change")
+                .and_then(Value::as_str)
+                .unwrap_or("ignore")
+                .parse()
+                .map_err(|e: materialize::BuildError| e.to_string())?;
+            let build = ModelBuild {
+                relation: &relation,
+                materialized,
+                sql: &sql,
+                unique_key: string_or_list(n.config.get("unique_key")),
+                incremental_strategy: n
+                    .config
+                    .get("incremental_strategy")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                on_schema_change,
+                full_refresh,
+                pre_hooks: &pre,
+                post_hooks: &post,
+            };
+            materialize::build_model(lock(conn).as_mut(), engine, &build)
+        }
+    }
+    .map_err(failed_at)?;
     let mut r = ok("success", out.message, out.rows_affected, None);
     r.sql = rendered_at_run.then_some(sql);
     Ok(r)
@@ -1013,6 +1032,7 @@ fn shown<'a>(c: &'a Compiled, plan: &'a Plan, id: &str) -> Option<Shown<'a>> {
         description: match n.resource_type {
             ResourceType::Seed => format!("seed file {}.{}", n.schema, n.alias),
             ResourceType::Test => format!("test {}", n.name),
+            ResourceType::Snapshot => format!("snapshot {}.{}", n.schema, n.alias),
             _ => format!("sql {} model {}.{}", n.materialized(), n.schema, n.alias),
         },
     })

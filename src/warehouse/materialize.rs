@@ -258,7 +258,7 @@ fn with_hooks(
     Ok(outcome)
 }
 
-fn run_hooks(
+pub(super) fn run_hooks(
     conn: &mut dyn Connection,
     phase: HookPhase,
     hooks: &[String],

@@ -21,6 +21,7 @@ pub mod materialize;
 pub mod postgres;
 pub mod rows;
 pub mod seed;
+pub mod snapshot;
 
 /// A connection target as written under `outputs:` in profiles.yml, after
 /// `env_var()` rendering. Selected by its `type:` key.

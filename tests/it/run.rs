@@ -658,3 +658,144 @@ fn graph_holds_the_projects_nodes_when_executing() {
         ]]
     );
 }
+
+/// dbt snapshots on a real warehouse: the first `snapshot` copies the
+/// source with dbt's four columns; after the source changes, `build` (which
+/// runs snapshots in DAG order, then what refs them and their tests) closes
+/// changed rows' versions and adds new ones — `timestamp` by `updated_at`,
+/// `check` by the checked columns, with `hard_deletes: invalidate` closing a
+/// deleted key — and an unchanged source adds nothing.
+fn snapshots_keep_history(engine: &Engine, schema: &str) {
+    let dir = jaffle();
+    let root = dir.path();
+    engine.execute(
+        root,
+        "create schema if not exists raw; \
+         create table raw.customers_raw (id integer, status varchar(20), updated_at timestamp); \
+         insert into raw.customers_raw values (1, 'new', '2024-01-01 00:00:00'), (2, 'new', '2024-01-01 00:00:00')",
+    );
+    std::fs::create_dir_all(root.join("snapshots")).expect("mkdir");
+    std::fs::write(
+        root.join("snapshots/customers.sql"),
+        "{% snapshot customers_ts %}\n\
+         {{ config(target_schema='snap', unique_key='id', strategy='timestamp', updated_at='updated_at') }}\n\
+         select * from raw.customers_raw\n\
+         {% endsnapshot %}\n\n\
+         {% snapshot customers_check %}\n\
+         {{ config(unique_key=['id'], strategy='check', check_cols=['status'], hard_deletes='invalidate') }}\n\
+         select id, status from raw.customers_raw\n\
+         {% endsnapshot %}\n\n\
+         {% snapshot customers_nr %}\n\
+         {{ config(unique_key='id', strategy='timestamp', updated_at='updated_at', hard_deletes='new_record') }}\n\
+         select * from raw.customers_raw\n\
+         {% endsnapshot %}\n",
+    )
+    .expect("write snapshot");
+    std::fs::write(
+        root.join("snapshots/snapshots.yml"),
+        "snapshots:\n  - name: customers_ts\n    columns:\n      - name: dbt_scd_id\n        data_tests: [unique, not_null]\n",
+    )
+    .expect("write yml");
+    std::fs::write(
+        root.join("models/current_customers.sql"),
+        "select id, status from {{ ref('customers_ts') }} where dbt_valid_to is null\n",
+    )
+    .expect("write model");
+    let count = |table: &str, filter: &str| -> i64 {
+        let q = format!("select count(*) from {table} where {filter}");
+        engine.query(root, &q)[0][0].as_i64().expect("count")
+    };
+    let ts = "snap.customers_ts";
+    let check = format!("{schema}.customers_check");
+    let nr = format!("{schema}.customers_nr");
+
+    let out = engine.run(root, &["snapshot"]);
+    assert_ok(&out, "snapshot");
+    assert!(
+        out.stderr.contains("snapshot snap.customers_ts"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(count(ts, "dbt_valid_to is null"), 2);
+    assert_eq!(count(&check, "dbt_valid_to is null"), 2);
+    let first = engine.query(
+        root,
+        &format!("select cast(dbt_valid_from as varchar), cast(dbt_updated_at as varchar), dbt_scd_id from {ts} where id = 1"),
+    );
+    assert_eq!(first[0][0], Value::from("2024-01-01 00:00:00"));
+    assert_eq!(first[0][1], Value::from("2024-01-01 00:00:00"));
+    // dbt's scd id: md5 of the key and the change time, `|`-joined.
+    let expected_id = engine.query(
+        root,
+        "select md5(coalesce(cast(1 as varchar), '') || '|' || coalesce(cast(cast('2024-01-01 00:00:00' as timestamp) as varchar), ''))",
+    );
+    assert_eq!(first[0][2], expected_id[0][0]);
+
+    engine.execute(
+        root,
+        "update raw.customers_raw set status = 'active', updated_at = '2024-02-01 00:00:00' where id = 1; \
+         delete from raw.customers_raw where id = 2; \
+         insert into raw.customers_raw values (3, 'new', '2024-02-02 00:00:00')",
+    );
+    let out = engine.run(root, &["build"]);
+    assert_ok(&out, "build");
+    // timestamp, deletes ignored: id 1 has two versions, 2 stays current.
+    assert_eq!(count(ts, "true"), 4);
+    assert_eq!(count(ts, "dbt_valid_to is null"), 3);
+    let closed = engine.query(
+        root,
+        &format!("select cast(dbt_valid_to as varchar) from {ts} where id = 1 and status = 'new'"),
+    );
+    assert_eq!(closed[0][0], Value::from("2024-02-01 00:00:00"));
+    // check + invalidate: id 2's version is closed, id 1 re-versioned, 3 new.
+    assert_eq!(count(&check, "true"), 4);
+    assert_eq!(count(&check, "dbt_valid_to is null"), 2);
+    assert_eq!(count(&check, "id = 2 and dbt_valid_to is not null"), 1);
+    // new_record: the deleted key's version is closed and a current
+    // "deleted" version added.
+    assert_eq!(count(&nr, "true"), 5);
+    assert_eq!(count(&nr, "dbt_valid_to is null"), 3);
+    assert_eq!(
+        count(
+            &nr,
+            "id = 2 and dbt_is_deleted = 'True' and dbt_valid_to is null"
+        ),
+        1
+    );
+    assert_eq!(count(&nr, "dbt_is_deleted = 'False'"), 4);
+    // What refs a snapshot is built after it, and its tests ran.
+    assert_eq!(count(&format!("{schema}.current_customers"), "true"), 3);
+    assert!(
+        out.stderr.contains("unique_customers_ts_dbt_scd_id"),
+        "{}",
+        out.stderr
+    );
+
+    // Nothing changed: nothing added.
+    assert_ok(&engine.run(root, &["snapshot"]), "snapshot again");
+    assert_eq!(count(ts, "true"), 4);
+    assert_eq!(count(&check, "true"), 4);
+    assert_eq!(count(&nr, "true"), 5);
+
+    // A snapshot without its settings fails with what is missing, and the
+    // table it would have built is not created.
+    std::fs::write(
+        root.join("snapshots/broken.sql"),
+        "{% snapshot broken %}\n{{ config(strategy='timestamp', updated_at='updated_at') }}\nselect 1 as id, now() as updated_at\n{% endsnapshot %}\n",
+    )
+    .expect("write snapshot");
+    let out = engine.run(root, &["snapshot", "-s", "broken"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("needs `unique_key`"), "{}", out.stderr);
+}
+
+#[test]
+fn snapshots_keep_history_on_postgres() {
+    snapshots_keep_history(&Engine::postgres(), "jaffle");
+}
+
+#[cfg(feature = "duckdb")]
+#[test]
+fn snapshots_keep_history_on_duckdb() {
+    snapshots_keep_history(&Engine::duckdb(), "main");
+}
