@@ -195,10 +195,13 @@ impl<'a> Job<'a> {
 }
 
 /// Where a node's compiled SQL goes under `target/compiled/<project>/`, as
-/// dbt lays it out: its file's path, and a generic test's under the path of
-/// the YAML file that declares it.
+/// dbt lays it out: its file's path, and a node declared in YAML (a generic
+/// test, a snapshot with `relation:`) under the path of that YAML file.
 pub fn rel_path(n: &Node) -> String {
-    if n.test_metadata.is_some() {
+    let from_yaml = [".yml", ".yaml"]
+        .iter()
+        .any(|ext| n.original_file_path.ends_with(ext));
+    if n.test_metadata.is_some() || from_yaml {
         format!("{}/{}.sql", n.original_file_path, n.name)
     } else {
         n.original_file_path.clone()

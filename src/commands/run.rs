@@ -1168,8 +1168,11 @@ fn write_compiled_files(
         .iter()
         .filter_map(|r| {
             let n = c.nodes().get(&r.unique_id)?;
-            matches!(n.resource_type, ResourceType::Model | ResourceType::Test)
-                .then_some((n, executed(r)?))
+            matches!(
+                n.resource_type,
+                ResourceType::Model | ResourceType::Snapshot | ResourceType::Test
+            )
+            .then_some((n, executed(r)?))
         })
         .collect();
     let jobs: Vec<crate::compiled_files::Job> = ran

@@ -130,6 +130,7 @@ pub fn load(root: &Path) -> Result<(Project, Diagnostics), Diagnostics> {
     b.add_singular_tests(&test_files);
     b.add_analyses(&analysis_files);
     b.add_snapshots(&snapshot_files);
+    b.add_yaml_snapshots(&schema.snapshots);
     b.apply_patches(&schema);
     b.add_generic_tests();
     let Builder {
@@ -694,6 +695,33 @@ impl<'a> Builder<'a> {
                 node.line = block.line;
                 self.insert_unique(node);
             }
+        }
+    }
+
+    /// Snapshots defined in YAML with `relation:` (dbt 1.9): the node
+    /// selects everything from that relation, and its YAML entry (applied
+    /// with the other patches) gives its config, columns and tests.
+    fn add_yaml_snapshots(&mut self, patches: &[Patch]) {
+        for p in patches {
+            let Some(relation) = &p.relation else {
+                continue;
+            };
+            let relation = if relation.starts_with("ref(") || relation.starts_with("source(") {
+                format!("{{{{ {relation} }}}}")
+            } else {
+                relation.clone()
+            };
+            let code = format!("select * from {relation}");
+            let file = SourceFile::new(p.file.clone(), p.rel.clone(), code);
+            // dbt: the project, the YAML file's folders, the name.
+            let fqn = self.fqn(&p.rel, &p.name);
+            let mut node =
+                self.node_with_fqn(ResourceType::Snapshot, &p.name, &file, "snapshots", fqn);
+            node.config
+                .entry("materialized".to_string())
+                .or_insert_with(|| Value::from("snapshot"));
+            node.line = p.line;
+            self.insert_unique(node);
         }
     }
 

@@ -19,6 +19,11 @@ use crate::project::yaml;
 pub struct Patch {
     pub name: String,
     pub file: String,
+    /// The file's path under its resource root (for a YAML-defined node's fqn).
+    pub rel: String,
+    /// A snapshot defined in YAML (dbt 1.9): what it selects from,
+    /// e.g. `source('shop', 'orders')`.
+    pub relation: Option<String>,
     pub line: usize,
     pub description: String,
     pub columns: IndexMap<String, ColumnDef>,
@@ -206,6 +211,13 @@ fn parse_patch(
         .unwrap_or(1);
     let mut patch = Patch {
         file: f.path.clone(),
+        rel: f.rel.clone(),
+        relation: m
+            .get("relation")
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(str::to_string),
         line,
         description: str_of(m, "description"),
         config: config_of(f, m, line, diags),

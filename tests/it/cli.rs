@@ -522,6 +522,38 @@ fn snapshots_parse_compile_and_can_be_referenced() {
         "snapshot.bad.base_snapshot"
     );
 
+    // dbt 1.9's snapshots defined in YAML select from their `relation:`;
+    // the entry's config, columns and tests apply as to any snapshot.
+    write(
+        "snapshots/more/snaps.yml",
+        "snapshots:\n  - name: base_history\n    relation: ref('base')\n    config:\n      unique_key: id\n      strategy: check\n      check_cols: all\n    columns:\n      - name: id\n        data_tests: [not_null]\n",
+    );
+    // Its fqn: the project, the YAML file's folders, its name.
+    let out = run_in(dir.path(), &["ls", "--resource-type", "snapshot"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.lines().any(|l| l == "bad.more.base_history"),
+        "{}",
+        out.stdout
+    );
+    let out = run_in(dir.path(), &["build", "-s", "+base_history+"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("snapshot main.base_history"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("not_null_base_history_id"),
+        "{}",
+        out.stderr
+    );
+    let compiled = read("target/compiled/bad/snapshots/more/snaps.yml/base_history.sql");
+    assert_eq!(
+        compiled.trim(),
+        "select * from \"memory\".\"main\".\"base\""
+    );
+
     // `build` runs it after what it selects from and before what refs it
     // (its history is tested in run::snapshots_keep_history_*).
     let out = run_in(dir.path(), &["build", "-s", "+uses_snap"]);
