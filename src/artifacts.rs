@@ -66,10 +66,12 @@ impl Manifest<'_> {
     /// second copy of the file.
     pub fn to_writer(&self, out: &mut (impl std::io::Write + Send)) -> std::io::Result<()> {
         const BLOCK: usize = 2048;
+        // Unit tests have their own section, written with the rest.
         let (sources, nodes): (Vec<&Node>, Vec<&Node>) = self
             .c
             .nodes()
             .values()
+            .filter(|n| n.resource_type != ResourceType::UnitTest)
             .partition(|n| n.resource_type == ResourceType::Source);
         let head_out = &mut *out;
         let (rest, streamed) = rayon::join(
@@ -182,14 +184,17 @@ impl Manifest<'_> {
         }
         m.serialize_entry("parent_map", &parent_map)?;
         m.serialize_entry("child_map", &child_map)?;
-        for k in [
-            "group_map",
-            "saved_queries",
-            "semantic_models",
-            "unit_tests",
-        ] {
+        for k in ["group_map", "saved_queries", "semantic_models"] {
             m.serialize_entry(k, &empty)?;
         }
+        m.serialize_entry(
+            "unit_tests",
+            &NodeMap(
+                c.nodes()
+                    .values()
+                    .filter(|n| n.resource_type == ResourceType::UnitTest),
+            ),
+        )?;
         Ok(())
     }
 }
@@ -197,7 +202,12 @@ impl Manifest<'_> {
 impl Serialize for Manifest<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let is_source = |n: &&Node| n.resource_type == ResourceType::Source;
-        let all = || self.c.nodes().values();
+        let all = || {
+            self.c
+                .nodes()
+                .values()
+                .filter(|n| n.resource_type != ResourceType::UnitTest)
+        };
         let mut m = s.serialize_map(None)?;
         m.serialize_entry("metadata", &self.metadata())?;
         m.serialize_entry("nodes", &NodeMap(all().filter(|n| !is_source(n))))?;
@@ -291,6 +301,12 @@ impl Serialize for ManifestNode<'_> {
         }
         if let Some(a) = &n.attached_node {
             m.serialize_entry("attached_node", a)?;
+        }
+        if let Some(u) = &n.unit_test {
+            m.serialize_entry("model", &u.model)?;
+            m.serialize_entry("given", &u.given)?;
+            m.serialize_entry("expect", &u.expect)?;
+            m.serialize_entry("overrides", &u.overrides)?;
         }
         m.serialize_entry(
             "checksum",

@@ -290,12 +290,21 @@ pub fn inject_ephemerals(
             format!("__dbt__cte__{} as (\n{}\n)", e.name, body.trim())
         })
         .collect();
+    with_ctes(sql, &ctes)
+}
+
+/// `sql` with `ctes` (`name as (…)`) in front, merged into its own `with`.
+pub fn with_ctes(sql: &str, ctes: &[String]) -> String {
+    if ctes.is_empty() {
+        return sql.to_string();
+    }
     let trimmed = sql.trim_start();
     let lower = trimmed.get(..5).map(str::to_ascii_lowercase);
-    if lower.as_deref() == Some("with ") || lower.as_deref() == Some("with\n") {
-        format!("with {},\n{}", ctes.join(",\n"), &trimmed[5..])
-    } else {
-        format!("with {}\n{}", ctes.join(",\n"), sql)
+    match lower.as_deref() {
+        Some("with ") | Some("with\n") | Some("with\t") | Some("with\r") => {
+            format!("with {},\n{}", ctes.join(",\n"), &trimmed[5..])
+        }
+        _ => format!("with {}\n{}", ctes.join(",\n"), sql),
     }
 }
 
@@ -616,6 +625,19 @@ mod tests {
         assert_eq!(
             default_schema("analytics", Some(" marts ")),
             "analytics_marts"
+        );
+    }
+
+    #[test]
+    fn ctes_join_the_models_own_with() {
+        let ctes = ["__dbt__cte__a as (select 1)".to_string()];
+        assert_eq!(
+            with_ctes("with b as (select 2) select * from b", &ctes),
+            "with __dbt__cte__a as (select 1),\nb as (select 2) select * from b"
+        );
+        assert_eq!(
+            with_ctes("select 3", &ctes),
+            "with __dbt__cte__a as (select 1)\nselect 3"
         );
     }
 

@@ -26,4 +26,5 @@ pub mod sql;
 pub mod stage;
 pub mod state;
 pub mod templating;
+pub mod unit_tests;
 pub mod warehouse;

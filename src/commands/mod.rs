@@ -311,8 +311,14 @@ fn count_kinds(c: &Compiled) -> String {
             "macro",
         ),
     ];
+    // Kinds many projects lack are named only when present.
+    let optional = [
+        (count(R::Snapshot), "snapshot"),
+        (count(R::UnitTest), "unit test"),
+    ];
     parts
         .iter()
+        .chain(optional.iter().filter(|(n, _)| *n > 0))
         .map(|(n, what)| format!("{n} {what}{}", if *n == 1 { "" } else { "s" }))
         .collect::<Vec<_>>()
         .join(", ")

@@ -56,13 +56,14 @@ impl Mode {
             Mode::Seed => rt == ResourceType::Seed,
             Mode::Run => rt == ResourceType::Model,
             Mode::Snapshot => rt == ResourceType::Snapshot,
-            Mode::Test => rt == ResourceType::Test,
+            Mode::Test => matches!(rt, ResourceType::Test | ResourceType::UnitTest),
             Mode::Build => matches!(
                 rt,
                 ResourceType::Seed
                     | ResourceType::Model
                     | ResourceType::Snapshot
                     | ResourceType::Test
+                    | ResourceType::UnitTest
             ),
         }
     }
@@ -382,6 +383,22 @@ impl Plan {
             };
             waits_for.insert(id.clone(), parents);
         }
+        // A unit test runs after its model's inputs and before the model
+        // (dbt's build order): it waits for the model's parents, and the
+        // model for it, so a failing unit test skips the model.
+        for ut in order.iter().filter(|id| {
+            c.nodes()
+                .get(*id)
+                .is_some_and(|n| n.resource_type == ResourceType::UnitTest)
+        }) {
+            let Some(model) = c.nodes()[ut].depends_on.nodes.first() else {
+                continue;
+            };
+            waits_for.insert(ut.clone(), nearest_selected(c, model, &steps, true));
+            if let Some(w) = waits_for.get_mut(model) {
+                w.insert(ut.clone());
+            }
+        }
         if mode == Mode::Build {
             // The children of a tested model wait for its tests, so a failing
             // test skips what is built on that model. A child that is itself an
@@ -402,10 +419,9 @@ impl Plan {
                 };
                 for p in tested {
                     for child in nearest_selected(c, p, &steps, false) {
-                        let is_test = c
-                            .nodes()
-                            .get(&child)
-                            .is_some_and(|n| n.resource_type == ResourceType::Test);
+                        let is_test = c.nodes().get(&child).is_some_and(|n| {
+                            matches!(n.resource_type, ResourceType::Test | ResourceType::UnitTest)
+                        });
                         if is_test || tested.contains(&child) || upstream.contains(child.as_str()) {
                             continue;
                         }
@@ -707,6 +723,7 @@ fn run_node(
         }
         ResourceType::Model | ResourceType::Snapshot => build_one_model(c, n, conn, engine, a),
         ResourceType::Test => run_test(c, n, conn),
+        ResourceType::UnitTest => run_unit_test(c, n, conn, engine),
         _ => Ok(ok("skipped", "not runnable".into(), None, None)),
     }
 }
@@ -881,6 +898,144 @@ fn build_one_model(
     Ok(r)
 }
 
+/// Run a unit test as dbt's `unit` materialization does (see
+/// [`crate::unit_tests`]): the model's SQL over its fixtures, compared with
+/// the expected rows.
+fn run_unit_test(
+    c: &Compiled,
+    n: &Node,
+    conn: &SharedConn,
+    engine: Engine,
+) -> Result<NodeResult, String> {
+    use crate::unit_tests::{self as ut, Fixture, Input};
+    let spec = n.unit_test.as_deref().ok_or("not a unit test")?;
+    let model = n
+        .depends_on
+        .nodes
+        .first()
+        .and_then(|id| c.nodes().get(id))
+        .ok_or_else(|| {
+            format!(
+                "unit test {}: model `{}` is not in the project",
+                n.name, spec.model
+            )
+        })?;
+    let root = &c.project.root;
+    let test_paths = &c.project.config.test_paths;
+    let at = |e: String| format!("unit test {} ({}): {e}", n.name, n.defining_file());
+    let is_incremental = spec
+        .overrides
+        .get("macros")
+        .and_then(|m| m.get("is_incremental"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let mut sql = render_at_run(&c.renderer, c, model, conn, is_incremental)?;
+    let mut ctes = Vec::new();
+    for g in &spec.given {
+        let input = ut::parse_input(&g.input).ok_or_else(|| {
+            at(format!(
+                "input `{}`: expected ref('…'), source('…', '…') or this",
+                g.input
+            ))
+        })?;
+        let node = match &input {
+            Input::Ref(name) => c.renderer.resolver.by_name.get(name),
+            Input::Source(s, t) => c.renderer.resolver.sources.get(&(s.clone(), t.clone())),
+            Input::This => Some(&model.unique_id),
+        }
+        .and_then(|id| c.nodes().get(id))
+        .ok_or_else(|| at(format!("input `{}` names nothing in the project", g.input)))?;
+        let relation = relation_of(node);
+        let columns = adapter::get_columns(lock(conn).as_mut(), engine, &relation)
+            .map_err(|e| e.to_string())?;
+        if columns.is_empty() {
+            return Err(at(format!(
+                "input `{}`: {} has no columns in the warehouse; build it first \
+                 (`sluice build` builds a unit test's inputs before it)",
+                g.input,
+                adapter::render(&relation)
+            )));
+        }
+        let fixture = ut::read_fixture(&g.rows, root, test_paths)
+            .map_err(|e| at(format!("input `{}`: {e}", g.input)))?;
+        let body = ut::fixture_sql(&fixture, &columns, engine)
+            .map_err(|e| at(format!("input `{}`: {e}", g.input)))?;
+        let cte = ut::cte_name(&input);
+        if let Some(rendered) = &node.relation_name {
+            sql = sql.replace(rendered.as_str(), &cte);
+        }
+        ctes.push(format!("{cte} as (\n{body}\n)"));
+    }
+    let actual_sql = compile::with_ctes(&sql, &ctes);
+    let columns_of = |query: &str| -> Result<Vec<crate::warehouse::ColumnMeta>, String> {
+        lock(conn)
+            .query(&format!(
+                "select * from (\n{query}\n) as dbt_internal_probe limit 0"
+            ))
+            .map(|r| r.columns)
+            .map_err(|e| at(e.to_string()))
+    };
+    let returned = columns_of(&actual_sql)?;
+    let expected =
+        ut::read_fixture(&spec.expect, root, test_paths).map_err(|e| at(format!("expect: {e}")))?;
+    let (expected_sql, compared) = match &expected {
+        Fixture::Sql(q) => (q.clone(), columns_of(q)?),
+        Fixture::Rows(_) => {
+            let names = ut::expected_columns(&expected);
+            let names = if names.is_empty() {
+                returned.iter().map(|c| c.name.clone()).collect()
+            } else {
+                names
+            };
+            let typed = names
+                .iter()
+                .map(|name| {
+                    returned
+                        .iter()
+                        .find(|c| c.name.eq_ignore_ascii_case(name))
+                        .cloned()
+                        .ok_or_else(|| {
+                            at(format!(
+                                "expected column `{name}` is not among the model's columns: {}",
+                                returned
+                                    .iter()
+                                    .map(|c| c.name.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ))
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let q = ut::fixture_sql(&expected, &typed, engine)
+                .map_err(|e| at(format!("expect: {e}")))?;
+            (q, typed)
+        }
+    };
+    let list = compared
+        .iter()
+        .map(|c| adapter::quote(&c.name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let actual_query =
+        format!("select {list} from (\n{actual_sql}\n) as dbt_internal_unit_test_actual");
+    let expected_query =
+        format!("select {list} from (\n{expected_sql}\n) as dbt_internal_unit_test_expected");
+    let actual_rows = lock(conn)
+        .query(&actual_query)
+        .map_err(|e| at(e.to_string()))?;
+    let expected_rows = lock(conn)
+        .query(&expected_query)
+        .map_err(|e| at(e.to_string()))?;
+    let mut r = match ut::compare(&actual_rows, &expected_rows) {
+        None => ok("pass", String::new(), None, Some(0)),
+        Some(diff) => ok("fail", diff, None, Some(1)),
+    };
+    r.sql = Some(format!(
+        "-- actual\n{actual_query};\n\n-- expected\n{expected_query};\n"
+    ));
+    Ok(r)
+}
+
 /// Run a data test the way dbt does: count the failing rows with
 /// `fail_calc`, compare with `warn_if`/`error_if`, honour `severity`.
 fn run_test(c: &Compiled, n: &Node, conn: &SharedConn) -> Result<NodeResult, String> {
@@ -1032,6 +1187,11 @@ fn shown<'a>(c: &'a Compiled, plan: &'a Plan, id: &str) -> Option<Shown<'a>> {
         description: match n.resource_type {
             ResourceType::Seed => format!("seed file {}.{}", n.schema, n.alias),
             ResourceType::Test => format!("test {}", n.name),
+            ResourceType::UnitTest => format!(
+                "unit_test {}::{}",
+                n.unit_test.as_ref().map_or("", |u| u.model.as_str()),
+                n.name
+            ),
             ResourceType::Snapshot => format!("snapshot {}.{}", n.schema, n.alias),
             _ => format!("sql {} model {}.{}", n.materialized(), n.schema, n.alias),
         },
@@ -1044,9 +1204,11 @@ fn print_status(ui: &Ui, c: &Compiled, plan: &Plan, r: &NodeResult, i: usize, to
     };
     let (word, detail) = match (n.resource_type, r.status) {
         (_, "skipped") => ("SKIP", "SKIP".to_string()),
-        (ResourceType::Test, "pass") => ("PASS", "PASS".to_string()),
+        (ResourceType::Test | ResourceType::UnitTest, "pass") => ("PASS", "PASS".to_string()),
         (ResourceType::Test, "warn") => ("WARN", format!("WARN {}", r.failures.unwrap_or(0))),
-        (ResourceType::Test, "fail") => ("FAIL", format!("FAIL {}", r.failures.unwrap_or(0))),
+        (ResourceType::Test | ResourceType::UnitTest, "fail") => {
+            ("FAIL", format!("FAIL {}", r.failures.unwrap_or(0)))
+        }
         (_, "error") => ("ERROR", "ERROR".to_string()),
         (ResourceType::Source, _) => (
             "OK extracted and staged",

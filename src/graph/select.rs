@@ -37,13 +37,14 @@
 //! * `config.<key>[.<key>…]:` — equality with a string config value, membership
 //!   in a list value, or `true`/`false` for booleans (no wildcards; numbers never
 //!   match, as in dbt; `config.severity` compares case-insensitively);
-//! * `test_type:` — `generic`, `singular` (also dbt's legacy `schema`, `data`
-//!   and `unit`);
+//! * `test_type:` — `generic`, `singular` (also dbt's legacy `schema`), `data`
+//!   (both) and `unit` (unit tests);
+//! * `unit_test:` — unit tests by name or fqn;
 //! * `access:` — a model's access (`protected` by default);
 //! * `state:` — `new`, `old`, `modified`, `unmodified`, `modified.body`, … —
 //!   evaluated by the caller through [`SelectContext::state`]; without it
 //!   `state:` is an error saying `--state` is required;
-//! * `exposure:`, `metric:`, `semantic_model:`, `saved_query:`, `unit_test:` —
+//! * `exposure:`, `metric:`, `semantic_model:`, `saved_query:` —
 //!   valid, but sluice has no such resources, so they match nothing;
 //! * `result:`, `source_status:`, `version:` — recognized but not supported.
 //!
@@ -661,7 +662,7 @@ impl<'a> Selector<'a> {
     fn is_test(&self, id: &str) -> bool {
         self.nodes
             .get(id)
-            .is_some_and(|n| n.resource_type == ResourceType::Test)
+            .is_some_and(|n| matches!(n.resource_type, ResourceType::Test | ResourceType::UnitTest))
     }
 
     fn test_parents(&self, id: &str) -> &'a [String] {
@@ -806,6 +807,7 @@ enum Matcher<'c> {
     Config(&'c [String], &'c str),
     TestName(&'c str),
     TestType(TestKind),
+    UnitTest(&'c str),
     ResourceType(Option<ResourceType>),
     State(&'c str, StateCheck<'c>, &'c str),
     Nothing,
@@ -847,8 +849,8 @@ impl<'c> Matcher<'c> {
             Method::Exposure
             | Method::Metric
             | Method::SemanticModel
-            | Method::SavedQuery
-            | Method::UnitTest => Matcher::Nothing,
+            | Method::SavedQuery => Matcher::Nothing,
+            Method::UnitTest => Matcher::UnitTest(v),
             Method::Result | Method::SourceStatus | Method::Version => {
                 return Err(SelectError::Unsupported {
                     spec: c.raw.clone(),
@@ -884,6 +886,10 @@ impl<'c> Matcher<'c> {
                 .as_ref()
                 .is_some_and(|m| node.resource_type == ResourceType::Test && fnmatch(&m.name, sel)),
             Matcher::TestType(kind) => test_kind_matches(node, *kind),
+            Matcher::UnitTest(sel) => {
+                node.resource_type == ResourceType::UnitTest
+                    && (fnmatch(&node.name, sel) || fqn_matches(&node.fqn, sel))
+            }
             Matcher::ResourceType(rt) => Some(node.resource_type) == *rt,
             Matcher::State(value, check, raw) => {
                 check(value, node).map_err(|message| SelectError::State {
@@ -917,14 +923,12 @@ fn test_kind(v: &str) -> Option<TestKind> {
 }
 
 fn test_kind_matches(node: &Node, kind: TestKind) -> bool {
-    if node.resource_type != ResourceType::Test {
-        return false;
-    }
+    let data = node.resource_type == ResourceType::Test;
     match kind {
-        TestKind::Generic => node.test_metadata.is_some(),
-        TestKind::Singular => node.test_metadata.is_none(),
-        TestKind::Any => true,
-        TestKind::Unit => false,
+        TestKind::Generic => data && node.test_metadata.is_some(),
+        TestKind::Singular => data && node.test_metadata.is_none(),
+        TestKind::Any => data,
+        TestKind::Unit => node.resource_type == ResourceType::UnitTest,
     }
 }
 
@@ -1268,6 +1272,7 @@ mod tests {
             test_metadata: None,
             column_name: None,
             attached_node: None,
+            unit_test: None,
             checksum: String::new(),
             line: 1,
         }

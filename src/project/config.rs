@@ -227,6 +227,7 @@ impl ProjectConfig {
             "data_tests",
             "sources",
             "snapshots",
+            "unit_tests",
         ] {
             if let Some(v) = map.get(key) {
                 let k = if key == "data_tests" { "tests" } else { key };

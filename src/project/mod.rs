@@ -20,7 +20,7 @@ use crate::diagnostics::{did_you_mean, Diagnostic, Diagnostics};
 use config::{merge_config_value, ProjectConfig, PROJECT_FILE};
 use files::SourceFile;
 use node::{Config, DependsOn, Node, RefCall, ResourceType, SourceInfo, TestMetadata};
-use schema::{Patch, SchemaFiles, TestSpec};
+use schema::{Patch, SchemaFiles, TestSpec, UnitTestDecl};
 
 /// A macro file: its path, text and the macros it defines.
 #[derive(Debug, Clone)]
@@ -133,6 +133,7 @@ pub fn load(root: &Path) -> Result<(Project, Diagnostics), Diagnostics> {
     b.add_yaml_snapshots(&schema.snapshots);
     b.apply_patches(&schema);
     b.add_generic_tests();
+    b.add_unit_tests(&schema.unit_tests);
     let Builder {
         nodes, mut diags, ..
     } = b;
@@ -495,6 +496,7 @@ impl<'a> Builder<'a> {
             test_metadata: None,
             column_name: None,
             attached_node: None,
+            unit_test: None,
             checksum: checksum(&f.text),
             line: 1,
         }
@@ -624,6 +626,7 @@ impl<'a> Builder<'a> {
                 test_metadata: None,
                 column_name: None,
                 attached_node: None,
+                unit_test: None,
                 checksum: checksum(&format!("{:?}{:?}", t.columns, t.config)),
                 line: t.line,
             };
@@ -721,6 +724,60 @@ impl<'a> Builder<'a> {
                 .entry("materialized".to_string())
                 .or_insert_with(|| Value::from("snapshot"));
             node.line = p.line;
+            self.insert_unique(node);
+        }
+    }
+
+    /// Unit tests (`unit_tests:` in schema YAML): one node each, named
+    /// `unit_test.<project>.<model>.<name>`, depending on the model it tests.
+    fn add_unit_tests(&mut self, tests: &[UnitTestDecl]) {
+        for t in tests {
+            let model = &t.spec.model;
+            if !self
+                .nodes
+                .contains_key(&format!("model.{}.{model}", self.project()))
+            {
+                let models = self
+                    .nodes
+                    .values()
+                    .filter(|n| n.resource_type == ResourceType::Model)
+                    .map(|n| n.name.as_str());
+                let d = Diagnostic::error(
+                    "E0116",
+                    format!(
+                        "unit test `{}` tests model `{model}`, which does not exist",
+                        t.name
+                    ),
+                )
+                .at(t.file.clone(), Some(t.line));
+                self.diags.push(match did_you_mean(model, models) {
+                    Some(s) => d.hint(format!("did you mean `{s}`?")),
+                    None => d.hint("`model:` names a model of this project"),
+                });
+                continue;
+            }
+            // dbt: the project, the YAML file's folders, the model, the test.
+            let mut fqn = self.fqn(&t.rel, model);
+            fqn.push(t.name.clone());
+            let file = SourceFile::new(t.file.clone(), t.rel.clone(), String::new());
+            let mut node =
+                self.node_with_fqn(ResourceType::UnitTest, &t.name, &file, "unit_tests", fqn);
+            node.unique_id = format!("unit_test.{}.{model}.{}", self.project(), t.name);
+            node.description = t.description.clone();
+            node.patch_path = Some(t.file.clone());
+            node.line = t.line;
+            for (k, v) in &t.config {
+                merge_config_value(&mut node.config, k, v.clone());
+            }
+            node.config
+                .entry("materialized".to_string())
+                .or_insert_with(|| Value::from("unit"));
+            node.refs = vec![RefCall {
+                name: model.clone(),
+                package: None,
+                version: None,
+            }];
+            node.unit_test = Some(Box::new(t.spec.clone()));
             self.insert_unique(node);
         }
     }
@@ -919,6 +976,7 @@ impl<'a> Builder<'a> {
             })),
             column_name: spec.column_name.clone(),
             attached_node: Some(attached.to_string()),
+            unit_test: None,
             checksum: checksum(&format!("{:?}", spec)),
             line: spec.line,
         }

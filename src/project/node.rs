@@ -16,6 +16,7 @@ pub enum ResourceType {
     Test,
     Analysis,
     Snapshot,
+    UnitTest,
 }
 
 impl ResourceType {
@@ -27,6 +28,7 @@ impl ResourceType {
             ResourceType::Test => "test",
             ResourceType::Analysis => "analysis",
             ResourceType::Snapshot => "snapshot",
+            ResourceType::UnitTest => "unit_test",
         }
     }
     pub fn parse(s: &str) -> Option<ResourceType> {
@@ -37,6 +39,7 @@ impl ResourceType {
             "test" => ResourceType::Test,
             "analysis" => ResourceType::Analysis,
             "snapshot" => ResourceType::Snapshot,
+            "unit_test" => ResourceType::UnitTest,
             _ => return None,
         })
     }
@@ -81,6 +84,35 @@ pub struct TestMetadata {
     pub name: String,
     pub kwargs: BTreeMap<String, serde_json::Value>,
     pub namespace: Option<String>,
+}
+
+/// A unit test (dbt 1.8's `unit_tests:`): the model it tests, the rows that
+/// stand in for the model's inputs, and the rows it must produce. Fixture
+/// rows are as written: a list of mappings (`format: dict`), CSV text, or
+/// SQL; `fixture:` names a file under `<test-path>/fixtures/`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UnitTestSpec {
+    pub model: String,
+    pub given: Vec<UnitTestInput>,
+    pub expect: UnitTestRows,
+    #[serde(default)]
+    pub overrides: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UnitTestInput {
+    /// `ref('x')`, `source('s', 't')` or `this`.
+    pub input: String,
+    #[serde(flatten)]
+    pub rows: UnitTestRows,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UnitTestRows {
+    /// `dict`, `csv` or `sql`.
+    pub format: String,
+    pub rows: Option<serde_json::Value>,
+    pub fixture: Option<String>,
 }
 
 /// Source-only fields.
@@ -138,6 +170,10 @@ pub struct Node {
     /// For a test: the node it is attached to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attached_node: Option<String>,
+    /// For a unit test: what it feeds the model and expects back (written
+    /// to the manifest's `unit_tests` by `artifacts`).
+    #[serde(skip)]
+    pub unit_test: Option<Box<UnitTestSpec>>,
     /// The checksum of the raw file, for `state:modified`.
     pub checksum: String,
     /// 1-based line in `original_file_path`/`patch_path` where the node is declared

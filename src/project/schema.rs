@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::project::config::{merge_config_value, string_list, unknown_config_key};
 use crate::project::files::SourceFile;
-use crate::project::node::{ColumnDef, Config};
+use crate::project::node::{ColumnDef, Config, UnitTestInput, UnitTestRows, UnitTestSpec};
 use crate::project::yaml;
 
 /// Properties declared for a model, seed or snapshot by name.
@@ -79,6 +79,20 @@ pub struct SchemaFiles {
     pub snapshots: Vec<Patch>,
     pub analyses: Vec<Patch>,
     pub sources: Vec<SourceTable>,
+    pub unit_tests: Vec<UnitTestDecl>,
+}
+
+/// A `unit_tests:` entry as declared.
+#[derive(Debug, Clone, Default)]
+pub struct UnitTestDecl {
+    pub name: String,
+    pub file: String,
+    /// The file's path under its resource root (for the test's fqn).
+    pub rel: String,
+    pub line: usize,
+    pub description: String,
+    pub config: Config,
+    pub spec: UnitTestSpec,
 }
 
 /// Config keys that may be written inline on a test (legacy style) rather
@@ -122,6 +136,7 @@ pub fn parse_all(files: &[SourceFile]) -> (SchemaFiles, Diagnostics) {
         out.snapshots.extend(one.snapshots);
         out.analyses.extend(one.analyses);
         out.sources.extend(one.sources);
+        out.unit_tests.extend(one.unit_tests);
         diags.extend(d);
     }
     (out, diags)
@@ -147,6 +162,18 @@ fn parse_one(f: &SourceFile, doc: &Value, out: &mut SchemaFiles, diags: &mut Dia
                     _ => out.analyses.push(p),
                 }
             }
+        }
+    }
+    let mut cursor = f.line_of_key("unit_tests", 1, usize::MAX).unwrap_or(1);
+    for entry in map
+        .get("unit_tests")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(t) = parse_unit_test(f, entry, cursor, diags) {
+            cursor = t.line;
+            out.unit_tests.push(t);
         }
     }
     for source in map
@@ -231,6 +258,119 @@ fn parse_patch(
     patch.tests.extend(parse_tests(f, m, None, line, diags));
     patch.name = name;
     Some(patch)
+}
+
+/// One `unit_tests:` entry: `name`, `model`, `given` inputs, `expect`,
+/// optional `overrides`, `config` and `description`.
+fn parse_unit_test(
+    f: &SourceFile,
+    entry: &Value,
+    after_line: usize,
+    diags: &mut Diagnostics,
+) -> Option<UnitTestDecl> {
+    let m = entry.as_object()?;
+    let name = str_of(m, "name");
+    let line = f
+        .line_of_name(&name, after_line)
+        .or_else(|| f.line_of_name(&name, 1))
+        .unwrap_or(after_line);
+    let fail = |diags: &mut Diagnostics, msg: String, hint: &str| {
+        diags.push(
+            Diagnostic::error("E0115", msg)
+                .at(f.path.clone(), Some(line))
+                .hint(hint.to_string()),
+        );
+    };
+    if name.is_empty() {
+        fail(
+            diags,
+            "a unit test has no `name`".into(),
+            "give every entry under unit_tests: a name",
+        );
+        return None;
+    }
+    let model = str_of(m, "model");
+    if model.is_empty() {
+        fail(
+            diags,
+            format!("unit test `{name}` has no `model`"),
+            "name the model it tests: `model: <model name>`",
+        );
+        return None;
+    }
+    let rows_of = |v: &Map<String, Value>, what: &str, diags: &mut Diagnostics| {
+        let format = v
+            .get("format")
+            .and_then(Value::as_str)
+            .unwrap_or("dict")
+            .to_ascii_lowercase();
+        if !matches!(format.as_str(), "dict" | "csv" | "sql") {
+            fail(
+                diags,
+                format!("unit test `{name}`: {what} has format `{format}`"),
+                "use format: dict, csv or sql",
+            );
+            return None;
+        }
+        let rows = v.get("rows").filter(|r| !r.is_null()).cloned();
+        let fixture = v.get("fixture").and_then(Value::as_str).map(str::to_string);
+        if rows.is_none() && fixture.is_none() && format == "sql" {
+            fail(
+                diags,
+                format!("unit test `{name}`: {what} has neither `rows` nor `fixture`"),
+                "give the rows inline or name a fixture file",
+            );
+            return None;
+        }
+        Some(UnitTestRows {
+            format,
+            rows,
+            fixture,
+        })
+    };
+    let mut given = Vec::new();
+    for g in m
+        .get("given")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(gm) = g.as_object() else { continue };
+        let input = str_of(gm, "input");
+        if input.is_empty() {
+            fail(
+                diags,
+                format!("unit test `{name}`: a given entry has no `input`"),
+                "write `input: ref('model')` or `input: source('source', 'table')`",
+            );
+            return None;
+        }
+        let rows = rows_of(gm, &format!("input {input}"), diags)?;
+        given.push(UnitTestInput { input, rows });
+    }
+    let Some(expect) = m.get("expect").and_then(Value::as_object) else {
+        fail(
+            diags,
+            format!("unit test `{name}` has no `expect`"),
+            "list the rows the model must produce under `expect: rows:`",
+        );
+        return None;
+    };
+    let expect = rows_of(expect, "expect", diags)?;
+    Some(UnitTestDecl {
+        file: f.path.clone(),
+        rel: f.rel.clone(),
+        line,
+        description: str_of(m, "description"),
+        config: config_of(f, m, line, diags),
+        spec: UnitTestSpec {
+            model,
+            given,
+            expect,
+            overrides: obj_of(m, "overrides"),
+        },
+        name,
+    })
 }
 
 fn parse_columns(

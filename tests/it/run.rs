@@ -799,3 +799,118 @@ fn snapshots_keep_history_on_postgres() {
 fn snapshots_keep_history_on_duckdb() {
     snapshots_keep_history(&Engine::duckdb(), "main");
 }
+
+/// dbt unit tests: `given` rows stand in for a model's inputs (dict and
+/// csv fixtures, columns left out are null), the model's output is compared
+/// with `expect` as a multiset; `build` runs a unit test after the model's
+/// inputs and before the model, which a failing unit test skips; `test`
+/// runs them too, and a failure shows the rows that differ.
+fn unit_tests_check_a_model(engine: &Engine, schema: &str) {
+    let dir = jaffle();
+    let root = dir.path();
+    let given = "    given:\n      - input: ref('stg_customers')\n        rows:\n          - {customer_id: 1, first_name: Ann}\n          - {customer_id: 2, first_name: Bo}\n";
+    std::fs::write(
+        root.join("models/unit_tests.yml"),
+        format!(
+            "unit_tests:\n  - name: customers_count_and_sum\n    model: customers\n{given}\
+             \x20     - input: ref('stg_orders')\n        format: csv\n        rows: |\n          order_id,customer_id,order_date\n          10,1,2024-01-02\n          11,1,2024-01-05\n\
+             \x20     - input: ref('orders')\n        rows:\n          - {{order_id: 10, customer_id: 1, amount: 5}}\n          - {{order_id: 11, customer_id: 1, amount: 7}}\n\
+             \x20   expect:\n      rows:\n        - {{customer_id: 2, number_of_orders: 0, customer_lifetime_value: null}}\n        - {{customer_id: 1, number_of_orders: 2, customer_lifetime_value: 12}}\n\
+             \x20 - name: customers_wrong_on_purpose\n    model: customers\n    config:\n      tags: [wrong]\n{given}\
+             \x20     - input: ref('stg_orders')\n        rows: []\n\
+             \x20     - input: ref('orders')\n        rows: []\n\
+             \x20   expect:\n      rows:\n        - {{customer_id: 1, number_of_orders: 5}}\n        - {{customer_id: 2, number_of_orders: 0}}\n"
+        ),
+    )
+    .expect("write unit tests");
+
+    // In the manifest's own section, selectable by type.
+    let out = engine.run(root, &["ls", "--resource-type", "unit_test"]);
+    assert_ok(&out, "ls");
+    assert_eq!(out.stdout.lines().count(), 2, "{}", out.stdout);
+    let out = engine.run(root, &["build", "--exclude", "tag:wrong"]);
+    assert_ok(&out, "build");
+    let at = |text: &str, what: &str| {
+        text.find(what)
+            .unwrap_or_else(|| panic!("no {what} in:\n{text}"))
+    };
+    let ut = at(
+        &out.stderr,
+        "PASS unit_test customers::customers_count_and_sum",
+    );
+    assert!(at(&out.stderr, &format!("model {schema}.stg_customers")) < ut);
+    assert!(ut < at(&out.stderr, &format!("model {schema}.customers ")));
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("target/manifest.json")).expect("manifest"),
+    )
+    .expect("json");
+    let entry = &manifest["unit_tests"]["unit_test.jaffle.customers.customers_count_and_sum"];
+    assert_eq!(entry["model"], "customers");
+    assert_eq!(entry["given"].as_array().map(Vec::len), Some(3));
+    assert!(manifest["nodes"]
+        .as_object()
+        .expect("nodes")
+        .keys()
+        .all(|k| !k.starts_with("unit_test.")));
+
+    // The wrong one fails with the rows that differ.
+    let out = engine.run(root, &["test", "-s", "test_type:unit"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("PASS unit_test customers::customers_count_and_sum"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("FAIL unit_test customers::customers_wrong_on_purpose"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("+ | 1 | 5 |") && out.stderr.contains("- | 1 | 0 |"),
+        "{}",
+        out.stderr
+    );
+
+    // In a build, a failing unit test skips its model.
+    let out = engine.run(root, &["build", "-s", "customers"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("SKIP sql table model {schema}.customers")),
+        "{}",
+        out.stderr
+    );
+
+    // A unit test of a model that does not exist is an error at its line.
+    std::fs::write(
+        root.join("models/more_unit_tests.yml"),
+        "unit_tests:\n  - name: lost\n    model: custmers\n    given: []\n    expect:\n      rows: []\n",
+    )
+    .expect("write");
+    let out = engine.run(root, &["parse"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("models/more_unit_tests.yml:2"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("did you mean `customers`?"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn unit_tests_check_a_model_on_postgres() {
+    unit_tests_check_a_model(&Engine::postgres(), "jaffle");
+}
+
+#[cfg(feature = "duckdb")]
+#[test]
+fn unit_tests_check_a_model_on_duckdb() {
+    unit_tests_check_a_model(&Engine::duckdb(), "main");
+}
