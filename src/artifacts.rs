@@ -66,12 +66,12 @@ impl Manifest<'_> {
     /// second copy of the file.
     pub fn to_writer(&self, out: &mut (impl std::io::Write + Send)) -> std::io::Result<()> {
         const BLOCK: usize = 2048;
-        // Unit tests have their own section, written with the rest.
+        // Unit tests and exposures have their own sections, written with the rest.
         let (sources, nodes): (Vec<&Node>, Vec<&Node>) = self
             .c
             .nodes()
             .values()
-            .filter(|n| n.resource_type != ResourceType::UnitTest)
+            .filter(|n| !own_section(n))
             .partition(|n| n.resource_type == ResourceType::Source);
         let head_out = &mut *out;
         let (rest, streamed) = rayon::join(
@@ -179,7 +179,9 @@ impl Manifest<'_> {
         let empty = Map::new();
         m.serialize_entry("macros", &macros)?;
         m.serialize_entry("docs", &docs)?;
-        for k in ["exposures", "metrics", "groups", "selectors", "disabled"] {
+        let of_type = |rt: ResourceType| c.nodes().values().filter(move |n| n.resource_type == rt);
+        m.serialize_entry("exposures", &NodeMap(of_type(ResourceType::Exposure)))?;
+        for k in ["metrics", "groups", "selectors", "disabled"] {
             m.serialize_entry(k, &empty)?;
         }
         m.serialize_entry("parent_map", &parent_map)?;
@@ -187,14 +189,7 @@ impl Manifest<'_> {
         for k in ["group_map", "saved_queries", "semantic_models"] {
             m.serialize_entry(k, &empty)?;
         }
-        m.serialize_entry(
-            "unit_tests",
-            &NodeMap(
-                c.nodes()
-                    .values()
-                    .filter(|n| n.resource_type == ResourceType::UnitTest),
-            ),
-        )?;
+        m.serialize_entry("unit_tests", &NodeMap(of_type(ResourceType::UnitTest)))?;
         Ok(())
     }
 }
@@ -202,12 +197,7 @@ impl Manifest<'_> {
 impl Serialize for Manifest<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let is_source = |n: &&Node| n.resource_type == ResourceType::Source;
-        let all = || {
-            self.c
-                .nodes()
-                .values()
-                .filter(|n| n.resource_type != ResourceType::UnitTest)
-        };
+        let all = || self.c.nodes().values().filter(|n| !own_section(n));
         let mut m = s.serialize_map(None)?;
         m.serialize_entry("metadata", &self.metadata())?;
         m.serialize_entry("nodes", &NodeMap(all().filter(|n| !is_source(n))))?;
@@ -215,6 +205,15 @@ impl Serialize for Manifest<'_> {
         self.rest_entries(&mut m)?;
         m.end()
     }
+}
+
+/// Unit tests and exposures are not under `nodes` in dbt's manifest but in
+/// sections of their own.
+fn own_section(n: &Node) -> bool {
+    matches!(
+        n.resource_type,
+        ResourceType::UnitTest | ResourceType::Exposure
+    )
 }
 
 /// The manifest's entries after the nodes, as a map of their own.
@@ -301,6 +300,15 @@ impl Serialize for ManifestNode<'_> {
         }
         if let Some(a) = &n.attached_node {
             m.serialize_entry("attached_node", a)?;
+        }
+        if let Some(e) = &n.exposure {
+            if let Value::Object(fields) =
+                serde_json::to_value(e).map_err(serde::ser::Error::custom)?
+            {
+                for (k, v) in &fields {
+                    m.serialize_entry(k, v)?;
+                }
+            }
         }
         if let Some(u) = &n.unit_test {
             m.serialize_entry("model", &u.model)?;

@@ -70,10 +70,13 @@ pub fn ls(
     Ok(0)
 }
 
-/// dbt's default `ls` output: the fqn joined by dots (`source:` prefixed for sources).
+/// dbt's default `ls` output: the fqn joined by dots, prefixed with the
+/// resource type for sources, exposures and unit tests.
 fn selector(n: &Node) -> String {
     match n.resource_type {
-        ResourceType::Source => format!("source:{}", n.fqn.join(".")),
+        ResourceType::Source | ResourceType::Exposure | ResourceType::UnitTest => {
+            format!("{}:{}", n.resource_type.as_str(), n.fqn.join("."))
+        }
         _ => n.fqn.join("."),
     }
 }

@@ -315,6 +315,7 @@ fn count_kinds(c: &Compiled) -> String {
     let optional = [
         (count(R::Snapshot), "snapshot"),
         (count(R::UnitTest), "unit test"),
+        (count(R::Exposure), "exposure"),
     ];
     parts
         .iter()

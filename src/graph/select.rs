@@ -39,12 +39,12 @@
 //!   match, as in dbt; `config.severity` compares case-insensitively);
 //! * `test_type:` — `generic`, `singular` (also dbt's legacy `schema`), `data`
 //!   (both) and `unit` (unit tests);
-//! * `unit_test:` — unit tests by name or fqn;
+//! * `unit_test:`, `exposure:` — unit tests and exposures by name or fqn;
 //! * `access:` — a model's access (`protected` by default);
 //! * `state:` — `new`, `old`, `modified`, `unmodified`, `modified.body`, … —
 //!   evaluated by the caller through [`SelectContext::state`]; without it
 //!   `state:` is an error saying `--state` is required;
-//! * `exposure:`, `metric:`, `semantic_model:`, `saved_query:` —
+//! * `metric:`, `semantic_model:`, `saved_query:` —
 //!   valid, but sluice has no such resources, so they match nothing;
 //! * `result:`, `source_status:`, `version:` — recognized but not supported.
 //!
@@ -807,7 +807,8 @@ enum Matcher<'c> {
     Config(&'c [String], &'c str),
     TestName(&'c str),
     TestType(TestKind),
-    UnitTest(&'c str),
+    /// A unit test or exposure by name or fqn.
+    Named(ResourceType, &'c str),
     ResourceType(Option<ResourceType>),
     State(&'c str, StateCheck<'c>, &'c str),
     Nothing,
@@ -846,11 +847,9 @@ impl<'c> Matcher<'c> {
             })?),
             Method::ResourceType => Matcher::ResourceType(resource_type(c)?),
             Method::State => Matcher::State(v, state_check(c, ctx)?, &c.raw),
-            Method::Exposure
-            | Method::Metric
-            | Method::SemanticModel
-            | Method::SavedQuery => Matcher::Nothing,
-            Method::UnitTest => Matcher::UnitTest(v),
+            Method::Metric | Method::SemanticModel | Method::SavedQuery => Matcher::Nothing,
+            Method::Exposure => Matcher::Named(ResourceType::Exposure, v),
+            Method::UnitTest => Matcher::Named(ResourceType::UnitTest, v),
             Method::Result | Method::SourceStatus | Method::Version => {
                 return Err(SelectError::Unsupported {
                     spec: c.raw.clone(),
@@ -886,8 +885,8 @@ impl<'c> Matcher<'c> {
                 .as_ref()
                 .is_some_and(|m| node.resource_type == ResourceType::Test && fnmatch(&m.name, sel)),
             Matcher::TestType(kind) => test_kind_matches(node, *kind),
-            Matcher::UnitTest(sel) => {
-                node.resource_type == ResourceType::UnitTest
+            Matcher::Named(rt, sel) => {
+                node.resource_type == *rt
                     && (fnmatch(&node.name, sel) || fqn_matches(&node.fqn, sel))
             }
             Matcher::ResourceType(rt) => Some(node.resource_type) == *rt,
@@ -1273,6 +1272,7 @@ mod tests {
             column_name: None,
             attached_node: None,
             unit_test: None,
+            exposure: None,
             checksum: String::new(),
             line: 1,
         }

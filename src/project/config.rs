@@ -228,6 +228,7 @@ impl ProjectConfig {
             "sources",
             "snapshots",
             "unit_tests",
+            "exposures",
         ] {
             if let Some(v) = map.get(key) {
                 let k = if key == "data_tests" { "tests" } else { key };

@@ -20,7 +20,7 @@ use crate::diagnostics::{did_you_mean, Diagnostic, Diagnostics};
 use config::{merge_config_value, ProjectConfig, PROJECT_FILE};
 use files::SourceFile;
 use node::{Config, DependsOn, Node, RefCall, ResourceType, SourceInfo, TestMetadata};
-use schema::{Patch, SchemaFiles, TestSpec, UnitTestDecl};
+use schema::{ExposureDecl, Patch, SchemaFiles, TestSpec, UnitTestDecl};
 
 /// A macro file: its path, text and the macros it defines.
 #[derive(Debug, Clone)]
@@ -134,6 +134,7 @@ pub fn load(root: &Path) -> Result<(Project, Diagnostics), Diagnostics> {
     b.apply_patches(&schema);
     b.add_generic_tests();
     b.add_unit_tests(&schema.unit_tests);
+    b.add_exposures(&schema.exposures);
     let Builder {
         nodes, mut diags, ..
     } = b;
@@ -497,6 +498,7 @@ impl<'a> Builder<'a> {
             column_name: None,
             attached_node: None,
             unit_test: None,
+            exposure: None,
             checksum: checksum(&f.text),
             line: 1,
         }
@@ -627,6 +629,7 @@ impl<'a> Builder<'a> {
                 column_name: None,
                 attached_node: None,
                 unit_test: None,
+                exposure: None,
                 checksum: checksum(&format!("{:?}{:?}", t.columns, t.config)),
                 line: t.line,
             };
@@ -724,6 +727,53 @@ impl<'a> Builder<'a> {
                 .entry("materialized".to_string())
                 .or_insert_with(|| Value::from("snapshot"));
             node.line = p.line;
+            self.insert_unique(node);
+        }
+    }
+
+    /// Exposures (`exposures:` in schema YAML): what uses the project's data
+    /// downstream, in the graph below the nodes it `depends_on`, never run.
+    fn add_exposures(&mut self, exposures: &[ExposureDecl]) {
+        for e in exposures {
+            let mut refs = Vec::new();
+            let mut sources = Vec::new();
+            for dep in &e.depends_on {
+                match crate::unit_tests::parse_input(dep) {
+                    Some(crate::unit_tests::Input::Ref(name)) => refs.push(RefCall {
+                        name,
+                        package: None,
+                        version: None,
+                    }),
+                    Some(crate::unit_tests::Input::Source(s, t)) => sources.push(vec![s, t]),
+                    // dbt also allows metrics; sluice has none.
+                    _ if dep.trim_start().starts_with("metric(") => {}
+                    _ => self.diags.push(
+                        Diagnostic::error(
+                            "E0117",
+                            format!("exposure `{}` depends on `{dep}`", e.name),
+                        )
+                        .at(e.file.clone(), Some(e.line))
+                        .hint("write ref('model') or source('source', 'table')"),
+                    ),
+                }
+            }
+            let file = SourceFile::new(e.file.clone(), e.rel.clone(), String::new());
+            let fqn = self.fqn(&e.rel, &e.name);
+            let mut node =
+                self.node_with_fqn(ResourceType::Exposure, &e.name, &file, "exposures", fqn);
+            node.description = e.description.clone();
+            node.patch_path = None;
+            node.line = e.line;
+            node.meta = e.meta.clone();
+            for (k, v) in &e.config {
+                merge_config_value(&mut node.config, k, v.clone());
+            }
+            if !e.tags.is_empty() {
+                merge_config_value(&mut node.config, "tags", Value::from(e.tags.clone()));
+            }
+            node.refs = refs;
+            node.sources = sources;
+            node.exposure = Some(Box::new(e.info.clone()));
             self.insert_unique(node);
         }
     }
@@ -977,6 +1027,7 @@ impl<'a> Builder<'a> {
             column_name: spec.column_name.clone(),
             attached_node: Some(attached.to_string()),
             unit_test: None,
+            exposure: None,
             checksum: checksum(&format!("{:?}", spec)),
             line: spec.line,
         }

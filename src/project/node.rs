@@ -17,6 +17,7 @@ pub enum ResourceType {
     Analysis,
     Snapshot,
     UnitTest,
+    Exposure,
 }
 
 impl ResourceType {
@@ -29,6 +30,7 @@ impl ResourceType {
             ResourceType::Analysis => "analysis",
             ResourceType::Snapshot => "snapshot",
             ResourceType::UnitTest => "unit_test",
+            ResourceType::Exposure => "exposure",
         }
     }
     pub fn parse(s: &str) -> Option<ResourceType> {
@@ -40,6 +42,7 @@ impl ResourceType {
             "analysis" => ResourceType::Analysis,
             "snapshot" => ResourceType::Snapshot,
             "unit_test" => ResourceType::UnitTest,
+            "exposure" => ResourceType::Exposure,
             _ => return None,
         })
     }
@@ -115,6 +118,19 @@ pub struct UnitTestRows {
     pub fixture: Option<String>,
 }
 
+/// An exposure's own fields (dbt's `exposures:`): what uses the project's
+/// data downstream, e.g. a dashboard.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExposureInfo {
+    /// `dashboard`, `notebook`, `analysis`, `ml` or `application`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub owner: serde_json::Value,
+    pub label: Option<String>,
+    pub maturity: Option<String>,
+    pub url: Option<String>,
+}
+
 /// Source-only fields.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SourceInfo {
@@ -174,6 +190,9 @@ pub struct Node {
     /// to the manifest's `unit_tests` by `artifacts`).
     #[serde(skip)]
     pub unit_test: Option<Box<UnitTestSpec>>,
+    /// For an exposure: its type, owner, … (written by `artifacts`).
+    #[serde(skip)]
+    pub exposure: Option<Box<ExposureInfo>>,
     /// The checksum of the raw file, for `state:modified`.
     pub checksum: String,
     /// 1-based line in `original_file_path`/`patch_path` where the node is declared

@@ -11,7 +11,9 @@ use serde_json::{Map, Value};
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::project::config::{merge_config_value, string_list, unknown_config_key};
 use crate::project::files::SourceFile;
-use crate::project::node::{ColumnDef, Config, UnitTestInput, UnitTestRows, UnitTestSpec};
+use crate::project::node::{
+    ColumnDef, Config, ExposureInfo, UnitTestInput, UnitTestRows, UnitTestSpec,
+};
 use crate::project::yaml;
 
 /// Properties declared for a model, seed or snapshot by name.
@@ -80,6 +82,23 @@ pub struct SchemaFiles {
     pub analyses: Vec<Patch>,
     pub sources: Vec<SourceTable>,
     pub unit_tests: Vec<UnitTestDecl>,
+    pub exposures: Vec<ExposureDecl>,
+}
+
+/// An `exposures:` entry as declared.
+#[derive(Debug, Clone, Default)]
+pub struct ExposureDecl {
+    pub name: String,
+    pub file: String,
+    pub rel: String,
+    pub line: usize,
+    pub description: String,
+    pub config: Config,
+    pub meta: BTreeMap<String, Value>,
+    pub tags: Vec<String>,
+    /// `ref('x')`, `source('s', 't')`, … as written.
+    pub depends_on: Vec<String>,
+    pub info: ExposureInfo,
 }
 
 /// A `unit_tests:` entry as declared.
@@ -137,6 +156,7 @@ pub fn parse_all(files: &[SourceFile]) -> (SchemaFiles, Diagnostics) {
         out.analyses.extend(one.analyses);
         out.sources.extend(one.sources);
         out.unit_tests.extend(one.unit_tests);
+        out.exposures.extend(one.exposures);
         diags.extend(d);
     }
     (out, diags)
@@ -164,18 +184,8 @@ fn parse_one(f: &SourceFile, doc: &Value, out: &mut SchemaFiles, diags: &mut Dia
             }
         }
     }
-    let mut cursor = f.line_of_key("unit_tests", 1, usize::MAX).unwrap_or(1);
-    for entry in map
-        .get("unit_tests")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        if let Some(t) = parse_unit_test(f, entry, cursor, diags) {
-            cursor = t.line;
-            out.unit_tests.push(t);
-        }
-    }
+    out.unit_tests = entries(f, map, "unit_tests", diags, parse_unit_test, |t| t.line);
+    out.exposures = entries(f, map, "exposures", diags, parse_exposure, |e| e.line);
     for source in map
         .get("sources")
         .and_then(Value::as_array)
@@ -184,6 +194,27 @@ fn parse_one(f: &SourceFile, doc: &Value, out: &mut SchemaFiles, diags: &mut Dia
     {
         parse_source(f, source, &mut out.sources, diags);
     }
+}
+
+/// Every entry of the top-level list `key`, each parsed by `parse` with the
+/// line the previous one was declared on to search from.
+fn entries<T>(
+    f: &SourceFile,
+    map: &Map<String, Value>,
+    key: &str,
+    diags: &mut Diagnostics,
+    parse: fn(&SourceFile, &Value, usize, &mut Diagnostics) -> Option<T>,
+    line_of: fn(&T) -> usize,
+) -> Vec<T> {
+    let mut cursor = f.line_of_key(key, 1, usize::MAX).unwrap_or(1);
+    let mut out = Vec::new();
+    for entry in map.get(key).and_then(Value::as_array).into_iter().flatten() {
+        if let Some(t) = parse(f, entry, cursor, diags) {
+            cursor = line_of(&t);
+            out.push(t);
+        }
+    }
+    out
 }
 
 fn str_of(m: &Map<String, Value>, key: &str) -> String {
@@ -216,6 +247,17 @@ fn config_of(
         }
     }
     config
+}
+
+/// An entry's `name` and the line it is declared on (searched from
+/// `after_line`, as entries come in file order).
+fn name_and_line(f: &SourceFile, m: &Map<String, Value>, after_line: usize) -> (String, usize) {
+    let name = str_of(m, "name");
+    let line = f
+        .line_of_name(&name, after_line)
+        .or_else(|| f.line_of_name(&name, 1))
+        .unwrap_or(after_line);
+    (name, line)
 }
 
 fn parse_patch(
@@ -260,6 +302,54 @@ fn parse_patch(
     Some(patch)
 }
 
+/// One `exposures:` entry: `name`, `type`, `owner`, `depends_on`, and
+/// optional `label`, `maturity`, `url`, `description`, `meta`, `tags`,
+/// `config`.
+fn parse_exposure(
+    f: &SourceFile,
+    entry: &Value,
+    after_line: usize,
+    diags: &mut Diagnostics,
+) -> Option<ExposureDecl> {
+    let m = entry.as_object()?;
+    let (name, line) = name_and_line(f, m, after_line);
+    if name.is_empty() {
+        diags.push(
+            Diagnostic::error("E0106", "an exposure has no `name`").at(f.path.clone(), Some(line)),
+        );
+        return None;
+    }
+    let kind = str_of(m, "type");
+    const KINDS: [&str; 5] = ["dashboard", "notebook", "analysis", "ml", "application"];
+    if !KINDS.contains(&kind.as_str()) {
+        diags.push(
+            Diagnostic::error("E0117", format!("exposure `{name}` has type `{kind}`"))
+                .at(f.path.clone(), Some(line))
+                .hint(format!("use one of {}", KINDS.join(", "))),
+        );
+        return None;
+    }
+    let text = |k: &str| m.get(k).and_then(Value::as_str).map(str::to_string);
+    Some(ExposureDecl {
+        file: f.path.clone(),
+        rel: f.rel.clone(),
+        line,
+        description: str_of(m, "description"),
+        config: config_of(f, m, line, diags),
+        meta: obj_of(m, "meta"),
+        tags: m.get("tags").map(string_list).unwrap_or_default(),
+        depends_on: m.get("depends_on").map(string_list).unwrap_or_default(),
+        info: ExposureInfo {
+            kind,
+            owner: m.get("owner").cloned().unwrap_or(Value::Null),
+            label: text("label"),
+            maturity: text("maturity"),
+            url: text("url"),
+        },
+        name,
+    })
+}
+
 /// One `unit_tests:` entry: `name`, `model`, `given` inputs, `expect`,
 /// optional `overrides`, `config` and `description`.
 fn parse_unit_test(
@@ -269,11 +359,7 @@ fn parse_unit_test(
     diags: &mut Diagnostics,
 ) -> Option<UnitTestDecl> {
     let m = entry.as_object()?;
-    let name = str_of(m, "name");
-    let line = f
-        .line_of_name(&name, after_line)
-        .or_else(|| f.line_of_name(&name, 1))
-        .unwrap_or(after_line);
+    let (name, line) = name_and_line(f, m, after_line);
     let fail = |diags: &mut Diagnostics, msg: String, hint: &str| {
         diags.push(
             Diagnostic::error("E0115", msg)

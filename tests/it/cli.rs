@@ -379,6 +379,75 @@ fn read_json(path: &std::path::Path) -> serde_json::Value {
     serde_json::from_str(&text).expect("json")
 }
 
+/// dbt's exposures: declared in schema YAML, below what they depend on in
+/// the graph (`+exposure:x` selects it all), in the manifest's `exposures`,
+/// listed with an `exposure:` prefix, never run by `build`.
+#[test]
+fn exposures_sit_below_what_they_use() {
+    let dir = one_model_project();
+    let write = |rel: &str, text: &str| write_file(dir.path(), rel, text);
+    write(
+        "models/downstream.sql",
+        "select id from {{ ref('base') }}\n",
+    );
+    write("models/other.sql", "select 2 as id\n");
+    write(
+        "models/exposures.yml",
+        "exposures:\n  - name: weekly_dashboard\n    label: Weekly\n    type: dashboard\n    maturity: high\n    url: https://bi.example.com/weekly\n    description: The **weekly** numbers.\n    owner:\n      name: Data team\n      email: data@example.com\n    depends_on:\n      - ref('downstream')\n",
+    );
+    let out = run_in(dir.path(), &["ls", "-s", "+exposure:weekly_dashboard"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let mut listed: Vec<&str> = out.stdout.lines().collect();
+    listed.sort_unstable();
+    assert_eq!(
+        listed,
+        [
+            "bad.base",
+            "bad.downstream",
+            "exposure:bad.weekly_dashboard"
+        ],
+        "{}",
+        out.stdout
+    );
+    let out = run_in(dir.path(), &["parse"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("1 exposure"), "{}", out.stderr);
+    let manifest = read_json(&dir.path().join("target/manifest.json"));
+    let e = &manifest["exposures"]["exposure.bad.weekly_dashboard"];
+    assert_eq!(e["type"], "dashboard");
+    assert_eq!(e["owner"]["email"], "data@example.com");
+    assert_eq!(e["url"], "https://bi.example.com/weekly");
+    assert_eq!(e["depends_on"]["nodes"][0], "model.bad.downstream");
+    assert!(manifest["nodes"]
+        .get("exposure.bad.weekly_dashboard")
+        .is_none());
+    assert_eq!(
+        manifest["child_map"]["model.bad.downstream"][0],
+        "exposure.bad.weekly_dashboard"
+    );
+    // `build` builds what it selects and leaves the exposure alone.
+    let out = run_in(dir.path(), &["build", "-s", "+exposure:weekly_dashboard"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("TOTAL=2"), "{}", out.stderr);
+
+    write(
+        "models/exposures.yml",
+        "exposures:\n  - name: weekly_dashboard\n    type: spreadsheet\n    owner: {name: x}\n",
+    );
+    let out = run_in(dir.path(), &["parse"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("models/exposures.yml:2"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("use one of dashboard, notebook"),
+        "{}",
+        out.stderr
+    );
+}
+
 #[test]
 fn analyses_compile_list_and_never_run() {
     let dir = one_model_project();
