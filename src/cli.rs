@@ -126,6 +126,28 @@ pub enum Command {
     Test(RunArgs),
     /// Seeds, models and tests in DAG order.
     Build(RunArgs),
+    /// Preview the rows a node (or an inline query) returns.
+    Show {
+        #[command(flatten)]
+        select: SelectArgs,
+        /// Preview this SQL instead (Jinja allowed).
+        #[arg(long)]
+        inline: Option<String>,
+        /// At most this many rows.
+        #[arg(long, default_value_t = 5)]
+        limit: usize,
+        #[arg(long, short = 'o', value_enum, default_value_t = ShowOutput::Text)]
+        output: ShowOutput,
+    },
+    /// Call a macro against the warehouse.
+    RunOperation {
+        /// The macro (`name` or `package.name`).
+        #[arg(value_name = "MACRO")]
+        name: String,
+        /// Its keyword arguments, a YAML or JSON mapping.
+        #[arg(long)]
+        args: Option<String>,
+    },
     /// Delete the clean-targets.
     Clean,
     /// Re-run the nodes that failed or were skipped in the last run_results.json.
@@ -193,5 +215,11 @@ pub enum LsOutput {
     Selector,
     Name,
     Path,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ShowOutput {
+    Text,
     Json,
 }

@@ -10,6 +10,7 @@ mod init;
 mod ls;
 pub mod progress;
 pub mod run;
+mod show;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -176,6 +177,13 @@ fn dispatch(cli: &Cli, ui: &Ui) -> Result<Exit, Failure> {
         Command::Snapshot(a) => run::execute(g, ui, run::Mode::Snapshot, a),
         Command::Test(a) => run::execute(g, ui, run::Mode::Test, a),
         Command::Build(a) => run::execute(g, ui, run::Mode::Build, a),
+        Command::Show {
+            select,
+            inline,
+            limit,
+            output,
+        } => show::show(g, ui, select, inline.as_deref(), *limit, *output),
+        Command::RunOperation { name, args } => show::run_operation(g, ui, name, args.as_deref()),
         Command::Extract(a) => extract::extract_cmd(g, ui, a),
         Command::Stage(a) => extract::stage_cmd(g, ui, a),
     }

@@ -738,7 +738,7 @@ pub fn uses_graph(c: &Compiled) -> bool {
         || c.project.macros.iter().any(|m| m.text.contains("graph"))
 }
 
-fn lock(conn: &SharedConn) -> std::sync::MutexGuard<'_, Box<dyn Connection>> {
+pub(super) fn lock(conn: &SharedConn) -> std::sync::MutexGuard<'_, Box<dyn Connection>> {
     match conn.lock() {
         Ok(g) => g,
         Err(p) => p.into_inner(),

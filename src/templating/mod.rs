@@ -756,9 +756,19 @@ fn register_globals(
     });
     env.add_function(
         "log",
-        |state: &State, msg: Value, info: Option<bool>| -> Result<String, Error> {
+        // `log(msg, True)` or, as dbt code mostly writes it, `log(msg, info=True)`.
+        |state: &State,
+         msg: Value,
+         info: Option<Value>,
+         kwargs: minijinja::value::Kwargs|
+         -> Result<String, Error> {
+            let info = match info {
+                Some(v) => v.is_true(),
+                None => kwargs.get::<Option<bool>>("info")?.unwrap_or(false),
+            };
+            kwargs.assert_all_used()?;
             if let Ok(scope) = RenderScope::of(state) {
-                if scope.execute && info.unwrap_or(false) {
+                if scope.execute && info {
                     scope.with(|c| c.logs.push(msg.to_string()));
                 }
             }

@@ -914,3 +914,77 @@ fn unit_tests_check_a_model_on_postgres() {
 fn unit_tests_check_a_model_on_duckdb() {
     unit_tests_check_a_model(&Engine::duckdb(), "main");
 }
+
+/// `show` previews a node's rows (or an inline query's) as a table or JSON;
+/// `run-operation` calls a macro against the warehouse with `--args`.
+#[cfg(feature = "duckdb")]
+#[test]
+fn show_previews_rows_and_run_operation_calls_a_macro() {
+    let duck = Engine::duckdb();
+    let dir = jaffle();
+    let root = dir.path();
+    assert_ok(&duck.run(root, &["build"]), "build");
+
+    let out = duck.run(root, &["show", "-s", "customers", "--limit", "2"]);
+    assert_ok(&out, "show");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], "Previewing node 'customers':", "{}", out.stdout);
+    assert!(
+        lines[1].starts_with("| customer_id | first_name"),
+        "{}",
+        out.stdout
+    );
+    assert!(lines[2].starts_with("| ----------- |"), "{}", out.stdout);
+    assert_eq!(lines.len(), 5, "{}", out.stdout);
+
+    let out = duck.run(
+        root,
+        &[
+            "show",
+            "--inline",
+            "select count(*) as n from {{ ref('customers') }}",
+            "-o",
+            "json",
+        ],
+    );
+    assert_ok(&out, "show --inline");
+    let shown: Value = serde_json::from_str(out.stdout.trim()).expect("json");
+    assert_eq!(
+        shown,
+        serde_json::json!({"node": "inline", "show": [{"n": 6}]})
+    );
+    let out = duck.run(root, &["show"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--select or --inline"),
+        "{}",
+        out.stderr
+    );
+
+    std::fs::write(
+        root.join("macros/ops.sql"),
+        "{% macro make_audit(table_name, rows=1) %}\n\
+         {% do run_query('create table ' ~ target.schema ~ '.' ~ table_name ~ ' as select ' ~ rows ~ ' as n') %}\n\
+         {% do log('created ' ~ table_name, info=True) %}\n\
+         {% endmacro %}\n",
+    )
+    .expect("write macro");
+    let out = duck.run(
+        root,
+        &[
+            "run-operation",
+            "make_audit",
+            "--args",
+            "{table_name: audit_x, rows: 3}",
+        ],
+    );
+    assert_ok(&out, "run-operation");
+    assert!(out.stdout.contains("created audit_x"), "{}", out.stdout);
+    assert_eq!(
+        duck.query(root, "select n from main.audit_x"),
+        vec![vec![Value::from(3)]]
+    );
+    let out = duck.run(root, &["run-operation", "no_such_macro"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("no_such_macro"), "{}", out.stderr);
+}
