@@ -6,6 +6,7 @@ use std::io::Write;
 
 use serde_json::Value;
 
+use super::run::lock;
 use super::{load, select_ids, Exit, Failure, Ui};
 use crate::cli::{GlobalArgs, SelectArgs, ShowOutput};
 use crate::compile::{self, Compiled, SharedConnection};
@@ -25,15 +26,6 @@ fn connect(
         c.renderer.set_graph(&c.project.nodes);
     }
     Ok(std::sync::Arc::new(std::sync::Mutex::new(conn)))
-}
-
-fn lock(
-    conn: &SharedConnection,
-) -> std::sync::MutexGuard<'_, Box<dyn crate::warehouse::Connection>> {
-    match conn.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    }
 }
 
 /// Preview up to `limit` rows of each selected model, seed, snapshot or
