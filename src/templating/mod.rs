@@ -702,7 +702,8 @@ fn register_globals(
     }
     vars.extend(settings.cli_vars.clone());
     let vars = Arc::new(vars);
-    env.add_function("var", move |state: &State, name: String, default: Option<Value>| -> Result<Value, Error> {
+    env.add_function("var", move |state: &State, name: String, default: Option<Value>, kwargs: minijinja::value::Kwargs| -> Result<Value, Error> {
+        let default = positional_or_keyword(default, &kwargs, "default")?;
         match (vars.get(&name), default) {
             (Some(v), _) => Ok(Value::from_serialize(v)),
             (None, Some(d)) => Ok(d),
@@ -814,21 +815,27 @@ fn register_globals(
             .map(|b| format!("{b:02x}"))
             .collect()
     });
-    env.add_function("zip", |a: Vec<Value>, b: Vec<Value>| -> Vec<Value> {
-        a.into_iter()
-            .zip(b)
-            .map(|(x, y)| Value::from(vec![x, y]))
-            .collect()
-    });
-    env.add_function("set", |items: Vec<Value>| -> Vec<Value> {
-        let mut out: Vec<Value> = Vec::new();
-        for i in items {
-            if !out.contains(&i) {
-                out.push(i);
+    // dbt's `_strict` variants raise where Python would on bad input;
+    // arguments that convert to lists cannot fail here.
+    for name in ["zip", "zip_strict"] {
+        env.add_function(name, |a: Vec<Value>, b: Vec<Value>| -> Vec<Value> {
+            a.into_iter()
+                .zip(b)
+                .map(|(x, y)| Value::from(vec![x, y]))
+                .collect()
+        });
+    }
+    for name in ["set", "set_strict"] {
+        env.add_function(name, |items: Vec<Value>| -> Vec<Value> {
+            let mut out: Vec<Value> = Vec::new();
+            for i in items {
+                if !out.contains(&i) {
+                    out.push(i);
+                }
             }
-        }
-        out
-    });
+            out
+        });
+    }
     env.add_function(
         "run_query",
         |state: &State, sql: String| -> Result<Value, Error> {
@@ -896,7 +903,25 @@ fn add_dbt_filters(env: &mut Environment<'static>) {
     env.add_filter("as_text", |v: Value| v.to_string());
 }
 
-fn env_var(state: &State, name: String, default: Option<Value>) -> Result<Value, Error> {
+/// An optional argument given by position or by keyword (`var('x', 3)` or
+/// `var('x', default=3)`; dbt code writes both).
+fn positional_or_keyword(
+    given: Option<Value>,
+    kwargs: &minijinja::value::Kwargs,
+    name: &str,
+) -> Result<Option<Value>, Error> {
+    let by_name: Option<Value> = kwargs.get(name)?;
+    kwargs.assert_all_used()?;
+    Ok(given.or(by_name))
+}
+
+fn env_var(
+    state: &State,
+    name: String,
+    default: Option<Value>,
+    kwargs: minijinja::value::Kwargs,
+) -> Result<Value, Error> {
+    let default = positional_or_keyword(default, &kwargs, "default")?;
     match (std::env::var(&name), default) {
         (Ok(v), _) => Ok(Value::from(v)),
         (Err(_), Some(d)) => Ok(d),
@@ -926,7 +951,11 @@ pub fn render_config_string(
     let vars = cli_vars.clone();
     env.add_function(
         "var",
-        move |name: String, default: Option<Value>| -> Result<Value, Error> {
+        move |name: String,
+              default: Option<Value>,
+              kwargs: minijinja::value::Kwargs|
+              -> Result<Value, Error> {
+            let default = positional_or_keyword(default, &kwargs, "default")?;
             match (vars.get(&name), default) {
                 (Some(v), _) => Ok(Value::from_serialize(v)),
                 (None, Some(d)) => Ok(d),
@@ -955,6 +984,22 @@ mod tests {
             desugar_test_blocks(src),
             "{% macro test_is_positive(model, column_name) %}\nselect 1\n{%- endmacro %}\n{% macro x() %}{% endmacro %}"
         );
+    }
+
+    #[test]
+    fn defaults_may_be_given_by_keyword() {
+        let vars = serde_json::Map::new();
+        for (text, want) in [
+            ("{{ var('missing', default=3) }}", "3"),
+            ("{{ var('missing', 4) }}", "4"),
+            (
+                "{{ env_var('SLUICE_TEST_SURELY_UNSET', default='d') }}",
+                "d",
+            ),
+        ] {
+            assert_eq!(render_config_string(text, &vars).unwrap(), want, "{text}");
+        }
+        assert!(render_config_string("{{ var('missing', dflt=3) }}", &vars).is_err());
     }
 
     #[test]
