@@ -298,13 +298,36 @@ pub fn with_ctes(sql: &str, ctes: &[String]) -> String {
     if ctes.is_empty() {
         return sql.to_string();
     }
-    let trimmed = sql.trim_start();
-    let lower = trimmed.get(..5).map(str::to_ascii_lowercase);
+    // The statement's own `with`, after any leading comments (kept).
+    let start = code_start(sql);
+    let rest = &sql[start..];
+    let lower = rest.get(..5).map(str::to_ascii_lowercase);
     match lower.as_deref() {
-        Some("with ") | Some("with\n") | Some("with\t") | Some("with\r") => {
-            format!("with {},\n{}", ctes.join(",\n"), &trimmed[5..])
-        }
+        Some("with ") | Some("with\n") | Some("with\t") | Some("with\r") => format!(
+            "{}with {},\n{}",
+            &sql[..start],
+            ctes.join(",\n"),
+            &rest[5..]
+        ),
         _ => format!("with {}\n{}", ctes.join(",\n"), sql),
+    }
+}
+
+/// Where the SQL's first token starts: past whitespace, `-- …` line
+/// comments and `/* … */` block comments.
+fn code_start(sql: &str) -> usize {
+    let mut i = 0;
+    loop {
+        let rest = &sql[i..];
+        let trimmed = rest.trim_start();
+        i += rest.len() - trimmed.len();
+        if trimmed.starts_with("--") {
+            i += trimmed.find('\n').unwrap_or(trimmed.len());
+        } else if let Some(body) = trimmed.strip_prefix("/*") {
+            i += 2 + body.find("*/").map_or(body.len(), |e| e + 2);
+        } else {
+            return i;
+        }
     }
 }
 
@@ -638,6 +661,22 @@ mod tests {
         assert_eq!(
             with_ctes("select 3", &ctes),
             "with __dbt__cte__a as (select 1)\nselect 3"
+        );
+    }
+
+    #[test]
+    fn ctes_join_a_with_that_follows_comments() {
+        let ctes = ["__dbt__cte__a as (select 1)".to_string()];
+        assert_eq!(
+            with_ctes(
+                "-- setup\n/* x */ with b as (select 2) select * from b",
+                &ctes
+            ),
+            "-- setup\n/* x */ with __dbt__cte__a as (select 1),\nb as (select 2) select * from b"
+        );
+        assert_eq!(
+            with_ctes("-- no with here\nselect 3", &ctes),
+            "with __dbt__cte__a as (select 1)\n-- no with here\nselect 3"
         );
     }
 

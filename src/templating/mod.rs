@@ -570,20 +570,100 @@ fn call_macro_in(
         Some(locals) => context! { ..ctx, ..locals.clone() },
         None => ctx,
     };
-    let module = tmpl.render_captured(ctx)?;
-    let Some(m) = module.state().lookup(macro_name) else {
-        return Err(Error::new(
+    let not_found = || {
+        Error::new(
             ErrorKind::UnknownFunction,
             format!("macro `{macro_name}` not found in {file}"),
-        ));
+        )
     };
+    let mut module = tmpl.render_captured(ctx.clone())?;
+    let mut m = module.state().lookup(macro_name).ok_or_else(not_found)?;
+    let mut args = pythonic_args(args);
+    // Jinja2 hands a macro the keyword (and extra positional) arguments it
+    // does not declare as `kwargs` (`varargs`) when its body uses them;
+    // minijinja refuses them. Take them out of the call and render the
+    // macro again with those bound.
+    let source = tmpl.source();
+    if source.contains("kwargs") || source.contains("varargs") {
+        let declared: Vec<String> = m
+            .get_attr("arguments")
+            .ok()
+            .and_then(|a| a.try_iter().ok())
+            .map(|it| it.map(|v| v.to_string()).collect())
+            .unwrap_or_default();
+        let (kept, kwargs, varargs) = split_undeclared(args, &declared)?;
+        args = kept;
+        module = tmpl.render_captured(context! { kwargs, varargs, ..ctx })?;
+        m = module.state().lookup(macro_name).ok_or_else(not_found)?;
+    }
     RETURNS.with(|r| r.borrow_mut().push(None));
-    let result = m.call(module.state(), args);
+    let result = m.call(module.state(), &args);
     let returned = RETURNS.with(|r| r.borrow_mut().pop()).flatten();
     match (returned, result) {
         (Some(v), _) => Ok(v),
         (None, r) => r,
     }
+}
+
+/// Lists passed to a macro can be changed in place, as in Python
+/// (`{% set cols = group_by %}{% do cols.append(c) %}`).
+fn pythonic_args(args: &[Value]) -> Vec<Value> {
+    let mutable = |v: &Value| mutable::changeable(v.clone());
+    args.iter()
+        .map(|a| {
+            if a.is_kwargs() {
+                match minijinja::value::Kwargs::try_from(a.clone()) {
+                    Ok(kw) => {
+                        let pairs: Vec<(String, Value)> = kw
+                            .args()
+                            .filter_map(|k| {
+                                Some((k.to_string(), mutable(&kw.peek::<Value>(k).ok()?)))
+                            })
+                            .collect();
+                        Value::from(minijinja::value::Kwargs::from_iter(pairs))
+                    }
+                    Err(_) => a.clone(),
+                }
+            } else {
+                mutable(a)
+            }
+        })
+        .collect()
+}
+
+/// Split a macro call's arguments into those the macro declares and the
+/// rest: undeclared keywords (`kwargs`) and extra positionals (`varargs`).
+fn split_undeclared(
+    args: Vec<Value>,
+    declared: &[String],
+) -> Result<(Vec<Value>, Value, Value), Error> {
+    let mut positional = Vec::new();
+    let mut kept_kw: Vec<(String, Value)> = Vec::new();
+    let mut extra_kw: BTreeMap<String, Value> = BTreeMap::new();
+    for a in args {
+        if a.is_kwargs() {
+            let kw = minijinja::value::Kwargs::try_from(a)?;
+            for k in kw.args() {
+                let v: Value = kw.peek(k)?;
+                if k == "caller" || declared.iter().any(|d| d == k) {
+                    kept_kw.push((k.to_string(), v));
+                } else {
+                    extra_kw.insert(k.to_string(), v);
+                }
+            }
+        } else {
+            positional.push(a);
+        }
+    }
+    let extra_pos: Vec<Value> = if positional.len() > declared.len() {
+        positional.split_off(declared.len())
+    } else {
+        Vec::new()
+    };
+    if !kept_kw.is_empty() {
+        positional.push(Value::from(minijinja::value::Kwargs::from_iter(kept_kw)));
+    }
+    Ok((positional, Value::from(extra_kw), Value::from(extra_pos)))
 }
 
 fn register_globals(
@@ -825,15 +905,13 @@ fn register_globals(
                 .collect()
         });
     }
+    // A Python set has no order, and two with the same members are equal:
+    // sorted and without repeats, these compare the same way.
     for name in ["set", "set_strict"] {
-        env.add_function(name, |items: Vec<Value>| -> Vec<Value> {
-            let mut out: Vec<Value> = Vec::new();
-            for i in items {
-                if !out.contains(&i) {
-                    out.push(i);
-                }
-            }
-            out
+        env.add_function(name, |mut items: Vec<Value>| -> Vec<Value> {
+            items.sort();
+            items.dedup();
+            items
         });
     }
     env.add_function(
@@ -1314,17 +1392,32 @@ mod adapter {
                     let schema = rel.get_attr("schema")?.to_string();
                     let ident = rel.get_attr("identifier")?.to_string();
                     let rows = scope.run_query(&format!(
-                        "select column_name, data_type from information_schema.columns where lower(table_schema) = lower({}) and lower(table_name) = lower({}) order by ordinal_position",
+                        "select column_name, data_type, character_maximum_length, numeric_precision, numeric_scale \
+                         from information_schema.columns where lower(table_schema) = lower({}) and lower(table_name) = lower({}) order by ordinal_position",
                         lit(&schema),
                         lit(&ident)
                     ))?;
+                    let text = |r: &[serde_json::Value], i: usize| {
+                        r.get(i)
+                            .and_then(|v| v.as_str())
+                            .unwrap_or_default()
+                            .to_string()
+                    };
+                    let number = |r: &[serde_json::Value], i: usize| {
+                        r.get(i)
+                            .and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
+                    };
                     Ok(Value::from(
                         rows.rows
                             .iter()
                             .map(|r| {
-                                let name = r.first().and_then(|v| v.as_str()).unwrap_or_default().to_string();
-                                let dtype = r.get(1).and_then(|v| v.as_str()).unwrap_or_default().to_string();
-                                minijinja::context! { name => name.clone(), column => name, data_type => dtype.clone(), dtype => dtype }
+                                Value::from_object(crate::templating::objects::ColumnObj {
+                                    name: text(r, 0),
+                                    dtype: text(r, 1),
+                                    char_size: number(r, 2),
+                                    numeric_precision: number(r, 3),
+                                    numeric_scale: number(r, 4),
+                                })
                             })
                             .collect::<Vec<_>>(),
                     ))

@@ -35,6 +35,17 @@ fn unknown(kind: &str, method: &str) -> Error {
     )
 }
 
+/// A list that can change in place in the list's stead (anything else as
+/// it is): for a list stored into a dict (`d.update({k: []})`, so that
+/// `d[k].append(x)` works as in Python) or passed to a macro.
+pub fn changeable(v: Value) -> Value {
+    if v.kind() == minijinja::value::ValueKind::Seq && v.downcast_object_ref::<List>().is_none() {
+        List::value(v.clone()).unwrap_or(v)
+    } else {
+        v
+    }
+}
+
 /// A list with Python's mutating methods.
 #[derive(Debug, Default)]
 pub struct List(Mutex<Vec<Value>>);
@@ -190,7 +201,7 @@ impl Object for Dict {
                 let mut add = Vec::new();
                 for k in other.try_iter()? {
                     let v = other.get_item(&k)?;
-                    add.push((k, v));
+                    add.push((k, changeable(v)));
                 }
                 lock(&self.0).extend(add);
                 Ok(none)
@@ -200,7 +211,7 @@ impl Object for Dict {
                 let mut entries = lock(&self.0);
                 Ok(entries
                     .entry(k)
-                    .or_insert_with(|| default.unwrap_or_default())
+                    .or_insert_with(|| changeable(default.unwrap_or_default()))
                     .clone())
             }
             "pop" => {

@@ -407,16 +407,7 @@ impl Object for TableObj {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         match key.as_str() {
             Some("rows") => Some(Value::from(self.rows())),
-            Some("columns") => Some(Value::from(
-                (0..self.0.columns.len())
-                    .map(|i| {
-                        Value::from_object(ColumnValues {
-                            table: self.clone(),
-                            index: i,
-                        })
-                    })
-                    .collect::<Vec<_>>(),
-            )),
+            Some("columns") => Some(Value::from_object(TableColumns(self.clone()))),
             Some("column_names") => Some(Value::from(
                 self.0
                     .columns
@@ -440,6 +431,66 @@ impl TableObj {
             .iter()
             .map(|r| Value::from(r.iter().map(Value::from_serialize).collect::<Vec<_>>()))
             .collect()
+    }
+}
+
+/// agate's `table.columns`: a sequence of columns that can also be looked
+/// up by name, with a dict's `keys()`, `values()` and `items()`.
+#[derive(Debug)]
+struct TableColumns(Arc<TableObj>);
+
+impl TableColumns {
+    fn column(&self, index: usize) -> Value {
+        Value::from_object(ColumnValues {
+            table: self.0.clone(),
+            index,
+        })
+    }
+    fn names(&self) -> impl Iterator<Item = &str> {
+        self.0 .0.columns.iter().map(|c| c.name.as_str())
+    }
+}
+
+impl Object for TableColumns {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let index = match key.as_str() {
+            Some(name) => self.names().position(|n| n == name)?,
+            None => key.as_usize()?,
+        };
+        (index < self.0 .0.columns.len()).then(|| self.column(index))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Seq(self.0 .0.columns.len())
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &State<'_, '_>,
+        method: &str,
+        _args: &[Value],
+    ) -> Result<Value, Error> {
+        let n = self.0 .0.columns.len();
+        Ok(match method {
+            "keys" => Value::from(self.names().map(str::to_string).collect::<Vec<_>>()),
+            "values" => Value::from((0..n).map(|i| self.column(i)).collect::<Vec<_>>()),
+            "items" => Value::from(
+                self.names()
+                    .enumerate()
+                    .map(|(i, name)| Value::from(vec![Value::from(name), self.column(i)]))
+                    .collect::<Vec<_>>(),
+            ),
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::UnknownMethod,
+                    format!("columns have no method `{method}`"),
+                ))
+            }
+        })
     }
 }
 
@@ -517,5 +568,157 @@ impl Object for GraphObj {
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
         Enumerator::Str(GRAPH_KEYS)
+    }
+}
+
+/// A column as `adapter.get_columns_in_relation` returns it: dbt's `Column`
+/// with its attributes (`name`, `column`, `quoted`, `data_type`, `dtype`,
+/// `char_size`, `numeric_precision`, `numeric_scale`) and type tests
+/// (`is_string()`, `is_number()`, `string_size()`, …) that dbt_utils uses.
+#[derive(Debug, Clone)]
+pub struct ColumnObj {
+    pub name: String,
+    pub dtype: String,
+    pub char_size: Option<i64>,
+    pub numeric_precision: Option<i64>,
+    pub numeric_scale: Option<i64>,
+}
+
+impl ColumnObj {
+    /// The type name without size, lower case (`character varying`, `decimal`).
+    fn base(&self) -> String {
+        let t = self.dtype.trim().to_ascii_lowercase();
+        t.split('(').next().unwrap_or_default().trim().to_string()
+    }
+    fn is_string(&self) -> bool {
+        matches!(
+            self.base().as_str(),
+            "text" | "character varying" | "character" | "varchar" | "char" | "string" | "bpchar"
+        )
+    }
+    fn is_integer(&self) -> bool {
+        matches!(
+            self.base().as_str(),
+            "tinyint"
+                | "smallint"
+                | "integer"
+                | "int"
+                | "bigint"
+                | "hugeint"
+                | "int2"
+                | "int4"
+                | "int8"
+                | "smallserial"
+                | "serial"
+                | "bigserial"
+                | "utinyint"
+                | "usmallint"
+                | "uinteger"
+                | "ubigint"
+        )
+    }
+    fn is_float(&self) -> bool {
+        matches!(
+            self.base().as_str(),
+            "real" | "float" | "float4" | "float8" | "double" | "double precision"
+        )
+    }
+    fn is_numeric(&self) -> bool {
+        matches!(self.base().as_str(), "numeric" | "decimal")
+    }
+    /// dbt's `data_type`: the type with its size where it has one.
+    fn data_type(&self) -> String {
+        if self.dtype.contains('(') {
+            return self.dtype.clone();
+        }
+        match (self.char_size, self.numeric_precision, self.numeric_scale) {
+            (Some(n), _, _) if self.is_string() => format!("{}({n})", self.dtype),
+            (_, Some(p), Some(s)) if self.is_numeric() => format!("{}({p},{s})", self.dtype),
+            _ => self.dtype.clone(),
+        }
+    }
+}
+
+impl Object for ColumnObj {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Str(&[
+            "name",
+            "column",
+            "quoted",
+            "data_type",
+            "dtype",
+            "char_size",
+        ])
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        Some(match key.as_str()? {
+            "name" | "column" => Value::from(self.name.clone()),
+            "quoted" => Value::from(quote(&self.name)),
+            "data_type" | "expanded_data_type" => Value::from(self.data_type()),
+            "dtype" => Value::from(self.dtype.clone()),
+            "char_size" => Value::from(self.char_size),
+            "numeric_precision" => Value::from(self.numeric_precision),
+            "numeric_scale" => Value::from(self.numeric_scale),
+            _ => return None,
+        })
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        Ok(match method {
+            "is_string" => Value::from(self.is_string()),
+            "is_integer" => Value::from(self.is_integer()),
+            "is_float" => Value::from(self.is_float()),
+            "is_numeric" => Value::from(self.is_numeric()),
+            "is_number" => Value::from(self.is_integer() || self.is_float() || self.is_numeric()),
+            // dbt: 256 when a string column has no declared size.
+            "string_size" => Value::from(self.char_size.unwrap_or(256)),
+            "can_expand_to" => {
+                let other = args.first().cloned().unwrap_or_default();
+                let other_size = other
+                    .get_attr("char_size")
+                    .ok()
+                    .and_then(|v| i64::try_from(v).ok())
+                    .unwrap_or(256);
+                let other_is_string = other
+                    .get_attr("dtype")
+                    .map(|d| {
+                        ColumnObj {
+                            dtype: d.to_string(),
+                            ..(**self).clone()
+                        }
+                        .is_string()
+                    })
+                    .unwrap_or(false);
+                Value::from(
+                    self.is_string()
+                        && other_is_string
+                        && self.char_size.unwrap_or(256) < other_size,
+                )
+            }
+            "literal" => {
+                let v = args.first().map(|v| v.to_string()).unwrap_or_default();
+                Value::from(format!(
+                    "cast('{}' as {})",
+                    v.replace('\'', "''"),
+                    self.data_type()
+                ))
+            }
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::UnknownMethod,
+                    format!("Column has no method named {method}"),
+                ))
+            }
+        })
     }
 }

@@ -988,3 +988,64 @@ fn show_previews_rows_and_run_operation_calls_a_macro() {
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stderr.contains("no_such_macro"), "{}", out.stderr);
 }
+
+/// Python-Jinja habits of real macro code (dbt_utils' among them), run on
+/// DuckDB: a macro catching undeclared keyword and positional arguments in
+/// `kwargs`/`varargs`, lists passed in or stored in a dict changed in place,
+/// sets compared regardless of order, dbt's `Column` from
+/// `adapter.get_columns_in_relation`, and agate's `table.columns.items()`.
+#[cfg(feature = "duckdb")]
+#[test]
+fn macros_run_python_jinja_habits() {
+    let duck = Engine::duckdb();
+    let dir = jaffle();
+    let root = dir.path();
+    std::fs::write(
+        root.join("macros/habits.sql"),
+        r#"{% macro describe(model, group_by=[]) %}
+{%- set cols = group_by -%}
+{%- do cols.append(kwargs.get('extra', 'none')) -%}
+{%- set by_kind = {} -%}
+{%- do by_kind.update({'all': []}) -%}
+{%- do by_kind['all'].append(varargs | length) -%}
+{{ return(cols | join('+') ~ '/' ~ by_kind['all'][0]) }}
+{% endmacro %}
+"#,
+    )
+    .expect("write macro");
+    std::fs::write(
+        root.join("models/habits.sql"),
+        r#"{%- set described = describe('m', ['a'], 'x', 'y', extra='b') -%}
+{%- set same = set(['p', 'q']) == set(['q', 'p', 'q']) -%}
+{%- set kinds = [] -%}
+{%- set totals = {} -%}
+{%- if execute -%}
+  {%- for c in adapter.get_columns_in_relation(ref('stg_customers')) -%}
+    {%- do kinds.append(c.quoted ~ ':' ~ ('string' if c.is_string() else 'number' if c.is_number() else 'other')) -%}
+  {%- endfor -%}
+  {%- call statement('counts', fetch_result=True) -%}select 1 as one, 2 as two{%- endcall -%}
+  {%- for name, column in load_result('counts').table.columns.items() -%}
+    {%- do totals.update({name: column.values()[0]}) -%}
+  {%- endfor -%}
+{%- endif -%}
+select '{{ described }}' as described, {{ same }} as same_set,
+  '{{ kinds | join(",") | replace('"', '') }}' as kinds, {{ totals.get('two', 0) }} as two
+-- depends_on: {{ ref('stg_customers') }}
+"#,
+    )
+    .expect("write model");
+    let out = duck.run(root, &["build", "-s", "+habits"]);
+    assert_ok(&out, "build");
+    assert_eq!(
+        duck.query(
+            root,
+            "select described, same_set, kinds, two from main.habits"
+        ),
+        vec![vec![
+            Value::from("a+b/2"),
+            Value::from(true),
+            Value::from("customer_id:number,first_name:string,last_name:string"),
+            Value::from(2)
+        ]]
+    );
+}
