@@ -95,6 +95,8 @@ pub enum Command {
     },
     /// Show the resolved profile and target, and test the connection.
     Debug,
+    /// Install the packages packages.yml lists into dbt_packages/.
+    Deps,
     /// Load and render the project; write target/manifest.json.
     Parse,
     /// Render SQL into target/compiled/.

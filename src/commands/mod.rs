@@ -3,6 +3,7 @@
 //! data (`ls`, `compile --inline`); stderr carries progress and diagnostics.
 
 mod debug;
+mod deps;
 pub mod docs;
 mod extract;
 mod freshness;
@@ -165,6 +166,7 @@ fn dispatch(cli: &Cli, ui: &Ui) -> Result<Exit, Failure> {
             command: DocsCommand::Serve { host, port },
         } => docs::serve(g, ui, host, *port),
         Command::Debug => debug::debug(g, ui),
+        Command::Deps => deps::deps(g, ui),
         Command::Parse => parse_cmd(g, ui),
         Command::Compile { select, inline } => compile_cmd(g, ui, select, inline.as_deref()),
         Command::Ls {

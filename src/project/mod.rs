@@ -225,7 +225,7 @@ fn missing_packages(root: &Path, install: &str, installed: usize, diags: &mut Di
                     format!("{file} lists {listed} package(s) but {installed} are installed in {install}/"),
                 )
                 .at(file.to_string(), Some(1))
-                .hint("install them with `dbt deps`; until then their macros are undefined"),
+                .hint("install them with `sluice deps` (or `dbt deps`); until then their macros are undefined"),
             );
         }
         return;

@@ -915,3 +915,160 @@ fn installed_packages_macros_and_tests_are_called_through_their_namespace() {
         out.stderr
     );
 }
+
+/// A package release as the dbt Hub serves it: a .tar.gz (made with the
+/// system `tar`) whose one top-level directory holds the package.
+fn package_tarball(name: &str, answer: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let top = format!("acme-{name}-abc123");
+    write_file(
+        &dir.path().join(&top),
+        "dbt_project.yml",
+        &format!("name: {name}\nversion: '1.0'\nconfig-version: 2\n"),
+    );
+    write_file(
+        &dir.path().join(&top),
+        "macros/answer.sql",
+        &format!("{{% macro answer() %}}{answer}{{% endmacro %}}\n"),
+    );
+    let archive = dir.path().join("release.tar.gz");
+    let status = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(dir.path())
+        .arg(&top)
+        .status()
+        .expect("run tar (install it: apt-get install tar)");
+    assert!(status.success());
+    std::fs::read(archive).expect("read tarball")
+}
+
+/// A local stand-in for hub.getdbt.com: the package index and its
+/// releases' tarballs, over HTTP on a loopback port.
+fn start_package_hub(name: &str) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let versions = ["0.1.0", "0.2.0", "1.0.0"];
+    let index = serde_json::json!({
+        "name": name,
+        "versions": versions.iter().map(|v| (v.to_string(), serde_json::json!({
+            "downloads": {"tarball": format!("{base}/tarballs/{v}.tar.gz")}
+        }))).collect::<serde_json::Map<_, _>>()
+    })
+    .to_string();
+    let name = name.to_string();
+    std::thread::spawn(move || {
+        use std::io::{BufRead, Write};
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = std::io::BufReader::new(stream.try_clone().expect("clone"));
+            let mut request = String::new();
+            if reader.read_line(&mut request).is_err() {
+                continue;
+            }
+            // Drain the headers.
+            let mut line = String::new();
+            while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
+                line.clear();
+            }
+            let path = request
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_string();
+            let body = if path == format!("/api/v1/acme/{name}.json") {
+                Some(index.clone().into_bytes())
+            } else {
+                versions
+                    .iter()
+                    .find(|v| path == format!("/tarballs/{v}.tar.gz"))
+                    .map(|v| package_tarball(&name, &format!("answer {v}")))
+            };
+            let (status, body) = match body {
+                Some(b) => ("200 OK", b),
+                None => ("404 Not Found", b"not found".to_vec()),
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(&body);
+        }
+    });
+    base
+}
+
+/// `deps` installs what packages.yml lists: a Hub package at the newest
+/// release its version range allows (from a local hub, as
+/// DBT_PACKAGE_HUB_URL points dbt at one) and a local package as a link;
+/// their macros are then called through their namespaces.
+#[test]
+fn deps_installs_hub_and_local_packages() {
+    let hub = start_package_hub("tiny_answers");
+    let dir = one_model_project();
+    let write = |rel: &str, text: &str| write_file(dir.path(), rel, text);
+    let shared = tempfile::tempdir().expect("tempdir");
+    write_file(
+        shared.path(),
+        "dbt_project.yml",
+        "name: shared_macros\nversion: '1.0'\nconfig-version: 2\n",
+    );
+    write_file(
+        shared.path(),
+        "macros/greet.sql",
+        "{% macro greet() %}'hello'{% endmacro %}\n",
+    );
+    write(
+        "packages.yml",
+        &format!(
+            "packages:\n  - package: acme/tiny_answers\n    version: [\">=0.1.0\", \"<1.0.0\"]\n  - local: {}\n",
+            shared.path().display()
+        ),
+    );
+    write(
+        "models/uses_packages.sql",
+        "select '{{ tiny_answers.answer() }}' as answer, {{ shared_macros.greet() }} as greeting\n",
+    );
+    let deps = |dir: &std::path::Path| {
+        let o = sluice()
+            .arg("deps")
+            .current_dir(dir)
+            .env("DBT_PACKAGE_HUB_URL", &hub)
+            .output()
+            .expect("run sluice");
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = deps(dir.path());
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("Installed tiny_answers 0.2.0"), "{stderr}");
+    assert!(dir.path().join("dbt_packages/shared_macros").is_symlink());
+    let out = run_in(dir.path(), &["compile", "-s", "uses_packages"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let compiled = std::fs::read_to_string(
+        dir.path()
+            .join("target/compiled/bad/models/uses_packages.sql"),
+    )
+    .expect("compiled");
+    assert_eq!(
+        compiled.trim(),
+        "select 'answer 0.2.0' as answer, 'hello' as greeting"
+    );
+
+    // A range no release meets: an error listing what there is.
+    write(
+        "packages.yml",
+        "packages:\n  - package: acme/tiny_answers\n    version: \">=2.0.0\"\n",
+    );
+    let (code, stderr) = deps(dir.path());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no release of acme/tiny_answers meets >=2.0.0")
+            && stderr.contains("0.1.0, 0.2.0, 1.0.0"),
+        "{stderr}"
+    );
+}
