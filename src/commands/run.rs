@@ -269,23 +269,11 @@ fn execute_selected(
         &cancelled,
     );
 
-    if !c.project.config.on_run_end.is_empty() {
-        if let Ok(mut conn) = warehouse.connect() {
-            for hook in &c.project.config.on_run_end {
-                if let Ok(r) = c
-                    .renderer
-                    .render("dbt_project.yml", hook, None, true, false, None)
-                {
-                    if let Err(e) = conn.execute(&r.output) {
-                        eprintln!("warning: on-run-end hook failed: {e}");
-                    }
-                }
-            }
-        }
-    }
+    let hooks_failed = run_end_hooks(&c, &results, warehouse.as_ref(), ui);
     write_artifacts(&c, &results, started.elapsed().as_secs_f64(), mode)?;
     summarize(ui, &results, started.elapsed().as_secs_f64(), &c, &plan);
-    let failed = results.iter().any(NodeResult::failed) || cancelled.load(Ordering::SeqCst);
+    let failed =
+        hooks_failed || results.iter().any(NodeResult::failed) || cancelled.load(Ordering::SeqCst);
     Ok(if failed { 1 } else { 0 })
 }
 
@@ -313,6 +301,87 @@ fn watch_ctrl_c(warehouse: Arc<dyn Warehouse>, cancelled: Arc<AtomicBool>) {
             }
         });
     });
+}
+
+/// Run the `on-run-end` hooks with dbt's context for them: `results` (each
+/// node's `status`, `message`, `execution_time`, `failures` and `node`),
+/// `schemas` and `database_schemas` (where this run built). Returns whether
+/// one failed (each failure is printed).
+fn run_end_hooks(c: &Compiled, results: &[NodeResult], warehouse: &dyn Warehouse, ui: &Ui) -> bool {
+    let hooks = &c.project.config.on_run_end;
+    if hooks.is_empty() {
+        return false;
+    }
+    let mut built: BTreeSet<(String, String)> = BTreeSet::new();
+    let results_value: Vec<Value> = results
+        .iter()
+        .filter_map(|r| {
+            let n = c.nodes().get(&r.unique_id)?;
+            if r.status == "success"
+                && matches!(
+                    n.resource_type,
+                    ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot
+                )
+            {
+                built.insert((n.database.clone().unwrap_or_default(), n.schema.clone()));
+            }
+            Some(json!({
+                "status": r.status,
+                "message": r.message,
+                "execution_time": r.seconds,
+                "failures": r.failures,
+                "adapter_response": {"rows_affected": r.rows_affected},
+                "node": {
+                    "unique_id": n.unique_id, "name": n.name, "resource_type": n.resource_type.as_str(),
+                    "schema": n.schema, "database": n.database, "alias": n.alias,
+                    "original_file_path": n.original_file_path, "config": n.config, "tags": n.tags,
+                },
+            }))
+        })
+        .collect();
+    let schemas: BTreeSet<&str> = built.iter().map(|(_, s)| s.as_str()).collect();
+    let extra = minijinja::Value::from_serialize(json!({
+        "results": results_value,
+        "schemas": schemas,
+        "database_schemas": built,
+    }));
+    let conn = match warehouse.connect() {
+        Ok(conn) => Arc::new(Mutex::new(conn)),
+        Err(e) => {
+            ui.eprint(format!("error: on-run-end hooks not run: {e}"));
+            return true;
+        }
+    };
+    let mut failed = false;
+    for (i, hook) in hooks.iter().enumerate() {
+        let outcome = c
+            .renderer
+            .render_with(
+                "dbt_project.yml",
+                hook,
+                None,
+                true,
+                false,
+                Some(conn.clone()),
+                extra.clone(),
+            )
+            .map_err(|d| d.to_string())
+            .and_then(|r| {
+                let sql = c.renderer.substitute(&r.output);
+                if sql.trim().is_empty() {
+                    return Ok(());
+                }
+                lock(&conn)
+                    .execute(&sql)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(e) = outcome {
+            ui.eprint(format!("error: on-run-end hook #{} failed: {e}", i + 1));
+            failed = true;
+        }
+    }
+    failed
 }
 
 /// The steps to run (selected nodes, and sources to extract) and what each waits for.

@@ -214,6 +214,30 @@ impl Renderer {
         is_incremental: bool,
         connection: Option<Arc<Mutex<Box<dyn Connection>>>>,
     ) -> Result<Rendered, Diagnostic> {
+        self.render_with(
+            name,
+            source,
+            node,
+            execute,
+            is_incremental,
+            connection,
+            Value::UNDEFINED,
+        )
+    }
+
+    /// `render` with more variables in the context (`extra`, a map), e.g.
+    /// an on-run-end hook's `results` and `schemas`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn render_with(
+        &self,
+        name: &str,
+        source: &str,
+        node: Option<&Node>,
+        execute: bool,
+        is_incremental: bool,
+        connection: Option<Arc<Mutex<Box<dyn Connection>>>>,
+        extra: Value,
+    ) -> Result<Rendered, Diagnostic> {
         let node_id = node.map(|n| n.unique_id.clone()).unwrap_or_default();
         let scope = Arc::new(RenderScope {
             node_id: node_id.clone(),
@@ -235,6 +259,7 @@ impl Renderer {
             this => this,
             model => model,
             execute => execute,
+            ..extra
         };
         let result = self
             .env

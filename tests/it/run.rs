@@ -1049,3 +1049,29 @@ select '{{ described }}' as described, {{ same }} as same_set,
         ]]
     );
 }
+
+/// `on-run-end` hooks get dbt's context for them — `results` (status and
+/// node of each step), `schemas` and `database_schemas` — and a failing
+/// hook fails the run.
+#[cfg(feature = "duckdb")]
+#[test]
+fn on_run_end_hooks_see_results_and_schemas() {
+    let duck = Engine::duckdb();
+    let dir = jaffle();
+    let root = dir.path();
+    assert_ok(&duck.run(root, &["seed"]), "seed");
+    let project = std::fs::read_to_string(root.join("dbt_project.yml")).expect("read");
+    let hook = "on-run-end:\n  - \"create table main.run_audit as select {{ results | length }} as steps, \
+                '{{ schemas | join(',') }}' as schemas, \
+                '{% for r in results if r.node.name == 'stg_customers' %}{{ r.status }}{% endfor %}' as stg_status\"\n";
+    std::fs::write(root.join("dbt_project.yml"), format!("{project}\n{hook}")).expect("write");
+    assert_ok(&duck.run(root, &["run", "-s", "stg_customers stg_orders"]), "run");
+    assert_eq!(
+        duck.query(root, "select steps, schemas, stg_status from main.run_audit"),
+        vec![vec![Value::from(2), Value::from("main"), Value::from("success")]]
+    );
+    // The table exists now: the same hook fails, and so does the run.
+    let out = duck.run(root, &["run", "-s", "stg_customers"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("on-run-end hook #1 failed"), "{}", out.stderr);
+}
