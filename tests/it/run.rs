@@ -1065,13 +1065,27 @@ fn on_run_end_hooks_see_results_and_schemas() {
                 '{{ schemas | join(',') }}' as schemas, \
                 '{% for r in results if r.node.name == 'stg_customers' %}{{ r.status }}{% endfor %}' as stg_status\"\n";
     std::fs::write(root.join("dbt_project.yml"), format!("{project}\n{hook}")).expect("write");
-    assert_ok(&duck.run(root, &["run", "-s", "stg_customers stg_orders"]), "run");
+    assert_ok(
+        &duck.run(root, &["run", "-s", "stg_customers stg_orders"]),
+        "run",
+    );
     assert_eq!(
-        duck.query(root, "select steps, schemas, stg_status from main.run_audit"),
-        vec![vec![Value::from(2), Value::from("main"), Value::from("success")]]
+        duck.query(
+            root,
+            "select steps, schemas, stg_status from main.run_audit"
+        ),
+        vec![vec![
+            Value::from(2),
+            Value::from("main"),
+            Value::from("success")
+        ]]
     );
     // The table exists now: the same hook fails, and so does the run.
     let out = duck.run(root, &["run", "-s", "stg_customers"]);
     assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(out.stderr.contains("on-run-end hook #1 failed"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("on-run-end hook #1 failed"),
+        "{}",
+        out.stderr
+    );
 }
