@@ -124,9 +124,9 @@ pub enum Command {
     Run(RunArgs),
     /// Build snapshots (type-2 history tables).
     Snapshot(RunArgs),
-    /// Run data tests.
+    /// Run data and unit tests.
     Test(RunArgs),
-    /// Seeds, models and tests in DAG order.
+    /// Seeds, snapshots, models and their tests in DAG order.
     Build(RunArgs),
     /// Preview the rows a node (or an inline query) returns.
     Show {
