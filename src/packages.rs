@@ -97,7 +97,7 @@ fn value_text(v: &Value) -> String {
 }
 
 fn entry_error(file: &str, index: usize, msg: String) -> Diagnostic {
-    Diagnostic::error("E0801", format!("{file}: entry {}: {msg}", index + 1))
+    Diagnostic::error("E0810", format!("{file}: entry {}: {msg}", index + 1))
         .at(file.to_string(), None)
 }
 

@@ -17,7 +17,7 @@ use crate::project::config::{ProjectConfig, PROJECT_FILE};
 const DEFAULT_HUB: &str = "https://hub.getdbt.com/";
 
 fn fail(msg: String) -> Diagnostic {
-    Diagnostic::error("E0802", msg)
+    Diagnostic::error("E0811", msg)
 }
 
 /// The specs listed by `dir`'s packages.yml or dependencies.yml, with the

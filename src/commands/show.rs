@@ -50,7 +50,7 @@ pub fn show(
     } else {
         if s.select.is_empty() {
             return Err(
-                Diagnostic::error("E0402", "show needs --select or --inline")
+                Diagnostic::error("E0405", "show needs --select or --inline")
                     .hint("e.g. sluice show -s customers, or sluice show --inline \"select 1\"")
                     .into(),
             );
@@ -198,7 +198,7 @@ pub fn run_operation(
             Ok(Value::Null) => Value::Object(Default::default()),
             _ => {
                 return Err(Diagnostic::error(
-                    "E0403",
+                    "E0406",
                     format!("--args must be a YAML or JSON mapping, got `{text}`"),
                 )
                 .hint("e.g. --args '{table: tweets, days: 7}'")
@@ -210,7 +210,7 @@ pub fn run_operation(
         .split('.')
         .all(|p| !p.is_empty() && p.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_'));
     if !valid {
-        return Err(Diagnostic::error("E0403", format!("`{name}` is not a macro name")).into());
+        return Err(Diagnostic::error("E0406", format!("`{name}` is not a macro name")).into());
     }
     let conn = connect(c, &loaded.target)?;
     let json = serde_json::to_string(&args.to_string()).unwrap_or_default();
