@@ -42,12 +42,46 @@ impl Spec {
     }
 }
 
+/// A spec and the line of `packages.yml` it starts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub spec: Spec,
+    pub line: usize,
+}
+
+/// The 1-based lines where the items of the `packages:` list start: the
+/// `- ` lines at the list's indentation.
+fn entry_lines(text: &str) -> Vec<usize> {
+    let Some(start) = crate::project::yaml::line_of_key(text, "packages", 1) else {
+        return Vec::new();
+    };
+    let mut indent = None;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate().skip(start) {
+        let trimmed = line.trim_start();
+        let depth = line.len() - trimmed.len();
+        if !trimmed.starts_with('-') {
+            continue;
+        }
+        match indent {
+            None => indent = Some(depth),
+            Some(d) if depth < d => break,
+            Some(d) if depth > d => continue,
+            _ => {}
+        }
+        out.push(i + 1);
+    }
+    out
+}
+
 /// The `packages:` list of `text` (the file `file`).
-pub fn parse_specs(text: &str, file: &str) -> Result<Vec<Spec>, Diagnostic> {
+pub fn parse_specs(text: &str, file: &str) -> Result<Vec<Listed>, Diagnostic> {
     let doc = crate::project::yaml::parse(text, file)?;
+    let lines = entry_lines(text);
     let mut out = Vec::new();
     let entries = doc.get("packages").and_then(Value::as_array);
     for (i, entry) in entries.into_iter().flatten().enumerate() {
+        let line = lines.get(i).copied().unwrap_or(1);
         let get = |k: &str| entry.get(k).and_then(Value::as_str).map(str::to_string);
         let versions = match entry.get("version") {
             Some(Value::Array(a)) => a.iter().map(value_text).collect(),
@@ -59,7 +93,7 @@ pub fn parse_specs(text: &str, file: &str) -> Result<Vec<Spec>, Diagnostic> {
         } else if let Some(package) = get("package") {
             if versions.is_empty() {
                 return Err(
-                    entry_error(file, i, format!("package {package} has no `version`"))
+                    entry_error(file, line, format!("package {package} has no `version`"))
                         .hint("dbt Hub packages need one, e.g. version: [\">=1.0.0\", \"<2.0.0\"]"),
                 );
             }
@@ -80,11 +114,11 @@ pub fn parse_specs(text: &str, file: &str) -> Result<Vec<Spec>, Diagnostic> {
         } else {
             return Err(entry_error(
                 file,
-                i,
+                line,
                 "a package entry names no `package`, `git` or `local`".into(),
             ));
         };
-        out.push(spec);
+        out.push(Listed { spec, line });
     }
     Ok(out)
 }
@@ -96,9 +130,8 @@ fn value_text(v: &Value) -> String {
     }
 }
 
-fn entry_error(file: &str, index: usize, msg: String) -> Diagnostic {
-    Diagnostic::error("E0810", format!("{file}: entry {}: {msg}", index + 1))
-        .at(file.to_string(), None)
+fn entry_error(file: &str, line: usize, msg: String) -> Diagnostic {
+    Diagnostic::error("E0810", msg).at(file.to_string(), Some(line))
 }
 
 /// A release number: its numeric parts and whether it is a prerelease
@@ -177,6 +210,9 @@ mod tests {
             "packages.yml",
         )
         .unwrap();
+        let lines: Vec<usize> = specs.iter().map(|l| l.line).collect();
+        assert_eq!(lines, [2, 4, 6, 9]);
+        let specs: Vec<Spec> = specs.into_iter().map(|l| l.spec).collect();
         assert_eq!(
             specs,
             vec![
@@ -200,8 +236,13 @@ mod tests {
                 },
             ]
         );
-        let e = parse_specs("packages:\n  - package: a/b\n", "packages.yml").unwrap_err();
+        let e = parse_specs(
+            "packages:\n  - local: ../x\n  - package: a/b\n",
+            "packages.yml",
+        )
+        .unwrap_err();
         assert!(e.message.contains("has no `version`"), "{}", e.message);
+        assert_eq!((e.file.as_deref(), e.line), (Some("packages.yml"), Some(3)));
     }
 
     #[test]

@@ -20,12 +20,34 @@ fn fail(msg: String) -> Diagnostic {
     Diagnostic::error("E0811", msg)
 }
 
-/// The specs listed by `dir`'s packages.yml or dependencies.yml, with the
-/// file they came from.
-fn listed(dir: &Path) -> Result<Vec<Spec>, Diagnostic> {
-    for file in ["packages.yml", "dependencies.yml"] {
-        if let Ok(text) = std::fs::read_to_string(dir.join(file)) {
-            return packages::parse_specs(&text, file);
+/// A spec to install, where it was declared (the directory its `local:`
+/// paths are relative to, and the file and line errors point at).
+struct Wanted {
+    spec: Spec,
+    dir: PathBuf,
+    file: String,
+    line: usize,
+}
+
+/// The specs `dir`'s packages.yml or dependencies.yml lists; `shown` is
+/// `dir` as messages show it (empty for the project itself).
+fn listed(dir: &Path, shown: &str) -> Result<Vec<Wanted>, Diagnostic> {
+    for name in ["packages.yml", "dependencies.yml"] {
+        if let Ok(text) = std::fs::read_to_string(dir.join(name)) {
+            let file = if shown.is_empty() {
+                name.to_string()
+            } else {
+                format!("{shown}/{name}")
+            };
+            return Ok(packages::parse_specs(&text, &file)?
+                .into_iter()
+                .map(|l| Wanted {
+                    spec: l.spec,
+                    dir: dir.to_path_buf(),
+                    file: file.clone(),
+                    line: l.line,
+                })
+                .collect());
         }
     }
     Ok(Vec::new())
@@ -38,10 +60,7 @@ pub fn deps(g: &GlobalArgs, ui: &Ui) -> Result<Exit, Failure> {
     })?;
     let (config, _) = ProjectConfig::parse(&text)?;
     let install = root.join(config.packages_install_path.trim_end_matches('/'));
-    let mut queue: VecDeque<(Spec, PathBuf)> = listed(&root)?
-        .into_iter()
-        .map(|s| (s, root.clone()))
-        .collect();
+    let mut queue: VecDeque<Wanted> = listed(&root, "")?.into();
     if queue.is_empty() {
         ui.info("No packages to install (no packages.yml or dependencies.yml with packages:)");
         return Ok(0);
@@ -53,26 +72,30 @@ pub fn deps(g: &GlobalArgs, ui: &Ui) -> Result<Exit, Failure> {
     let scratch = tempfile::tempdir_in(&install)?;
     let mut installed: BTreeSet<String> = BTreeSet::new();
     let mut n = 0usize;
-    while let Some((spec, declared_in)) = queue.pop_front() {
+    while let Some(wanted) = queue.pop_front() {
         n += 1;
         let fetched = scratch.path().join(n.to_string());
-        let (source, version) = match &spec {
-            Spec::Local { path } => (declared_in.join(path), None),
+        let spec = &wanted.spec;
+        // Errors point at the entry that asked for the package.
+        let at = |d: Diagnostic| d.at(wanted.file.clone(), Some(wanted.line));
+        let (source, version) = match spec {
+            Spec::Local { path } => (wanted.dir.join(path), None),
             Spec::Hub {
                 package,
                 versions,
                 prerelease,
             } => {
-                let version =
-                    runtime.block_on(fetch_hub(package, versions, *prerelease, &fetched))?;
-                (package_root(&fetched)?, Some(version))
+                let version = runtime
+                    .block_on(fetch_hub(package, versions, *prerelease, &fetched))
+                    .map_err(at)?;
+                (package_root(&fetched).map_err(at)?, Some(version))
             }
             Spec::Git {
                 url,
                 revision,
                 subdirectory,
             } => {
-                fetch_git(url, revision.as_deref(), &fetched)?;
+                fetch_git(url, revision.as_deref(), &fetched).map_err(at)?;
                 let dir = match subdirectory {
                     Some(sub) => fetched.join(sub),
                     None => fetched.clone(),
@@ -81,10 +104,10 @@ pub fn deps(g: &GlobalArgs, ui: &Ui) -> Result<Exit, Failure> {
             }
         };
         let project_text = std::fs::read_to_string(source.join(PROJECT_FILE)).map_err(|_| {
-            fail(format!(
+            at(fail(format!(
                 "{} has no {PROJECT_FILE}: it is not a dbt package",
                 spec.label()
-            ))
+            )))
         })?;
         let (package, _) = ProjectConfig::parse(&project_text)?;
         let name = package.name.clone();
@@ -93,8 +116,8 @@ pub fn deps(g: &GlobalArgs, ui: &Ui) -> Result<Exit, Failure> {
         }
         let target = install.join(&name);
         remove_existing(&target)?;
-        match &spec {
-            Spec::Local { .. } => link_local(&source, &target)?,
+        match spec {
+            Spec::Local { .. } => link_local(&source, &target).map_err(at)?,
             _ => std::fs::rename(&source, &target)?,
         }
         ui.info(format!(
@@ -102,9 +125,7 @@ pub fn deps(g: &GlobalArgs, ui: &Ui) -> Result<Exit, Failure> {
             version.map(|v| format!(" {v}")).unwrap_or_default(),
             super::shown_path(&target, &root)
         ));
-        for dep in listed(&target)? {
-            queue.push_back((dep, target.clone()));
-        }
+        queue.extend(listed(&target, &super::shown_path(&target, &root))?);
     }
     Ok(0)
 }

@@ -472,6 +472,21 @@ fn compile_cmd(
     Ok(0)
 }
 
+/// A connection to the target for rendering with `execute` true, with
+/// dbt's `graph` filled when some template reads it.
+pub fn connect_renderer(
+    c: &Compiled,
+    target: &profiles::Target,
+) -> Result<compile::SharedConnection, String> {
+    let conn = crate::warehouse::open(&target.config, &c.project.root)
+        .and_then(|w| w.connect())
+        .map_err(|e| e.to_string())?;
+    if run::uses_graph(c) {
+        c.renderer.set_graph(&c.project.nodes);
+    }
+    Ok(std::sync::Arc::new(std::sync::Mutex::new(conn)))
+}
+
 /// dbt's `compile` connects so that nodes whose SQL depends on the
 /// warehouse (`run_query`, `adapter.get_columns_in_relation`, …) compile to
 /// what would run. A connection is opened only when the selection has such
@@ -491,16 +506,8 @@ fn connect_for_dynamic(
     if dynamic == 0 {
         return None;
     }
-    let opened = crate::warehouse::open(&target.config, &c.project.root)
-        .map_err(|e| e.to_string())
-        .and_then(|w| w.connect().map_err(|e| e.to_string()));
-    match opened {
-        Ok(conn) => {
-            if run::uses_graph(c) {
-                c.renderer.set_graph(&c.project.nodes);
-            }
-            Some(std::sync::Arc::new(std::sync::Mutex::new(conn)))
-        }
+    match connect_renderer(c, target) {
+        Ok(conn) => Some(conn),
         Err(e) => {
             ui.info(format!(
                 "warning: {dynamic} node(s) query the warehouse to compile, which is unreachable ({e}); they compile as at parse time"

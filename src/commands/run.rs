@@ -861,24 +861,30 @@ fn build_one_model(
     a: &RunArgs,
 ) -> Result<NodeResult, String> {
     // A snapshot has its own materialization (and never a full refresh).
-    let snapshot = if n.resource_type == ResourceType::Snapshot {
-        Some(snapshot::SnapshotConfig::from_config(&n.config).map_err(|e| e.to_string())?)
+    enum Builds {
+        Model(Materialization),
+        Snapshot(Box<snapshot::SnapshotConfig>),
+    }
+    let builds = if n.resource_type == ResourceType::Snapshot {
+        // A setting's mistake is in the snapshot's own file.
+        Builds::Snapshot(Box::new(
+            snapshot::SnapshotConfig::from_config(&n.config)
+                .map_err(|e| format!("{e}\n  --> {}:{}", n.defining_file(), n.line))?,
+        ))
     } else {
-        None
+        Builds::Model(
+            n.materialized()
+                .parse()
+                .map_err(|e: materialize::BuildError| e.to_string())?,
+        )
     };
-    let materialized: Materialization = if snapshot.is_some() {
-        Materialization::Table
-    } else {
-        n.materialized()
-            .parse()
-            .map_err(|e: materialize::BuildError| e.to_string())?
-    };
+    let incremental = matches!(builds, Builds::Model(Materialization::Incremental));
     let relation = relation_of(n);
     let full_refresh = match n.config.get("full_refresh").and_then(Value::as_bool) {
         Some(v) => v,
         None => a.full_refresh,
     };
-    let is_incremental = if materialized == Materialization::Incremental && !full_refresh {
+    let is_incremental = if incremental && !full_refresh {
         let mut guard = lock(conn);
         matches!(
             adapter::get_relation(guard.as_mut(), engine, &relation),
@@ -887,8 +893,7 @@ fn build_one_model(
     } else {
         false
     };
-    let rendered_at_run =
-        materialized == Materialization::Incremental || n.config.contains_key("__dynamic");
+    let rendered_at_run = incremental || n.config.contains_key("__dynamic");
     let sql = if rendered_at_run {
         render_at_run(&c.renderer, c, n, conn, is_incremental)?
     } else {
@@ -924,18 +929,18 @@ fn build_one_model(
         );
         format!("{e}\n  --> {compiled}")
     };
-    let out = match &snapshot {
-        Some(config) => {
+    let out = match &builds {
+        Builds::Snapshot(config) => {
             let build = snapshot::SnapshotBuild {
                 relation: &relation,
                 sql: &sql,
-                config,
+                config: config.as_ref(),
                 pre_hooks: &pre,
                 post_hooks: &post,
             };
             snapshot::build_snapshot(lock(conn).as_mut(), engine, &build)
         }
-        None => {
+        Builds::Model(materialized) => {
             let on_schema_change: OnSchemaChange = n
                 .config
                 .get("on_schema_change")
@@ -945,7 +950,7 @@ fn build_one_model(
                 .map_err(|e: materialize::BuildError| e.to_string())?;
             let build = ModelBuild {
                 relation: &relation,
-                materialized,
+                materialized: *materialized,
                 sql: &sql,
                 unique_key: string_or_list(n.config.get("unique_key")),
                 incremental_strategy: n
@@ -991,7 +996,14 @@ fn run_unit_test(
         })?;
     let root = &c.project.root;
     let test_paths = &c.project.config.test_paths;
-    let at = |e: String| format!("unit test {} ({}): {e}", n.name, n.defining_file());
+    let at = |e: String| {
+        format!(
+            "unit test {}: {e}\n  --> {}:{}",
+            n.name,
+            n.defining_file(),
+            n.line
+        )
+    };
     let is_incremental = spec
         .overrides
         .get("macros")

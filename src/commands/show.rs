@@ -14,18 +14,12 @@ use crate::diagnostics::Diagnostic;
 use crate::project::node::ResourceType;
 use crate::warehouse::QueryResult;
 
-/// Open a connection to the target for rendering and querying.
+/// A connection for rendering and querying; unreachable is an error.
 fn connect(
     c: &Compiled,
     target: &crate::project::profiles::Target,
 ) -> Result<SharedConnection, Failure> {
-    let conn = crate::warehouse::open(&target.config, &c.project.root)
-        .and_then(|w| w.connect())
-        .map_err(|e| Diagnostic::error("E0701", e.to_string()))?;
-    if super::run::uses_graph(c) {
-        c.renderer.set_graph(&c.project.nodes);
-    }
-    Ok(std::sync::Arc::new(std::sync::Mutex::new(conn)))
+    super::connect_renderer(c, target).map_err(|e| Diagnostic::error("E0701", e).into())
 }
 
 /// Preview up to `limit` rows of each selected model, seed, snapshot or

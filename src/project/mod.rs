@@ -762,7 +762,6 @@ impl<'a> Builder<'a> {
             let mut node =
                 self.node_with_fqn(ResourceType::Exposure, &e.name, &file, "exposures", fqn);
             node.description = e.description.clone();
-            node.patch_path = None;
             node.line = e.line;
             node.meta = e.meta.clone();
             for (k, v) in &e.config {

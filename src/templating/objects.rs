@@ -584,17 +584,25 @@ pub struct ColumnObj {
     pub numeric_scale: Option<i64>,
 }
 
+/// A type name without its size, lower case (`character varying`, `decimal`).
+fn base_type(dtype: &str) -> String {
+    let t = dtype.trim().to_ascii_lowercase();
+    t.split('(').next().unwrap_or_default().trim().to_string()
+}
+
+fn is_string_type(dtype: &str) -> bool {
+    matches!(
+        base_type(dtype).as_str(),
+        "text" | "character varying" | "character" | "varchar" | "char" | "string" | "bpchar"
+    )
+}
+
 impl ColumnObj {
-    /// The type name without size, lower case (`character varying`, `decimal`).
     fn base(&self) -> String {
-        let t = self.dtype.trim().to_ascii_lowercase();
-        t.split('(').next().unwrap_or_default().trim().to_string()
+        base_type(&self.dtype)
     }
     fn is_string(&self) -> bool {
-        matches!(
-            self.base().as_str(),
-            "text" | "character varying" | "character" | "varchar" | "char" | "string" | "bpchar"
-        )
+        is_string_type(&self.dtype)
     }
     fn is_integer(&self) -> bool {
         matches!(
@@ -691,14 +699,7 @@ impl Object for ColumnObj {
                     .unwrap_or(256);
                 let other_is_string = other
                     .get_attr("dtype")
-                    .map(|d| {
-                        ColumnObj {
-                            dtype: d.to_string(),
-                            ..(**self).clone()
-                        }
-                        .is_string()
-                    })
-                    .unwrap_or(false);
+                    .is_ok_and(|d| is_string_type(&d.to_string()));
                 Value::from(
                     self.is_string()
                         && other_is_string

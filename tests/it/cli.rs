@@ -1071,4 +1071,6 @@ fn deps_installs_hub_and_local_packages() {
             && stderr.contains("0.1.0, 0.2.0, 1.0.0"),
         "{stderr}"
     );
+    // It points at the entry that asked for it.
+    assert!(stderr.contains("packages.yml:2"), "{stderr}");
 }

@@ -787,6 +787,11 @@ fn snapshots_keep_history(engine: &Engine, schema: &str) {
     let out = engine.run(root, &["snapshot", "-s", "broken"]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stderr.contains("needs `unique_key`"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("snapshots/broken.sql:1"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
