@@ -159,9 +159,19 @@ impl Manifest<'_> {
         let macros: Map<String, Value> = crate::state::macro_checksums(&c.project)
             .into_iter()
             .map(|(id, sum)| {
-                let name = id.rsplit('.').next().unwrap_or(&id).to_string();
-                let path = c.project.macros.iter().find(|m| m.names.contains(&name)).map(|m| m.path.clone());
-                let v = json!({"name": name, "package_name": project_name, "original_file_path": path, "resource_type": "macro", "unique_id": id, "checksum": sum});
+                let mut parts = id.splitn(3, '.').skip(1);
+                let package = parts.next().unwrap_or(project_name).to_string();
+                let name = parts.next().unwrap_or(&id).to_string();
+                let path = c
+                    .project
+                    .macros
+                    .iter()
+                    .find(|m| {
+                        m.package.as_deref().unwrap_or(project_name) == package
+                            && m.names.contains(&name)
+                    })
+                    .map(|m| m.path.clone());
+                let v = json!({"name": name, "package_name": package, "original_file_path": path, "resource_type": "macro", "unique_id": id, "checksum": sum});
                 (id, v)
             })
             .collect();
@@ -266,7 +276,7 @@ impl Serialize for ManifestNode<'_> {
         m.serialize_entry("name", &n.name)?;
         m.serialize_entry("package_name", &n.package_name)?;
         m.serialize_entry("path", &n.path)?;
-        m.serialize_entry("original_file_path", &n.original_file_path)?;
+        m.serialize_entry("original_file_path", n.package_file_path())?;
         m.serialize_entry("fqn", &n.fqn)?;
         m.serialize_entry("database", &n.database)?;
         m.serialize_entry("schema", &n.schema)?;
@@ -292,6 +302,10 @@ impl Serialize for ManifestNode<'_> {
         m.serialize_entry("sources", &n.sources)?;
         m.serialize_entry("depends_on", &n.depends_on)?;
         m.serialize_entry("patch_path", &n.patch_path)?;
+        if n.resource_type == crate::project::node::ResourceType::Model {
+            m.serialize_entry("version", &n.version)?;
+            m.serialize_entry("latest_version", &n.latest_version)?;
+        }
         if let Some(t) = &n.test_metadata {
             m.serialize_entry("test_metadata", t)?;
         }

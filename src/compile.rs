@@ -30,6 +30,20 @@ impl Compiled {
     }
 }
 
+/// The dbt_project.yml key whose tree configures resources of type `rt`.
+pub fn config_tree(rt: ResourceType) -> &'static str {
+    match rt {
+        ResourceType::Model => "models",
+        ResourceType::Seed => "seeds",
+        ResourceType::Source => "sources",
+        ResourceType::Test => "tests",
+        ResourceType::Analysis => "analyses",
+        ResourceType::Snapshot => "snapshots",
+        ResourceType::UnitTest => "unit_tests",
+        ResourceType::Exposure => "exposures",
+    }
+}
+
 /// Which nodes carry a template to render.
 fn is_rendered(n: &Node) -> bool {
     matches!(
@@ -47,6 +61,7 @@ pub fn parse(
     let renderer = Renderer::new(&project, settings).map_err(Diagnostics::from)?;
     let mut diags = project.config.check_tree_keys();
     render_yaml_properties(&mut project, &renderer, &mut diags);
+    let root = &project.config;
     // Every node on its own, in parallel: render, fold the result in, tags.
     let found: Vec<Vec<Diagnostic>> = project
         .nodes
@@ -56,8 +71,18 @@ pub fn parse(
             if node.resource_type == ResourceType::Test && node.test_metadata.is_some() {
                 node.raw_code = generic_test_call(node);
             }
+            render_config_values(node, &renderer, &mut found);
             if is_rendered(node) {
                 render_node(node, &renderer, &mut found);
+            }
+            // A package's node: the root project's dbt_project.yml has the
+            // last word on its config, over the package's own and even
+            // its `config()` call (dbt's `calculate_node_config`).
+            if node.package_name != root.name {
+                for (k, v) in root.tree_config(config_tree(node.resource_type), &node.fqn) {
+                    crate::project::config::merge_config_value(&mut node.config, &k, v);
+                }
+                render_config_values(node, &renderer, &mut found);
             }
             node.tags = node
                 .config
@@ -113,6 +138,38 @@ pub fn parse(
         renderer,
         warnings,
     })
+}
+
+/// Config values written with Jinja in dbt_project.yml or YAML
+/// (`+materialized: "{{ 'table' if target.type == 'duckdb' else 'view' }}"`)
+/// take the value they render to, as in dbt: `true`/`false` and numbers
+/// become what they say. Hooks are left for run time, where `this` is known.
+fn render_config_values(node: &mut Node, renderer: &Renderer, diags: &mut Vec<Diagnostic>) {
+    const AT_RUN_TIME: [&str; 3] = ["pre-hook", "post-hook", "sql_header"];
+    for (key, value) in node.config.iter_mut() {
+        let Value::String(text) = value else { continue };
+        if AT_RUN_TIME.contains(&key.as_str()) || !(text.contains("{{") || text.contains("{%")) {
+            continue;
+        }
+        match renderer.render("dbt_project.yml", text, None, false, false, None) {
+            Ok(r) => {
+                let out = r.output.trim();
+                *value = match out {
+                    "true" | "True" => Value::Bool(true),
+                    "false" | "False" => Value::Bool(false),
+                    "None" | "none" => Value::Null,
+                    _ => out
+                        .parse::<i64>()
+                        .map(Value::from)
+                        .unwrap_or_else(|_| Value::String(out.to_string())),
+                };
+            }
+            Err(mut d) => {
+                d.message = format!("config `{key}` of `{}`: {}", node.name, d.message);
+                diags.push(d);
+            }
+        }
+    }
 }
 
 /// dbt renders Jinja in YAML properties such as a source's `schema:
@@ -424,7 +481,8 @@ fn resolve_dependencies(project: &mut Project, renderer: &Renderer, diags: &mut 
             let mut found = Vec::new();
             let mut deps: Vec<String> = Vec::new();
             for r in &n.refs {
-                match resolver.by_name.get(&r.name) {
+                let key = crate::templating::ref_key(&r.name, r.version.as_deref());
+                match resolver.resolve_ref(r.package.as_deref(), &key, &n.package_name) {
                     Some(id) => deps.push(id.clone()),
                     None => found.push(
                         Diagnostic::error("E0301", format!("unknown model `{}` in ref()", r.name))
@@ -539,7 +597,11 @@ fn name_relations(project: &mut Project, renderer: &Renderer, diags: &mut Diagno
             n.alias = if custom_alias_macro {
                 call_naming_macro(renderer, "generate_alias_name", custom_alias.as_deref(), n)?
             } else {
-                custom_alias.unwrap_or_else(|| n.name.clone())
+                custom_alias.unwrap_or_else(|| match &n.version {
+                    // dbt: a versioned model's relation is `<name>_v<version>`.
+                    Some(v) => format!("{}_v{}", n.name, v.replace('.', "_")),
+                    None => n.name.clone(),
+                })
             };
             n.database = if custom_db_macro {
                 call_naming_macro(renderer, "generate_database_name", custom_db.as_deref(), n).ok()

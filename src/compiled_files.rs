@@ -183,8 +183,9 @@ pub struct Job<'a> {
 }
 
 impl<'a> Job<'a> {
-    /// Node `n`'s file under `target/compiled/<project>/`, holding `sql`.
-    pub fn new(target_dir: &Path, project: &str, n: &Node, sql: &'a str) -> Job<'a> {
+    /// Node `n`'s file under `target/compiled/<its package>/`, holding `sql`.
+    pub fn new(target_dir: &Path, n: &Node, sql: &'a str) -> Job<'a> {
+        let project = &n.package_name;
         let rel = rel_path(n);
         Job {
             path: target_dir.join("compiled").join(project).join(&rel),
@@ -194,17 +195,17 @@ impl<'a> Job<'a> {
     }
 }
 
-/// Where a node's compiled SQL goes under `target/compiled/<project>/`, as
-/// dbt lays it out: its file's path, and a node declared in YAML (a generic
-/// test, a snapshot with `relation:`) under the path of that YAML file.
+/// Where a node's compiled SQL goes under `target/compiled/<package>/`, as
+/// dbt lays it out: its file's path in its project or package, and a node
+/// declared in YAML (a generic test, a snapshot with `relation:`) under the
+/// path of that YAML file.
 pub fn rel_path(n: &Node) -> String {
-    let from_yaml = [".yml", ".yaml"]
-        .iter()
-        .any(|ext| n.original_file_path.ends_with(ext));
+    let file = n.package_file_path();
+    let from_yaml = [".yml", ".yaml"].iter().any(|ext| file.ends_with(ext));
     if n.test_metadata.is_some() || from_yaml {
-        format!("{}/{}.sql", n.original_file_path, n.name)
+        format!("{file}/{}.sql", n.name)
     } else {
-        n.original_file_path.clone()
+        file.to_string()
     }
 }
 

@@ -27,8 +27,9 @@ pub fn macro_checksums(project: &Project) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for m in &project.macros {
         let sum = crate::project::checksum(&m.text);
+        let package = m.package.as_deref().unwrap_or(project.name());
         for name in &m.names {
-            out.insert(format!("macro.{}.{name}", project.name()), sum.clone());
+            out.insert(format!("macro.{package}.{name}"), sum.clone());
         }
     }
     out

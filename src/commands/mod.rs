@@ -422,7 +422,7 @@ fn compile_cmd(
     compile::compile_sql_with(c, Some(&ids), connection)?;
     let root = c.project.root.clone();
     let target_dir = c.project.target_dir();
-    let base = target_dir.join("compiled").join(c.project.name());
+    let base = target_dir.join("compiled");
     let shown_base = shown_path(&base, &root);
     // Every compiled node's file; tests go under their YAML file's path.
     let mut compiled = Vec::new();
@@ -433,7 +433,11 @@ fn compile_cmd(
         if n.compiled_code.is_none() {
             continue;
         }
-        n.compiled_path = Some(format!("{shown_base}/{}", compiled_files::rel_path(n)));
+        n.compiled_path = Some(format!(
+            "{shown_base}/{}/{}",
+            n.package_name,
+            compiled_files::rel_path(n)
+        ));
         compiled.push(id);
     }
     let c = &*c;
@@ -443,7 +447,6 @@ fn compile_cmd(
             let n = &c.project.nodes[id];
             compiled_files::Job::new(
                 &target_dir,
-                c.project.name(),
                 n,
                 n.compiled_code.as_deref().unwrap_or_default(),
             )
@@ -464,7 +467,10 @@ fn compile_cmd(
     let written = written?;
     let count = written.len();
     cache.save(&target_dir, written, passed)?;
-    ui.info(format!("Compiled {count} nodes into {shown_base}"));
+    ui.info(format!(
+        "Compiled {count} nodes into {shown_base}/{}",
+        c.project.name()
+    ));
     exit_without_freeing(loaded);
     if check.has_errors() {
         return Err(check.into());
@@ -533,6 +539,10 @@ pub fn check_sql(
         .filter(|n| n.resource_type == crate::project::node::ResourceType::Model)
         // SQL that depends on the warehouse is only final when it runs.
         .filter(|n| !n.config.contains_key("__dynamic"))
+        // An ephemeral model never runs on its own: it is checked inside
+        // the models it is a CTE of (dbt projects keep placeholder SQL in
+        // ephemeral models that are only there for the graph).
+        .filter(|n| n.materialized() != "ephemeral")
         .filter_map(|n| Some((n, n.compiled_code.as_deref()?)))
         .collect();
     // Parsing every model's SQL is the bulk of `compile`: spread it out.
@@ -549,8 +559,8 @@ pub fn check_sql(
             let compiled = format!(
                 "{}/compiled/{}/{}",
                 c.project.config.target_path,
-                c.project.name(),
-                n.original_file_path
+                n.package_name,
+                compiled_files::rel_path(n)
             );
             Err(Diagnostic::error(
                 "E0601",

@@ -924,7 +924,7 @@ fn build_one_model(
         let compiled = format!(
             "{}/run/{}/{}",
             c.project.config.target_path,
-            c.project.name(),
+            n.package_name,
             compiled_files::rel_path(n)
         );
         format!("{e}\n  --> {compiled}")
@@ -1420,7 +1420,7 @@ fn write_compiled_files(
         .collect();
     let jobs: Vec<crate::compiled_files::Job> = ran
         .iter()
-        .map(|(n, sql)| crate::compiled_files::Job::new(&target_dir, c.project.name(), n, sql))
+        .map(|(n, sql)| crate::compiled_files::Job::new(&target_dir, n, sql))
         .collect();
     let cache = crate::compiled_files::CompileCache::load(&target_dir);
     let written = crate::compiled_files::write_all(&jobs, &cache)?;
@@ -1435,7 +1435,7 @@ fn write_artifacts(
     mode: Mode,
 ) -> Result<(), Failure> {
     let target = c.project.target_dir();
-    let run_dir = target.join("run").join(c.project.name());
+    let run_dir = target.join("run");
     // What ran: the SQL rendered at run time, or else the compiled SQL.
     let executed = |r: &NodeResult| {
         r.sql
@@ -1446,15 +1446,16 @@ fn write_artifacts(
     let mut out = Vec::new();
     for r in results {
         let n = c.nodes().get(&r.unique_id);
-        let compiled_path =
-            n.map(|n| shown_path(&run_dir.join(&n.original_file_path), &c.project.root));
+        let run_path = |n: &crate::project::node::Node| {
+            run_dir
+                .join(&n.package_name)
+                .join(crate::compiled_files::rel_path(n))
+        };
+        let compiled_path = n.map(|n| shown_path(&run_path(n), &c.project.root));
         let code = executed(r);
         if let (Some(n), Some(code)) = (n, &code) {
             if n.resource_type == ResourceType::Model {
-                crate::artifacts::write_atomic(
-                    &run_dir.join(&n.original_file_path),
-                    code.as_bytes(),
-                )?;
+                crate::artifacts::write_atomic(&run_path(n), code.as_bytes())?;
             }
         }
         out.push(json!({

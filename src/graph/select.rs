@@ -862,7 +862,7 @@ impl<'c> Matcher<'c> {
     fn matches(&self, node: &Node) -> Result<bool, SelectError> {
         let is_source = node.resource_type == ResourceType::Source;
         Ok(match self {
-            Matcher::Fqn(sel) => !is_source && fqn_matches(&node.fqn, sel),
+            Matcher::Fqn(sel) => !is_source && fqn_matches(&node.fqn, sel, node.version.is_some()),
             Matcher::Tag(sel) => node.tags.iter().any(|t| fnmatch(t, sel)),
             Matcher::Group(sel) => {
                 !is_source && config_str(node, "group").is_some_and(|g| fnmatch(g, sel))
@@ -887,7 +887,8 @@ impl<'c> Matcher<'c> {
             Matcher::TestType(kind) => test_kind_matches(node, *kind),
             Matcher::Named(rt, sel) => {
                 node.resource_type == *rt
-                    && (fnmatch(&node.name, sel) || fqn_matches(&node.fqn, sel))
+                    && (fnmatch(&node.name, sel)
+                        || fqn_matches(&node.fqn, sel, node.version.is_some()))
             }
             Matcher::ResourceType(rt) => Some(node.resource_type) == *rt,
             Matcher::State(value, check, raw) => {
@@ -967,22 +968,36 @@ fn state_check<'c>(c: &Criterion, ctx: &SelectContext<'c>) -> Result<StateCheck<
 /// dbt's qualified-name match, with and without the package prefix. A wildcard
 /// selector without dots also matches the node's name alone (`stg_*` selects
 /// nested models), as in dbt Fusion; dbt-core only fnmatches the whole fqn tail.
-fn fqn_matches(fqn: &[String], selector: &str) -> bool {
+/// A versioned model's fqn ends in its version (`…, orders, v2`).
+fn fqn_matches(fqn: &[String], selector: &str, versioned: bool) -> bool {
     let bare_wildcard = !selector.contains('.') && selector.contains(['*', '?', '[', ']']);
-    if bare_wildcard && fqn.last().is_some_and(|leaf| fnmatch(leaf, selector)) {
+    let name = if versioned && fqn.len() >= 2 {
+        fqn.get(fqn.len() - 2)
+    } else {
+        fqn.last()
+    };
+    if bare_wildcard && name.is_some_and(|leaf| fnmatch(leaf, selector)) {
         return true;
     }
-    is_selected_node(fqn, selector)
+    is_selected_node(fqn, selector, versioned)
         || fqn
             .get(1..)
-            .is_some_and(|rest| is_selected_node(rest, selector))
+            .is_some_and(|rest| is_selected_node(rest, selector, versioned))
 }
 
 /// The node's name equals the selector, or the selector's dotted parts are a
 /// prefix of the (dot-flattened) fqn; from the first part with a wildcard on,
-/// the remainders are fnmatched as dotted strings.
-fn is_selected_node(fqn: &[String], selector: &str) -> bool {
-    if fqn.last().is_some_and(|leaf| leaf == selector) {
+/// the remainders are fnmatched as dotted strings. A versioned model also
+/// matches its name (every version) and `name.v2` or `name_v2` (that one).
+fn is_selected_node(fqn: &[String], selector: &str, versioned: bool) -> bool {
+    if versioned && fqn.len() >= 2 {
+        let (name, version) = (&fqn[fqn.len() - 2], &fqn[fqn.len() - 1]);
+        let parts: Vec<&str> = selector.split('.').collect();
+        let tail = parts[parts.len().saturating_sub(2)..].join("_");
+        if name == selector || format!("{name}_{version}") == tail {
+            return true;
+        }
+    } else if fqn.last().is_some_and(|leaf| leaf == selector) {
         return true;
     }
     let flat: Vec<&str> = fqn.iter().flat_map(|s| s.split('.')).collect();
@@ -1275,6 +1290,9 @@ mod tests {
             exposure: None,
             checksum: String::new(),
             line: 1,
+            package_dir: None,
+            version: None,
+            latest_version: None,
         }
     }
 

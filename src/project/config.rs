@@ -165,6 +165,8 @@ pub struct ProjectConfig {
     pub on_run_start: Vec<String>,
     pub on_run_end: Vec<String>,
     pub dispatch: Vec<Value>,
+    /// `flags:`, dbt's behaviour switches.
+    pub flags: Map<String, Value>,
     /// The raw text, for locating keys in errors.
     pub text: String,
 }
@@ -279,9 +281,22 @@ impl ProjectConfig {
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default(),
+            flags: map
+                .get("flags")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default(),
             text: text.to_string(),
         };
         Ok((config, warnings))
+    }
+
+    /// Whether `flags:` turns behaviour switch `name` on.
+    pub fn flag(&self, name: &str) -> bool {
+        self.flags
+            .get(name)
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
     }
 
     /// The config a node at `fqn` gets from the `tree` (e.g. `models`) of

@@ -42,6 +42,8 @@ pub struct Project {
     pub macros: Vec<MacroFile>,
     /// `{% docs name %}…{% enddocs %}` blocks.
     pub docs: BTreeMap<String, String>,
+    /// The installed packages whose resources are among `nodes`.
+    pub packages: Vec<Package>,
 }
 
 impl Project {
@@ -54,8 +56,9 @@ impl Project {
     }
 }
 
-/// Load the project at `root`. Returns the project and its warnings, or
-/// every error found.
+/// Load the project at `root`, with the resources of every package
+/// installed under its `packages-install-path`. Returns the project and its
+/// warnings, or every error found.
 pub fn load(root: &Path) -> Result<(Project, Diagnostics), Diagnostics> {
     let project_file = root.join(PROJECT_FILE);
     let text = fs_err::read_to_string(&project_file).map_err(|_| {
@@ -63,65 +66,140 @@ pub fn load(root: &Path) -> Result<(Project, Diagnostics), Diagnostics> {
             .hint("run sluice from a project directory, pass --project-dir, or create one with `sluice init <dir>`")
     })?;
     let (config, mut diags) = ProjectConfig::parse(&text)?;
-    let docs_paths = doc_paths(&config);
+    let mut loaded = Loaded::default();
+    load_resources(root, &config, None, &mut loaded, &mut diags)?;
+    for package in installed_packages(root, &config, &mut diags) {
+        if package.config.name == config.name {
+            continue;
+        }
+        let base = package.base.clone();
+        let before = loaded.nodes.len();
+        if let Err(found) =
+            load_resources(root, &package.config, Some(&base), &mut loaded, &mut diags)
+        {
+            diags.extend(found);
+        }
+        if loaded.nodes.len() > before {
+            disable_from_root(&config, &package.config.name, &mut loaded.nodes);
+        }
+        loaded.packages.push(package);
+    }
+    let Loaded {
+        nodes,
+        macros,
+        docs,
+        packages,
+    } = loaded;
+    let project = Project {
+        root: root.to_path_buf(),
+        config,
+        nodes,
+        macros,
+        docs,
+        packages,
+    };
+    if diags.has_errors() {
+        Err(diags.sorted())
+    } else {
+        Ok((project, diags.sorted()))
+    }
+}
+
+/// The root project's dbt_project.yml has the last word on a package's
+/// configs (applied in full after rendering, see `compile::parse`); its
+/// `enabled` is applied now, so that refs resolve past disabled nodes as
+/// in dbt.
+fn disable_from_root(root: &ProjectConfig, package: &str, nodes: &mut BTreeMap<String, Node>) {
+    for n in nodes.values_mut().filter(|n| n.package_name == package) {
+        let tree = crate::compile::config_tree(n.resource_type);
+        if let Some(v) = root.tree_config(tree, &n.fqn).remove("enabled") {
+            n.config.insert("enabled".to_string(), v);
+        }
+    }
+}
+
+/// What the root project and its packages contribute.
+#[derive(Default)]
+struct Loaded {
+    nodes: BTreeMap<String, Node>,
+    macros: Vec<MacroFile>,
+    docs: BTreeMap<String, String>,
+    packages: Vec<Package>,
+}
+
+/// The resources of one project, the root (`base` `None`) or an installed
+/// package under `base` (e.g. `dbt_packages/dbt_utils`): read its files,
+/// build its nodes and add them, its macros and its docs to `out`.
+fn load_resources(
+    root: &Path,
+    config: &ProjectConfig,
+    base: Option<&str>,
+    out: &mut Loaded,
+    diags: &mut Diagnostics,
+) -> Result<(), Diagnostics> {
+    let under = |paths: &[String]| -> Vec<String> {
+        match base {
+            None => paths.to_vec(),
+            Some(b) => paths.iter().map(|p| format!("{b}/{p}")).collect(),
+        }
+    };
+    let model_paths = under(&config.model_paths);
+    let seed_paths = under(&config.seed_paths);
+    let macro_paths = under(&config.macro_paths);
+    let test_paths = under(&config.test_paths);
+    let analysis_paths = under(&config.analysis_paths);
+    let snapshot_paths = under(&config.snapshot_paths);
+    let docs_paths = under(&doc_paths(config));
     let listing = files::list(
         root,
         [
-            &config.model_paths,
-            &config.seed_paths,
-            &config.macro_paths,
-            &config.test_paths,
-            &config.analysis_paths,
-            &config.snapshot_paths,
+            &model_paths,
+            &seed_paths,
+            &macro_paths,
+            &test_paths,
+            &analysis_paths,
+            &snapshot_paths,
             &docs_paths,
         ]
         .into_iter()
         .flatten(),
     )
     .map_err(Diagnostics::from)?;
+    let read = |paths: &[String], exts: &[&str]| listing.read(paths, exts);
     let collected = (|| -> Result<_, Diagnostic> {
         Ok((
-            listing.read(&config.model_paths, &["sql", "py"])?,
-            listing.read(&config.model_paths, &["yml", "yaml"])?,
-            listing.read(&config.seed_paths, &["csv"])?,
-            listing.read(&config.seed_paths, &["yml", "yaml"])?,
-            listing.read(&config.macro_paths, &["sql"])?,
-            listing.read(&config.test_paths, &["sql"])?,
-            listing.read(&docs_paths, &["md"])?,
+            read(&model_paths, &["sql", "py"])?,
+            read(&model_paths, &["yml", "yaml"])?,
+            read(&seed_paths, &["csv"])?,
+            read(&macro_paths, &["sql"])?,
+            read(&test_paths, &["sql"])?,
+            read(&docs_paths, &["md"])?,
+            read(&analysis_paths, &["sql"])?,
+            read(&snapshot_paths, &["sql"])?,
         ))
     })();
-    let (model_files, mut yaml_files, seed_files, seed_yaml, macro_files, test_files, md_files) =
-        collected.map_err(Diagnostics::from)?;
-    let analysis_files = listing
-        .read(&config.analysis_paths, &["sql"])
-        .map_err(Diagnostics::from)?;
-    let snapshot_files = listing
-        .read(&config.snapshot_paths, &["sql"])
-        .map_err(Diagnostics::from)?;
-    yaml_files.extend(
-        listing
-            .read(&config.snapshot_paths, &["yml", "yaml"])
-            .map_err(Diagnostics::from)?,
-    );
-    yaml_files.extend(
-        listing
-            .read(&config.analysis_paths, &["yml", "yaml"])
-            .map_err(Diagnostics::from)?,
-    );
-    yaml_files.extend(seed_yaml);
-    yaml_files.extend(
-        listing
-            .read(&config.macro_paths, &["yml", "yaml"])
-            .map_err(Diagnostics::from)?,
-    );
+    let (
+        model_files,
+        mut yaml_files,
+        seed_files,
+        macro_files,
+        test_files,
+        md_files,
+        analysis_files,
+        snapshot_files,
+    ) = collected.map_err(Diagnostics::from)?;
+    for paths in [&snapshot_paths, &analysis_paths, &seed_paths, &macro_paths] {
+        yaml_files.extend(read(paths, &["yml", "yaml"]).map_err(Diagnostics::from)?);
+    }
 
     let (schema, schema_diags) = schema::parse_all(&yaml_files);
     diags.extend(schema_diags);
 
     let mut b = Builder {
-        config: &config,
+        config,
+        base: base.map(|b| format!("{b}/")),
         nodes: BTreeMap::new(),
-        diags,
+        diags: Diagnostics::default(),
         tests: Vec::new(),
     };
     b.add_models(&model_files);
@@ -133,44 +211,44 @@ pub fn load(root: &Path) -> Result<(Project, Diagnostics), Diagnostics> {
     b.add_yaml_snapshots(&schema.snapshots);
     b.apply_patches(&schema);
     b.add_generic_tests();
-    b.add_unit_tests(&schema.unit_tests);
-    b.add_exposures(&schema.exposures);
+    if base.is_none() {
+        // A package's unit tests and exposures are its own business.
+        b.add_unit_tests(&schema.unit_tests);
+        b.add_exposures(&schema.exposures);
+    }
     let Builder {
-        nodes, mut diags, ..
+        nodes,
+        diags: found,
+        ..
     } = b;
+    diags.extend(found);
     // Freeing tens of thousands of parsed YAML entries and file texts is
     // pure overhead on the way to rendering: a pool thread does it.
     let parsed = (schema, yaml_files, model_files);
     rayon::spawn(move || drop(parsed));
+    if out.nodes.is_empty() {
+        out.nodes = nodes;
+    } else {
+        out.nodes.extend(nodes);
+    }
 
-    let mut macros: Vec<MacroFile> = macro_files.into_iter().map(macro_file).collect();
-    macros.extend(package_macros(root, &config, &mut diags));
-    macros.extend(
-        test_files
-            .iter()
-            .filter(|f| is_generic_test_file(f))
-            .cloned()
-            .map(macro_file),
+    let package = base.map(|_| config.name.clone());
+    out.macros.extend(
+        macro_files
+            .into_iter()
+            .chain(test_files.into_iter().filter(is_generic_test_file))
+            .map(|f| MacroFile {
+                package: package.clone(),
+                ..macro_file(f)
+            }),
     );
-    let mut docs = BTreeMap::new();
     for f in &md_files {
         match docs_blocks(&f.text, &f.path) {
-            Ok(found) => docs.extend(found),
+            Ok(found) => out.docs.extend(found),
             Err(d) => diags.push(d),
         }
     }
-    let project = Project {
-        root: root.to_path_buf(),
-        config,
-        nodes,
-        macros,
-        docs,
-    };
-    if diags.has_errors() {
-        Err(diags.sorted())
-    } else {
-        Ok((project, diags.sorted()))
-    }
+    Ok(())
 }
 
 fn doc_paths(config: &ProjectConfig) -> Vec<String> {
@@ -232,11 +310,22 @@ fn missing_packages(root: &Path, install: &str, installed: usize, diags: &mut Di
     }
 }
 
-/// The macros of every package installed under `packages-install-path`
-/// (where `dbt deps` puts them, `dbt_packages/` by default), each package
-/// read from its own `dbt_project.yml` and `macro-paths`. Their models and
-/// seeds are not loaded.
-fn package_macros(root: &Path, config: &ProjectConfig, diags: &mut Diagnostics) -> Vec<MacroFile> {
+/// An installed package: where it is and its `dbt_project.yml`.
+#[derive(Debug, Clone)]
+pub struct Package {
+    /// Its directory, relative to the project root (`dbt_packages/dbt_utils`).
+    pub base: String,
+    pub config: ProjectConfig,
+}
+
+/// Every package installed under `packages-install-path` (where `dbt deps`
+/// puts them, `dbt_packages/` by default), each read from its own
+/// `dbt_project.yml`, in name order.
+fn installed_packages(
+    root: &Path,
+    config: &ProjectConfig,
+    diags: &mut Diagnostics,
+) -> Vec<Package> {
     let install = config.packages_install_path.trim_end_matches('/');
     let Ok(entries) = std::fs::read_dir(root.join(install)) else {
         missing_packages(root, install, 0, diags);
@@ -257,15 +346,17 @@ fn package_macros(root: &Path, config: &ProjectConfig, diags: &mut Diagnostics) 
             diags.push(
                 Diagnostic::warning(
                     "E0112",
-                    format!("the package in {base} has no readable {PROJECT_FILE}: its macros are not loaded"),
+                    format!(
+                        "the package in {base} has no readable {PROJECT_FILE}: it is not loaded"
+                    ),
                 )
                 .at(project_file, None)
-                .hint("reinstall it (`dbt deps`) or remove the directory"),
+                .hint("reinstall it (`sluice deps`) or remove the directory"),
             );
             continue;
         };
-        let package = match ProjectConfig::parse(&text) {
-            Ok((package, _)) => package,
+        match ProjectConfig::parse(&text) {
+            Ok((config, _)) => out.push(Package { base, config }),
             // A broken package file is as much an error as the project's,
             // at its own path and line.
             Err(found) => {
@@ -273,20 +364,7 @@ fn package_macros(root: &Path, config: &ProjectConfig, diags: &mut Diagnostics) 
                     d.file = Some(project_file.clone());
                     diags.push(d);
                 }
-                continue;
             }
-        };
-        let roots: Vec<String> = package
-            .macro_paths
-            .iter()
-            .map(|p| format!("{base}/{p}"))
-            .collect();
-        match files::list(root, &roots).and_then(|l| l.read(&roots, &["sql"])) {
-            Ok(found) => out.extend(found.into_iter().map(|f| MacroFile {
-                package: Some(package.name.clone()),
-                ..macro_file(f)
-            })),
-            Err(d) => diags.push(d),
         }
     }
     out
@@ -416,6 +494,8 @@ fn docs_blocks(text: &str, path: &str) -> Result<Vec<(String, String)>, Diagnost
 
 struct Builder<'a> {
     config: &'a ProjectConfig,
+    /// For a package: its directory and a slash (`dbt_packages/dbt_utils/`).
+    base: Option<String>,
     nodes: BTreeMap<String, Node>,
     diags: Diagnostics,
     /// Generic tests declared so far; their nodes are built together (in
@@ -431,6 +511,8 @@ struct PendingTest<'a> {
     attached: String,
     model_name: String,
     table: Option<String>,
+    /// The version of a versioned model it tests.
+    version: Option<String>,
 }
 
 pub fn checksum(text: &str) -> String {
@@ -444,6 +526,25 @@ pub fn checksum(text: &str) -> String {
 impl<'a> Builder<'a> {
     fn project(&self) -> &str {
         &self.config.name
+    }
+
+    fn package_dir(&self) -> Option<String> {
+        self.base
+            .as_ref()
+            .map(|b| b.trim_end_matches('/').to_string())
+    }
+
+    /// A file's path below its resource folder (`models/a/b.yml` → `a/b.yml`),
+    /// for fqns of what a YAML file declares.
+    fn rel_in_resource<'f>(&self, file: &'f str) -> &'f str {
+        let in_project = match &self.base {
+            Some(b) => file.strip_prefix(b.as_str()).unwrap_or(file),
+            None => file,
+        };
+        in_project
+            .split_once('/')
+            .map(|(_, r)| r)
+            .unwrap_or(in_project)
     }
 
     /// `project.<folders under the resource root>.<name>`: dbt's fqn.
@@ -501,6 +602,9 @@ impl<'a> Builder<'a> {
             exposure: None,
             checksum: checksum(&f.text),
             line: 1,
+            package_dir: self.package_dir(),
+            version: None,
+            latest_version: None,
         }
     }
 
@@ -569,8 +673,7 @@ impl<'a> Builder<'a> {
     fn add_sources(&mut self, schema: &'a SchemaFiles) {
         for t in &schema.sources {
             let mut fqn = vec![self.project().to_string()];
-            let rel = t.file.split_once('/').map(|(_, r)| r).unwrap_or(&t.file);
-            fqn.extend(files::dirs(rel));
+            fqn.extend(files::dirs(self.rel_in_resource(&t.file)));
             fqn.push(t.source_name.clone());
             fqn.push(t.table_name.clone());
             let mut config = self.config.tree_config(
@@ -632,6 +735,9 @@ impl<'a> Builder<'a> {
                 exposure: None,
                 checksum: checksum(&format!("{:?}{:?}", t.columns, t.config)),
                 line: t.line,
+                package_dir: self.package_dir(),
+                version: None,
+                latest_version: None,
             };
             if self.nodes.contains_key(&unique_id) {
                 self.diags.push(
@@ -653,6 +759,7 @@ impl<'a> Builder<'a> {
                     attached: unique_id.clone(),
                     model_name: t.source_name.clone(),
                     table: Some(t.table_name.clone()),
+                    version: None,
                 });
             }
         }
@@ -852,9 +959,66 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// A versioned model (`versions:`): each version's file
+    /// (`<name>_v<v>.sql`, or `defined_in`) becomes node
+    /// `model.<project>.<name>.v<v>`, named `<name>`, with `<name>_v<v>` as
+    /// its relation name, and gets that version's properties.
+    fn apply_versions(&mut self, p: &'a Patch) {
+        let numeric = |v: &str| v.parse::<f64>().ok();
+        let latest = p.latest_version.clone().or_else(|| {
+            p.versions
+                .iter()
+                .filter_map(|v| v.version.clone())
+                .max_by(|a, b| match (numeric(a), numeric(b)) {
+                    (Some(x), Some(y)) => x.total_cmp(&y),
+                    _ => a.cmp(b),
+                })
+        });
+        for vp in &p.versions {
+            let Some(v) = vp.version.clone() else {
+                continue;
+            };
+            let stem = vp
+                .defined_in
+                .clone()
+                .unwrap_or_else(|| format!("{}_v{v}", p.name));
+            let Some(mut node) = self
+                .nodes
+                .remove(&format!("model.{}.{stem}", self.project()))
+            else {
+                self.diags.push(
+                    Diagnostic::error(
+                        "E0110",
+                        format!("version {v} of model `{}` has no file {stem}.sql", p.name),
+                    )
+                    .at(p.file.clone(), Some(vp.line))
+                    .hint(format!(
+                        "name the version's file {stem}.sql, or point `defined_in:` at it"
+                    )),
+                );
+                continue;
+            };
+            node.unique_id = format!("model.{}.{}.v{v}", self.project(), p.name);
+            node.name = p.name.clone();
+            node.alias = format!("{}_v{v}", p.name);
+            if let Some(last) = node.fqn.last_mut() {
+                *last = p.name.clone();
+            }
+            node.fqn.push(format!("v{v}"));
+            node.version = Some(v);
+            node.latest_version = latest.clone();
+            let id = node.unique_id.clone();
+            self.nodes.insert(id.clone(), node);
+            self.apply_patch_to(&id, vp);
+        }
+    }
+
     fn apply_patch(&mut self, p: &'a Patch, rt: ResourceType) {
+        if rt == ResourceType::Model && !p.versions.is_empty() {
+            return self.apply_versions(p);
+        }
         let unique_id = format!("{}.{}.{}", rt.as_str(), self.project(), p.name);
-        let Some(node) = self.nodes.get_mut(&unique_id) else {
+        if !self.nodes.contains_key(&unique_id) {
             let candidates: Vec<&str> = self
                 .nodes
                 .values()
@@ -880,7 +1044,16 @@ impl<'a> Builder<'a> {
             };
             self.diags.push(d);
             return;
+        }
+        self.apply_patch_to(&unique_id, p);
+    }
+
+    /// Patch `p` (description, columns, config, tests) onto node `unique_id`.
+    fn apply_patch_to(&mut self, unique_id: &str, p: &'a Patch) {
+        let Some(node) = self.nodes.get_mut(unique_id) else {
+            return;
         };
+        let rt = node.resource_type;
         if let Some(prev) = &node.patch_path {
             self.diags.push(
                 Diagnostic::error(
@@ -906,12 +1079,14 @@ impl<'a> Builder<'a> {
             merge_config_value(&mut node.config, "tags", Value::from(p.tags.clone()));
         }
         let name = node.name.clone();
+        let version = node.version.clone();
         for spec in &p.tests {
             self.tests.push(PendingTest {
                 spec,
-                attached: unique_id.clone(),
+                attached: unique_id.to_string(),
                 model_name: name.clone(),
                 table: None,
+                version: version.clone(),
             });
         }
     }
@@ -924,7 +1099,15 @@ impl<'a> Builder<'a> {
         let tests = std::mem::take(&mut self.tests);
         let nodes: Vec<Node> = tests
             .par_iter()
-            .map(|t| self.generic_test(t.spec, &t.attached, &t.model_name, t.table.as_deref()))
+            .map(|t| {
+                self.generic_test(
+                    t.spec,
+                    &t.attached,
+                    &t.model_name,
+                    t.table.as_deref(),
+                    t.version.as_deref(),
+                )
+            })
             .collect();
         for node in nodes {
             // The identical test declared twice: dbt keeps one.
@@ -940,22 +1123,25 @@ impl<'a> Builder<'a> {
         attached: &str,
         model_name: &str,
         table: Option<&str>,
+        version: Option<&str>,
     ) -> Node {
         let (namespace, short) = match spec.test_name.split_once('.') {
             Some((ns, n)) => (Some(ns.to_string()), n.to_string()),
             None => (None, spec.test_name.clone()),
         };
-        let target = match table {
-            Some(t) => format!("source_{model_name}_{t}"),
-            None => model_name.to_string(),
+        let target = match (table, version) {
+            (Some(t), _) => format!("source_{model_name}_{t}"),
+            (None, Some(v)) => format!("{model_name}_v{v}"),
+            (None, None) => model_name.to_string(),
         };
         let mut kwargs: BTreeMap<String, Value> = spec.kwargs.clone().into_iter().collect();
         if let Some(c) = &spec.column_name {
             kwargs.insert("column_name".into(), Value::String(c.clone()));
         }
-        let model_arg = match table {
-            Some(t) => format!("{{{{ source('{model_name}', '{t}') }}}}"),
-            None => format!("{{{{ ref('{model_name}') }}}}"),
+        let model_arg = match (table, version) {
+            (Some(t), _) => format!("{{{{ source('{model_name}', '{t}') }}}}"),
+            (None, Some(v)) => format!("{{{{ ref('{model_name}', v='{v}') }}}}"),
+            (None, None) => format!("{{{{ ref('{model_name}') }}}}"),
         };
         kwargs.insert("model".into(), Value::String(model_arg));
         let name = spec
@@ -965,12 +1151,7 @@ impl<'a> Builder<'a> {
         let hash = &checksum(&format!("{name}{attached}{:?}", spec.kwargs))[..10];
         let unique_id = format!("test.{}.{}.{}", self.project(), name, hash);
         let mut fqn = vec![self.project().to_string()];
-        let rel = spec
-            .file
-            .split_once('/')
-            .map(|(_, r)| r)
-            .unwrap_or(&spec.file);
-        fqn.extend(files::dirs(rel));
+        fqn.extend(files::dirs(self.rel_in_resource(&spec.file)));
         fqn.push(name.clone());
         let mut config = self.config.tree_config("tests", &fqn);
         for (k, v) in &spec.config {
@@ -983,7 +1164,7 @@ impl<'a> Builder<'a> {
             None => refs.push(RefCall {
                 name: model_name.to_string(),
                 package: None,
-                version: None,
+                version: version.map(str::to_string),
             }),
         }
         for v in spec.kwargs.values() {
@@ -1029,6 +1210,9 @@ impl<'a> Builder<'a> {
             exposure: None,
             checksum: checksum(&format!("{:?}", spec)),
             line: spec.line,
+            package_dir: self.package_dir(),
+            version: None,
+            latest_version: None,
         }
     }
 }

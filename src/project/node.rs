@@ -199,6 +199,15 @@ pub struct Node {
     /// (1 for SQL files; the YAML line for sources and tests).
     #[serde(skip)]
     pub line: usize,
+    /// For a node of an installed package: the package's directory,
+    /// relative to the project root (`dbt_packages/dbt_utils`).
+    #[serde(skip)]
+    pub package_dir: Option<String>,
+    /// For a versioned model: its version (`v`), and the model's latest.
+    #[serde(skip)]
+    pub version: Option<String>,
+    #[serde(skip)]
+    pub latest_version: Option<String>,
 }
 
 impl Node {
@@ -220,6 +229,17 @@ impl Node {
     }
     pub fn source_name(&self) -> Option<&str> {
         self.source.as_ref().map(|s| s.source_name.as_str())
+    }
+    /// `original_file_path` as dbt writes it: relative to the root of the
+    /// project or package the node belongs to.
+    pub fn package_file_path(&self) -> &str {
+        match &self.package_dir {
+            Some(dir) => self
+                .original_file_path
+                .strip_prefix(dir.as_str())
+                .map_or(&self.original_file_path, |p| p.trim_start_matches('/')),
+            None => &self.original_file_path,
+        }
     }
     /// The file the user edits to change this node (YAML for sources/generic tests).
     pub fn defining_file(&self) -> &str {

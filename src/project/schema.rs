@@ -33,6 +33,14 @@ pub struct Patch {
     pub meta: BTreeMap<String, Value>,
     pub tags: Vec<String>,
     pub tests: Vec<TestSpec>,
+    /// A model's `latest_version`, as written.
+    pub latest_version: Option<String>,
+    /// A versioned model's versions, each a complete patch of its own
+    /// (columns included or excluded, config merged, tests).
+    pub versions: Vec<Patch>,
+    /// For one of `versions`: its `v` and the file stem defining it.
+    pub version: Option<String>,
+    pub defined_in: Option<String>,
 }
 
 /// One source table as declared.
@@ -299,7 +307,118 @@ fn parse_patch(
     patch.tests = tests;
     patch.tests.extend(parse_tests(f, m, None, line, diags));
     patch.name = name;
+    patch.latest_version = m.get("latest_version").map(version_text);
+    for v in m
+        .get("versions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(version) = parse_version(f, &patch, v, diags) {
+            patch.versions.push(version);
+        }
+    }
     Some(patch)
+}
+
+/// A version number as dbt prints it (`2`, `1.5`, `"beta"`).
+fn version_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// One entry of a model's `versions:`: the model's properties, its columns
+/// narrowed by `include`/`exclude` and extended by the version's own, its
+/// config merged with the version's.
+fn parse_version(
+    f: &SourceFile,
+    base: &Patch,
+    entry: &Value,
+    diags: &mut Diagnostics,
+) -> Option<Patch> {
+    let m = entry.as_object()?;
+    let Some(v) = m.get("v").map(version_text) else {
+        diags.push(
+            Diagnostic::error(
+                "E0106",
+                format!("a version of model `{}` has no `v`", base.name),
+            )
+            .at(f.path.clone(), Some(base.line))
+            .hint("write each version as `- v: 1`"),
+        );
+        return None;
+    };
+    let line = f
+        .line_of_key("v", base.line, usize::MAX)
+        .unwrap_or(base.line);
+    let mut include: Option<Vec<String>> = None;
+    let mut exclude: Vec<String> = Vec::new();
+    for c in m
+        .get("columns")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(i) = c.get("include") {
+            include = match i {
+                Value::String(all) if all == "all" || all == "*" => None,
+                other => Some(string_list(other)),
+            };
+            exclude = c.get("exclude").map(string_list).unwrap_or_default();
+        }
+    }
+    let kept = |name: &str| {
+        include.as_ref().is_none_or(|i| i.iter().any(|c| c == name))
+            && !exclude.iter().any(|c| c == name)
+    };
+    let (own_columns, own_tests) = parse_columns(f, m, line, diags);
+    let mut version = Patch {
+        name: base.name.clone(),
+        file: base.file.clone(),
+        rel: base.rel.clone(),
+        line,
+        description: m
+            .get("description")
+            .and_then(Value::as_str)
+            .map_or_else(|| base.description.clone(), str::to_string),
+        meta: base.meta.clone(),
+        tags: base.tags.clone(),
+        config: base.config.clone(),
+        version: Some(v),
+        defined_in: m
+            .get("defined_in")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        latest_version: base.latest_version.clone(),
+        ..Patch::default()
+    };
+    for (k, val) in config_of(f, m, line, diags) {
+        version.config.insert(k, val);
+    }
+    version.columns = base
+        .columns
+        .iter()
+        .filter(|(name, _)| kept(name))
+        .map(|(k, c)| (k.clone(), c.clone()))
+        .collect();
+    version.tests = base
+        .tests
+        .iter()
+        .filter(|t| t.column_name.as_deref().is_none_or(kept))
+        .filter(|t| {
+            // A column the version redefines brings its own tests.
+            t.column_name
+                .as_deref()
+                .is_none_or(|c| !own_columns.contains_key(c))
+        })
+        .cloned()
+        .collect();
+    version.columns.extend(own_columns);
+    version.tests.extend(own_tests);
+    version.tests.extend(parse_tests(f, m, None, line, diags));
+    Some(version)
 }
 
 /// One `exposures:` entry: `name`, `type`, `owner`, `depends_on`, and

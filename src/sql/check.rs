@@ -44,10 +44,36 @@ impl fmt::Display for SqlSyntaxError {
 ///
 /// The first syntax error `sqlparser` finds, with its position.
 pub fn validate(sql: &str, engine: Engine) -> Result<(), SqlSyntaxError> {
+    if engine == Engine::DuckDb && is_pivot_statement(sql) {
+        // DuckDB's `PIVOT … ON … USING …` statement form is not one
+        // sqlparser parses: the engine is the judge of it.
+        return Ok(());
+    }
     let dialect = engine.dialect();
     Parser::parse_sql(dialect.as_ref(), sql)
         .map(|_| ())
         .map_err(|e| SqlSyntaxError::from_parser_error(&e))
+}
+
+/// Whether `sql` (after comments) starts with DuckDB's PIVOT or UNPIVOT
+/// statement.
+fn is_pivot_statement(sql: &str) -> bool {
+    let mut rest = sql.trim_start();
+    loop {
+        if let Some(after) = rest.strip_prefix("--") {
+            rest = after.split_once('\n').map_or("", |(_, r)| r).trim_start();
+        } else if let Some(after) = rest.strip_prefix("/*") {
+            rest = after.split_once("*/").map_or("", |(_, r)| r).trim_start();
+        } else {
+            break;
+        }
+    }
+    let word: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    word == "pivot" || word == "unpivot" || word == "pivot_wider" || word == "pivot_longer"
 }
 
 impl SqlSyntaxError {
@@ -103,6 +129,19 @@ mod tests {
     fn accepts_both(sql: &str) {
         accepts(Engine::Postgres, sql);
         accepts(Engine::DuckDb, sql);
+    }
+
+    #[test]
+    fn duckdb_pivot_statements_are_left_to_the_engine() {
+        accepts(
+            Engine::DuckDb,
+            "-- wide\npivot (select 1 as a, 'x' as k) on k using sum(a)",
+        );
+        accepts(
+            Engine::DuckDb,
+            "/* long */ UNPIVOT t ON a, b INTO NAME k VALUE v",
+        );
+        error_of("pivot t on k using sum(a)", Engine::Postgres);
     }
 
     #[test]

@@ -43,8 +43,19 @@ const CROSS_DB: &str = include_str!("cross_db.sql");
 /// Names and relations every render can resolve.
 #[derive(Debug, Default)]
 pub struct Resolver {
-    /// ref-able name (models, seeds, snapshots) → unique id.
+    /// ref-able name (models, seeds, snapshots) → unique id; the root
+    /// project's node where a package has one of the same name.
     pub by_name: HashMap<String, String>,
+    /// (package, name) → unique id, for `ref('package', 'name')` and for
+    /// refs inside packages.
+    pub by_package: HashMap<(String, String), String>,
+    /// The root project's name.
+    pub root: String,
+    /// Ids of disabled nodes among those above.
+    pub disabled: std::collections::HashSet<String>,
+    /// dbt's `flags: require_ref_prefers_node_package_to_root`: a package's
+    /// bare ref looks in the package before the root project.
+    pub prefer_node_package: bool,
     /// (source, table) → unique id.
     pub sources: HashMap<(String, String), String>,
     /// unique id → relation, filled once schemas and aliases are known.
@@ -52,6 +63,36 @@ pub struct Resolver {
 }
 
 impl Resolver {
+    /// The node `ref(package?, name)` means when written in a node of
+    /// package `from`, as dbt resolves it: the named package only; else
+    /// the root project and the node's own package (the node's first when
+    /// the project sets `require_ref_prefers_node_package_to_root`), then
+    /// any package.
+    pub fn resolve_ref(&self, package: Option<&str>, name: &str, from: &str) -> Option<&String> {
+        let key = |p: &str| (p.to_string(), name.to_string());
+        let candidates: Vec<Option<&String>> = match package {
+            Some(p) => vec![self.by_package.get(&key(p))],
+            None if from != self.root => {
+                let order = if self.prefer_node_package {
+                    [from, self.root.as_str()]
+                } else {
+                    [self.root.as_str(), from]
+                };
+                let mut c: Vec<Option<&String>> =
+                    order.iter().map(|p| self.by_package.get(&key(p))).collect();
+                c.push(self.by_name.get(name));
+                c
+            }
+            None => vec![self.by_name.get(name)],
+        };
+        // The first enabled candidate; a disabled one only when there is
+        // no other (an error the caller reports).
+        let found = || candidates.iter().flatten().copied();
+        found()
+            .find(|id| !self.disabled.contains(*id))
+            .or_else(|| found().next())
+    }
+
     pub fn relation(&self, id: &str) -> Option<ResolvedRelation> {
         self.relations.read().ok().and_then(|r| r.get(id).cloned())
     }
@@ -77,6 +118,10 @@ pub struct Renderer {
     dynamic_macros: HashMap<String, bool>,
     /// What `graph.nodes` / `graph.sources` hold once set (`set_graph`).
     graph: Arc<std::sync::OnceLock<Value>>,
+    /// Each installed package's macros by name: callable bare in the
+    /// package's own nodes, ahead of the root project's (dbt's "local"
+    /// macro namespace).
+    package_macros: HashMap<String, Value>,
 }
 
 /// The result of rendering one template.
@@ -167,10 +212,12 @@ impl Renderer {
                 *dynamic_macros.entry(n.clone()).or_default() |= text_is_dynamic(&m.text);
             }
         }
+        let mut package_macros = HashMap::new();
         for (package, p) in packages {
             let namespace = Value::from(p.functions);
             let _ = p.locals.set(namespace.clone());
-            env.add_global(package.to_string(), namespace);
+            env.add_global(package.to_string(), namespace.clone());
+            package_macros.insert(package.to_string(), namespace);
         }
         let graph = Arc::new(std::sync::OnceLock::new());
         register_globals(&mut env, project, &settings, &resolver, &graph);
@@ -180,6 +227,7 @@ impl Renderer {
             settings,
             dynamic_macros,
             graph,
+            package_macros,
         })
     }
 
@@ -254,12 +302,19 @@ impl Renderer {
             })
         });
         let model = node.map(model_value);
+        let locals = node
+            .and_then(|n| self.package_macros.get(&n.package_name))
+            .cloned()
+            .unwrap_or(Value::UNDEFINED);
         let ctx = context! {
-            __sluice => Value::from_dyn_object(scope.clone()),
-            this => this,
-            model => model,
-            execute => execute,
-            ..extra
+            ..context! {
+                __sluice => Value::from_dyn_object(scope.clone()),
+                this => this,
+                model => model,
+                execute => execute,
+                ..extra
+            },
+            ..locals
         };
         let result = self
             .env
@@ -387,6 +442,8 @@ fn model_value(n: &Node) -> Value {
         schema: &'a str,
         alias: &'a str,
         raw_code: &'a str,
+        version: Option<&'a str>,
+        latest_version: Option<&'a str>,
     }
     Value::from_serialize(ModelContext {
         name: &n.name,
@@ -402,28 +459,87 @@ fn model_value(n: &Node) -> Value {
         schema: &n.schema,
         alias: &n.alias,
         raw_code: &n.raw_code,
+        version: n.version.as_deref(),
+        latest_version: n.latest_version.as_deref(),
     })
 }
 
 fn build_resolver(project: &Project) -> Resolver {
-    let mut r = Resolver::default();
-    for (id, n) in &project.nodes {
+    let root = project.config.name.clone();
+    let mut r = Resolver {
+        prefer_node_package: project
+            .config
+            .flag("require_ref_prefers_node_package_to_root"),
+        root: root.clone(),
+        ..Resolver::default()
+    };
+    // The root project's nodes win a bare name over a package's.
+    let is_root = |n: &Node| n.package_name == root;
+    // Enabled nodes first: a ref falls through a disabled node to the next
+    // candidate, as in dbt, and only lands on one when nothing else matches.
+    let (enabled, disabled): (Vec<_>, Vec<_>) =
+        project.nodes.iter().partition(|(_, n)| n.enabled());
+    for (id, n) in enabled.into_iter().chain(disabled) {
+        if !n.enabled() {
+            r.disabled.insert(id.clone());
+        }
         match n.resource_type {
             crate::project::node::ResourceType::Model
             | crate::project::node::ResourceType::Seed
             | crate::project::node::ResourceType::Snapshot => {
-                r.by_name.insert(n.name.clone(), id.clone());
+                // A versioned model answers to `name.v<v>`, and its latest
+                // version to the bare name too.
+                let mut keys = Vec::new();
+                if let Some(v) = &n.version {
+                    keys.push(ref_key(&n.name, Some(v)));
+                }
+                if n.version.is_none() || n.version == n.latest_version {
+                    keys.push(n.name.clone());
+                }
+                for key in keys {
+                    let taken = r
+                        .by_name
+                        .get(&key)
+                        .and_then(|other| project.nodes.get(other));
+                    if taken.is_none_or(|t| !is_root(t) && t.enabled() == n.enabled()) {
+                        r.by_name.insert(key.clone(), id.clone());
+                    }
+                    r.by_package
+                        .entry((n.package_name.clone(), key))
+                        .or_insert_with(|| id.clone());
+                }
             }
             crate::project::node::ResourceType::Source => {
                 if let Some(s) = &n.source {
-                    r.sources
-                        .insert((s.source_name.clone(), n.name.clone()), id.clone());
+                    let key = (s.source_name.clone(), n.name.clone());
+                    let taken = r
+                        .sources
+                        .get(&key)
+                        .and_then(|other| project.nodes.get(other))
+                        .is_some_and(is_root);
+                    if !taken {
+                        r.sources.insert(key, id.clone());
+                    }
                 }
             }
             _ => {}
         }
     }
     r
+}
+
+/// The resolver's key for `ref(name, v=version)`.
+pub fn ref_key(name: &str, version: Option<&str>) -> String {
+    match version {
+        Some(v) => format!("{name}.v{v}"),
+        None => name.to_string(),
+    }
+}
+
+/// The package (or project) a node belongs to, from its unique id
+/// (`model.<package>.<name>`).
+pub fn package_of(unique_id: &str) -> Option<&str> {
+    unique_id.split('.').nth(1).filter(|p| !p.is_empty())
 }
 
 /// Convert a minijinja error into a diagnostic naming the template file and line.
@@ -719,14 +835,17 @@ fn register_globals(
                     ))
                 }
             };
-            let Some(id) = r.by_name.get(&name).cloned() else {
+            let from = package_of(&scope.node_id).unwrap_or(&r.root);
+            let version = version.filter(|v| !v.is_none() && !v.is_undefined());
+            let key = ref_key(&name, version.as_ref().map(|v| v.to_string()).as_deref());
+            let Some(id) = r.resolve_ref(package.as_deref(), &key, from).cloned() else {
                 let hint = match did_you_mean(&name, r.by_name.keys().map(String::as_str)) {
                     Some(s) => format!("did you mean `{s}`?"),
                     None => "no model, seed or snapshot has that name".to_string(),
                 };
                 return Err(scope.fail(
                     "E0301",
-                    format!("unknown model `{name}` in ref()"),
+                    format!("unknown model `{key}` in ref()"),
                     vec![hint],
                 ));
             };
@@ -794,22 +913,51 @@ fn register_globals(
         .collect();
     env.add_global("config", Value::from_object(ConfigObj { base }));
 
-    let mut vars = serde_json::Map::new();
-    for (k, v) in &project.config.vars {
-        // Package-scoped vars (`vars: {my_project: {…}}`) apply to this project.
-        if k == &project.config.name {
-            if let Some(m) = v.as_object() {
+    // dbt's vars for a node of package P: P's own `vars:`, then the root
+    // project's, then `--vars`; each project's global vars and those it
+    // scopes to P (`vars: {P: {…}}`).
+    let vars_for = |package: &str| -> serde_json::Map<String, serde_json::Value> {
+        let mut vars = serde_json::Map::new();
+        let own = project.packages.iter().find(|p| p.config.name == package);
+        for config in own.map(|p| &p.config).into_iter().chain([&project.config]) {
+            for (k, v) in &config.vars {
+                if k != package {
+                    vars.insert(k.clone(), v.clone());
+                }
+            }
+            if let Some(m) = config
+                .vars
+                .get(package)
+                .and_then(serde_json::Value::as_object)
+            {
                 vars.extend(m.clone());
             }
-        } else {
-            vars.insert(k.clone(), v.clone());
         }
-    }
-    vars.extend(settings.cli_vars.clone());
-    let vars = Arc::new(vars);
+        vars.extend(settings.cli_vars.clone());
+        vars
+    };
+    let root_name = project.config.name.clone();
+    let vars: Arc<HashMap<String, serde_json::Map<String, serde_json::Value>>> = Arc::new(
+        std::iter::once(root_name.as_str())
+            .chain(project.packages.iter().map(|p| p.config.name.as_str()))
+            .map(|p| (p.to_string(), vars_for(p)))
+            .collect(),
+    );
     env.add_function("var", move |state: &State, name: String, default: Option<Value>, kwargs: minijinja::value::Kwargs| -> Result<Value, Error> {
         let default = positional_or_keyword(default, &kwargs, "default")?;
+        let scope = RenderScope::of(state).ok();
+        let package = scope
+            .as_ref()
+            .and_then(|s| package_of(&s.node_id))
+            .filter(|p| vars.contains_key(*p))
+            .unwrap_or(&root_name);
+        let vars = &vars[package];
         match (vars.get(&name), default) {
+            // dbt renders a var's Jinja when it is read (`"{{ 5 if … }}"`).
+            (Some(serde_json::Value::String(text)), _) if text.contains("{{") || text.contains("{%") => {
+                let ctx = context! { __sluice => state.lookup("__sluice") };
+                state.env().render_str(text, ctx).map(Value::from)
+            }
             (Some(v), _) => Ok(Value::from_serialize(v)),
             (None, Some(d)) => Ok(d),
             (None, None) => {
@@ -817,9 +965,9 @@ fn register_globals(
                     Some(s) => format!("did you mean `{s}`?"),
                     None => format!("define it under `vars:` in dbt_project.yml, pass --vars '{{{name}: …}}', or give var() a default"),
                 };
-                match RenderScope::of(state) {
-                    Ok(scope) => Err(scope.fail("E0203", format!("required var `{name}` is not defined"), vec![hint])),
-                    Err(_) => Err(Error::new(ErrorKind::InvalidOperation, format!("required var `{name}` is not defined"))),
+                match scope {
+                    Some(scope) => Err(scope.fail("E0203", format!("required var `{name}` is not defined"), vec![hint])),
+                    None => Err(Error::new(ErrorKind::InvalidOperation, format!("required var `{name}` is not defined"))),
                 }
             }
         }
@@ -1004,6 +1152,65 @@ fn add_dbt_filters(env: &mut Environment<'static>) {
     env.add_filter("as_bool", native);
     env.add_filter("as_native", native);
     env.add_filter("as_text", |v: Value| v.to_string());
+    env.add_filter("int", jinja_int);
+    env.add_filter("round", jinja_round);
+    env.add_filter("float", jinja_float);
+}
+
+/// Jinja2's `int` filter: a number, a numeric string (`"3"`, `"3.7"`,
+/// `"0x1F"` with `base=16`) or `default` (0) for anything else. minijinja's
+/// own fails on what Jinja2 turns into the default, which dbt code relies on.
+fn jinja_int(v: Value, default: Option<Value>, base: Option<u32>) -> Value {
+    let default = default.unwrap_or(Value::from(0));
+    if let Ok(i) = i64::try_from(v.clone()) {
+        return Value::from(i);
+    }
+    if let Some(f) = v.as_str().map(str::trim).and_then(|s| {
+        let base = base.unwrap_or(10);
+        let digits = s.trim_start_matches("0x").trim_start_matches("0X");
+        i64::from_str_radix(if base == 16 { digits } else { s }, base)
+            .ok()
+            .map(|i| i as f64)
+            .or_else(|| s.parse::<f64>().ok())
+    }) {
+        return Value::from(f.trunc() as i64);
+    }
+    match f64::try_from(v) {
+        Ok(f) if f.is_finite() => Value::from(f.trunc() as i64),
+        _ => default,
+    }
+}
+
+/// Jinja2's `round(precision=0, method='common')`: `ceil` and `floor`
+/// round up or down; the result stays a float, as in Python.
+fn jinja_round(v: Value, precision: Option<i32>, method: Option<String>) -> Result<Value, Error> {
+    let x = f64::try_from(v.clone())
+        .map_err(|_| Error::new(ErrorKind::InvalidOperation, format!("cannot round {v}")))?;
+    let scale = 10f64.powi(precision.unwrap_or(0));
+    let scaled = x * scale;
+    let r = match method.as_deref().unwrap_or("common") {
+        // Python rounds halves to even.
+        "common" => scaled.round_ties_even(),
+        "ceil" => scaled.ceil(),
+        "floor" => scaled.floor(),
+        other => {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("round: method must be common, ceil or floor, not {other}"),
+            ))
+        }
+    };
+    Ok(Value::from(r / scale))
+}
+
+/// Jinja2's `float` filter: a number, a numeric string, or `default` (0.0).
+fn jinja_float(v: Value, default: Option<Value>) -> Value {
+    let parsed = match v.as_str() {
+        Some(s) => s.trim().parse::<f64>().ok(),
+        None if v.is_number() => f64::try_from(v).ok(),
+        None => None,
+    };
+    parsed.map_or_else(|| default.unwrap_or(Value::from(0.0)), Value::from)
 }
 
 /// An optional argument given by position or by keyword (`var('x', 3)` or
@@ -1103,6 +1310,20 @@ mod tests {
             assert_eq!(render_config_string(text, &vars).unwrap(), want, "{text}");
         }
         assert!(render_config_string("{{ var('missing', dflt=3) }}", &vars).is_err());
+    }
+
+    #[test]
+    fn int_float_and_round_filters_behave_as_in_jinja2() {
+        let mut env = Environment::new();
+        add_dbt_filters(&mut env);
+        let r = |t: &str| env.render_str(t, context! {}).unwrap();
+        assert_eq!(
+            r("{{ '-1' | int }}|{{ '3.7' | int }}|{{ 'x' | int }}|{{ 'x' | int(5) }}"),
+            "-1|3|0|5"
+        );
+        assert_eq!(r("{{ '1f' | int(0, 16) }}|{{ 2.9 | int }}"), "31|2");
+        assert_eq!(r("{{ 'x' | float }}|{{ '2.5' | float }}"), "0.0|2.5");
+        assert_eq!(r("{{ (7 / 2) | round(0, 'ceil') | int }}|{{ 2.45 | round(1, 'floor') }}|{{ 2.5 | round }}"), "4|2.4|2.0");
     }
 
     #[test]

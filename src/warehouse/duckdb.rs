@@ -35,6 +35,14 @@ use super::{
 const OFFLINE_SETTINGS: &str = "SET GLOBAL autoinstall_known_extensions = false; \
      SET GLOBAL autoload_known_extensions = false;";
 
+/// The bundled DuckDB has no ICU extension, which is where `current_date`
+/// and `today()` live; without them a model that says `current_date` fails.
+/// Each connection gets them as temporary macros (the UTC date; DuckDB's
+/// own follow the `TimeZone` setting), unless the engine has its own.
+const DATE_SHIMS: &str = "CREATE OR REPLACE TEMP MACRO current_date() AS \
+     cast(epoch_ms(epoch_ms(get_current_timestamp())) AS date); \
+     CREATE OR REPLACE TEMP MACRO today() AS current_date();";
+
 /// An open DuckDB database.
 pub struct DuckDbWarehouse {
     /// The connection every worker connection is cloned from. Only used to
@@ -45,6 +53,8 @@ pub struct DuckDbWarehouse {
     live: Mutex<Vec<(Weak<()>, Arc<InterruptHandle>)>>,
     /// The catalog name DuckDB gives the database (file stem or `memory`).
     catalog: String,
+    /// Whether connections need `DATE_SHIMS`.
+    date_shims: bool,
 }
 
 /// Open the DuckDB database a target points at. A relative `path` resolves
@@ -75,10 +85,18 @@ impl DuckDbWarehouse {
         let catalog: String = root
             .query_row("SELECT current_database()", [], |r| r.get(0))
             .map_err(connect_err)?;
+        let builtin: i64 = root
+            .query_row(
+                "SELECT count(*) FROM duckdb_functions() WHERE function_name = 'current_date'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(connect_err)?;
         Ok(DuckDbWarehouse {
             root: Mutex::new(root),
             live: Mutex::new(Vec::new()),
             catalog,
+            date_shims: builtin == 0,
         })
     }
 
@@ -93,6 +111,9 @@ impl DuckDbWarehouse {
             let root = self.root.lock().unwrap_or_else(|e| e.into_inner());
             root.try_clone().map_err(db_error)?
         };
+        if self.date_shims {
+            conn.execute_batch(DATE_SHIMS).map_err(db_error)?;
+        }
         let token = Arc::new(());
         let handle = conn.interrupt_handle();
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());

@@ -1094,3 +1094,163 @@ fn on_run_end_hooks_see_results_and_schemas() {
         out.stderr
     );
 }
+
+#[cfg(feature = "duckdb")]
+fn write_all(root: &Path, files: &[(&str, &str)]) {
+    for (path, text) in files {
+        let p = root.join(path);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    }
+}
+
+/// An installed package's models, seeds, macros and tests are part of the
+/// project (`model.<package>.<name>`, compiled under its own folder), with
+/// dbt's precedences: the package's bare macro calls reach its own macros,
+/// its vars yield to the root project's, the root project's dbt_project.yml
+/// overrides its configs (here disabling a seed, which a bare ref then
+/// passes over for the root project's of that name). Versioned models,
+/// Jinja in dbt_project.yml configs and `current_date` on the bundled
+/// DuckDB come along.
+#[cfg(feature = "duckdb")]
+#[test]
+fn packages_versions_and_project_config_jinja_build() {
+    let duck = Engine::duckdb();
+    let dir = jaffle();
+    let root = dir.path();
+    let project = std::fs::read_to_string(root.join("dbt_project.yml")).expect("read");
+    let project = project.replace("vars:\n", "vars:\n  pkg:\n    multiplier: 3\n")
+        + "\n  pkg:\n    lookup:\n      +enabled: \"{{ target.type != 'duckdb' }}\"\n";
+    let project = project.replace(
+        "  jaffle:\n    staging:",
+        "  pkg:\n    +materialized: \"{{ 'table' if target.type == 'duckdb' else 'view' }}\"\n  jaffle:\n    staging:",
+    );
+    std::fs::write(root.join("dbt_project.yml"), project).expect("write");
+    write_all(
+        root,
+        &[
+            (
+                "dbt_packages/pkg/dbt_project.yml",
+                "name: pkg\nconfig-version: 2\nvars:\n  multiplier: 2\n  offset: 100\nmodels:\n  pkg:\n    +materialized: view\n",
+            ),
+            ("dbt_packages/pkg/seeds/lookup.csv", "code,label\n1,from the package\n"),
+            (
+                "dbt_packages/pkg/macros/scale.sql",
+                "{% macro scale(x) %}({{ x }} * {{ var('multiplier') }} + {{ var('offset') }}){% endmacro %}\n",
+            ),
+            (
+                "dbt_packages/pkg/models/pkg_orders.sql",
+                "select order_id, {{ scale('order_id') }} as scaled, (select label from {{ ref('lookup') }}) as label,\n  current_date as today\nfrom {{ ref('stg_orders') }}\n",
+            ),
+            (
+                "dbt_packages/pkg/models/schema.yml",
+                "models:\n  - name: pkg_orders\n    columns:\n      - name: order_id\n        data_tests: [not_null]\n",
+            ),
+            ("seeds/lookup.csv", "code,label\n1,from the root\n"),
+            (
+                "models/marts/dim_orders_v1.sql",
+                "select order_id, 1 as v from {{ ref('pkg', 'pkg_orders') }}\n",
+            ),
+            (
+                "models/marts/dim_orders_v2.sql",
+                "select order_id, 2 as v from {{ ref('pkg_orders') }}\n",
+            ),
+            (
+                "models/marts/versions.yml",
+                "models:\n  - name: dim_orders\n    latest_version: 1\n    columns:\n      - name: order_id\n        data_tests: [unique]\n      - name: v\n    versions:\n      - v: 1\n      - v: 2\n        columns:\n          - include: all\n            exclude: [v]\n",
+            ),
+            (
+                "models/marts/orders_by_version.sql",
+                "select (select max(v) from {{ ref('dim_orders') }}) as latest, (select max(v) from {{ ref('dim_orders', v=2) }}) as second\n",
+            ),
+        ],
+    );
+    let out = duck.run(
+        root,
+        &[
+            "build",
+            "-s",
+            "+orders_by_version+",
+            "+pkg_orders+",
+            "lookup",
+        ],
+    );
+    assert_ok(&out, "build");
+    // The package's macro with its var from the root project (3) and its
+    // own (100); the root project's seed, the package's being disabled.
+    assert_eq!(
+        duck.query(
+            root,
+            "select scaled, label, today = current_date from main.pkg_orders where order_id = 1"
+        ),
+        vec![vec![
+            Value::from(103),
+            Value::from("from the root"),
+            Value::from(true)
+        ]]
+    );
+    assert_eq!(
+        duck.query(root, "select latest, second from main.orders_by_version"),
+        vec![vec![Value::from(1), Value::from(2)]]
+    );
+    // The root project's Jinja config made the package's model a table.
+    assert_eq!(
+        duck.query(
+            root,
+            "select table_type from information_schema.tables where table_name = 'pkg_orders'"
+        ),
+        vec![vec![Value::from("BASE TABLE")]]
+    );
+    let compiled = root.join("target/compiled/pkg/models/pkg_orders.sql");
+    assert!(compiled.exists(), "{}", compiled.display());
+    assert!(root
+        .join("target/compiled/pkg/models/schema.yml/not_null_pkg_orders_order_id.sql")
+        .exists());
+    assert!(root
+        .join("target/compiled/jaffle/models/marts/versions.yml/unique_dim_orders_v2_order_id.sql")
+        .exists());
+
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("target/manifest.json")).expect("manifest"),
+    )
+    .expect("json");
+    let nodes = &manifest["nodes"];
+    let pkg = &nodes["model.pkg.pkg_orders"];
+    assert_eq!(pkg["package_name"], "pkg");
+    assert_eq!(pkg["original_file_path"], "models/pkg_orders.sql");
+    assert_eq!(pkg["config"]["materialized"], "table");
+    assert!(nodes.get("seed.jaffle.lookup").is_some());
+    assert!(
+        nodes.get("seed.pkg.lookup").is_none(),
+        "disabled seed listed"
+    );
+    let v2 = &nodes["model.jaffle.dim_orders.v2"];
+    assert_eq!(v2["name"], "dim_orders");
+    assert_eq!(v2["alias"], "dim_orders_v2");
+    assert_eq!(v2["version"], "2");
+    assert_eq!(v2["latest_version"], "1");
+    assert_eq!(
+        v2["columns"]
+            .as_object()
+            .map(|c| c.keys().cloned().collect::<Vec<_>>()),
+        Some(vec!["order_id".to_string()])
+    );
+    let deps = &nodes["model.jaffle.orders_by_version"]["depends_on"]["nodes"];
+    assert_eq!(
+        deps,
+        &serde_json::json!(["model.jaffle.dim_orders.v1", "model.jaffle.dim_orders.v2"])
+    );
+
+    // A bare name selects every version; `name_v2` just that one.
+    let ls = |sel: &str| {
+        let out = duck.run(root, &["ls", "-s", sel, "--resource-type", "model"]);
+        assert_ok(&out, "ls");
+        out.stdout.lines().map(str::to_string).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ls("dim_orders"),
+        vec!["jaffle.marts.dim_orders.v1", "jaffle.marts.dim_orders.v2"]
+    );
+    assert_eq!(ls("dim_orders_v2"), vec!["jaffle.marts.dim_orders.v2"]);
+    assert_eq!(ls("package:pkg"), vec!["pkg.pkg_orders"]);
+}
