@@ -141,34 +141,53 @@ pub fn parse(
 }
 
 /// Config values written with Jinja in dbt_project.yml or YAML
-/// (`+materialized: "{{ 'table' if target.type == 'duckdb' else 'view' }}"`)
-/// take the value they render to, as in dbt: `true`/`false` and numbers
-/// become what they say. Hooks are left for run time, where `this` is known.
+/// (`+materialized: "{{ 'table' if target.type == 'duckdb' else 'view' }}"`,
+/// also inside `column_types:` and other maps) take the value they render
+/// to, as in dbt: `true`/`false` and numbers become what they say. Hooks
+/// are left for run time, where `this` is known.
 fn render_config_values(node: &mut Node, renderer: &Renderer, diags: &mut Vec<Diagnostic>) {
     const AT_RUN_TIME: [&str; 3] = ["pre-hook", "post-hook", "sql_header"];
+    let name = node.name.clone();
     for (key, value) in node.config.iter_mut() {
-        let Value::String(text) = value else { continue };
-        if AT_RUN_TIME.contains(&key.as_str()) || !(text.contains("{{") || text.contains("{%")) {
-            continue;
-        }
-        match renderer.render("dbt_project.yml", text, None, false, false, None) {
-            Ok(r) => {
-                let out = r.output.trim();
-                *value = match out {
-                    "true" | "True" => Value::Bool(true),
-                    "false" | "False" => Value::Bool(false),
-                    "None" | "none" => Value::Null,
-                    _ => out
-                        .parse::<i64>()
-                        .map(Value::from)
-                        .unwrap_or_else(|_| Value::String(out.to_string())),
-                };
-            }
-            Err(mut d) => {
-                d.message = format!("config `{key}` of `{}`: {}", node.name, d.message);
+        if !AT_RUN_TIME.contains(&key.as_str()) {
+            render_config_value(value, renderer, &mut |mut d: Diagnostic| {
+                d.message = format!("config `{key}` of `{name}`: {}", d.message);
                 diags.push(d);
+            });
+        }
+    }
+}
+
+fn render_config_value(value: &mut Value, renderer: &Renderer, fail: &mut dyn FnMut(Diagnostic)) {
+    match value {
+        Value::String(text) if text.contains("{{") || text.contains("{%") => {
+            match renderer.render("dbt_project.yml", text, None, false, false, None) {
+                Ok(r) => {
+                    let out = r.output.trim();
+                    *value = match out {
+                        "true" | "True" => Value::Bool(true),
+                        "false" | "False" => Value::Bool(false),
+                        "None" | "none" => Value::Null,
+                        _ => out
+                            .parse::<i64>()
+                            .map(Value::from)
+                            .unwrap_or_else(|_| Value::String(out.to_string())),
+                    };
+                }
+                Err(d) => fail(d),
             }
         }
+        Value::Object(map) => {
+            for v in map.values_mut() {
+                render_config_value(v, renderer, fail);
+            }
+        }
+        Value::Array(items) => {
+            for v in items {
+                render_config_value(v, renderer, fail);
+            }
+        }
+        _ => {}
     }
 }
 

@@ -302,19 +302,17 @@ impl Renderer {
             })
         });
         let model = node.map(model_value);
-        let locals = node
-            .and_then(|n| self.package_macros.get(&n.package_name))
-            .cloned()
-            .unwrap_or(Value::UNDEFINED);
         let ctx = context! {
-            ..context! {
-                __sluice => Value::from_dyn_object(scope.clone()),
-                this => this,
-                model => model,
-                execute => execute,
-                ..extra
-            },
-            ..locals
+            __sluice => Value::from_dyn_object(scope.clone()),
+            this => this,
+            model => model,
+            execute => execute,
+            ..extra
+        };
+        // A package's node: its own macros, callable bare.
+        let ctx = match node.and_then(|n| self.package_macros.get(&n.package_name)) {
+            Some(locals) => context! { ..ctx, ..locals.clone() },
+            None => ctx,
         };
         let result = self
             .env

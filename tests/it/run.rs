@@ -1148,6 +1148,10 @@ fn packages_versions_and_project_config_jinja_build() {
             ),
             ("seeds/lookup.csv", "code,label\n1,from the root\n"),
             (
+                "seeds/lookup.yml",
+                "seeds:\n  - name: lookup\n    config:\n      column_types:\n        code: \"{{ 'smallint' if target.type == 'duckdb' else 'int' }}\"\n",
+            ),
+            (
                 "models/marts/dim_orders_v1.sql",
                 "select order_id, 1 as v from {{ ref('pkg', 'pkg_orders') }}\n",
             ),
@@ -1200,6 +1204,14 @@ fn packages_versions_and_project_config_jinja_build() {
             "select table_type from information_schema.tables where table_name = 'pkg_orders'"
         ),
         vec![vec![Value::from("BASE TABLE")]]
+    );
+    // Jinja inside a map-valued config (`column_types:`) is rendered too.
+    assert_eq!(
+        duck.query(
+            root,
+            "select data_type from information_schema.columns where table_name = 'lookup' and column_name = 'code'"
+        ),
+        vec![vec![Value::from("SMALLINT")]]
     );
     let compiled = root.join("target/compiled/pkg/models/pkg_orders.sql");
     assert!(compiled.exists(), "{}", compiled.display());
