@@ -265,7 +265,7 @@ where
 /// One node in dbt's manifest shape: the node's own fields, its config with
 /// dbt's defaults filled in, the checksum as `{name, checksum}`, and a
 /// source's fields at the top level as dbt has them.
-struct ManifestNode<'a>(&'a Node);
+pub struct ManifestNode<'a>(pub &'a Node);
 
 impl Serialize for ManifestNode<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -305,6 +305,18 @@ impl Serialize for ManifestNode<'_> {
         if n.resource_type == crate::project::node::ResourceType::Model {
             m.serialize_entry("version", &n.version)?;
             m.serialize_entry("latest_version", &n.latest_version)?;
+            let config = |k: &str| n.config.get(k).cloned().unwrap_or(Value::Null);
+            let access = n.config.get("access").cloned();
+            m.serialize_entry("access", &access.unwrap_or_else(|| json!("protected")))?;
+            m.serialize_entry("group", &config("group"))?;
+            m.serialize_entry(
+                "constraints",
+                &config("constraints")
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+            )?;
+            m.serialize_entry("deprecation_date", &config("deprecation_date"))?;
         }
         if let Some(t) = &n.test_metadata {
             m.serialize_entry("test_metadata", t)?;
@@ -364,6 +376,21 @@ impl Serialize for ManifestConfig<'_> {
         }
         if !cfg.contains_key("enabled") {
             m.serialize_entry("enabled", &true)?;
+        }
+        if !cfg.contains_key("meta") {
+            m.serialize_entry("meta", &json!({}))?;
+        }
+        if let Some(src) = n
+            .source
+            .as_deref()
+            .filter(|_| !cfg.contains_key("freshness"))
+        {
+            m.serialize_entry("freshness", &src.freshness)?;
+        }
+        if n.resource_type == crate::project::node::ResourceType::Model
+            && !cfg.contains_key("contract")
+        {
+            m.serialize_entry("contract", &json!({"enforced": false, "alias_types": true}))?;
         }
         m.end()
     }

@@ -64,6 +64,11 @@ pub struct ColumnDef {
     pub data_type: Option<String>,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Model contract constraints on the column (`not_null`, `unique`, …).
+    #[serde(default)]
+    pub constraints: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub quote: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -607,6 +607,12 @@ fn parse_columns(
                 .and_then(Value::as_str)
                 .map(str::to_string),
             tags: cm.get("tags").map(string_list).unwrap_or_default(),
+            constraints: cm
+                .get("constraints")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+            quote: cm.get("quote").and_then(Value::as_bool),
         };
         tests.extend(parse_tests(f, cm, Some(&name), col_line, diags));
         columns.insert(name, col);

@@ -240,9 +240,12 @@ impl Renderer {
             let (sources, others): (Vec<&Node>, Vec<&Node>) = nodes
                 .values()
                 .partition(|n| n.resource_type == ResourceType::Source);
-            fn by_id(list: Vec<&Node>) -> BTreeMap<&str, &Node> {
+            // Each node in dbt's manifest shape (config defaults, a source's
+            // fields at the top level), which is what macros that walk
+            // `graph` expect.
+            fn by_id(list: Vec<&Node>) -> BTreeMap<&str, crate::artifacts::ManifestNode<'_>> {
                 list.into_iter()
-                    .map(|n| (n.unique_id.as_str(), n))
+                    .map(|n| (n.unique_id.as_str(), crate::artifacts::ManifestNode(n)))
                     .collect()
             }
             context! {

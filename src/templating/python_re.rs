@@ -1,14 +1,13 @@
 //! `modules.re`: the part of Python's `re` that dbt macros use (`match`,
 //! `search`, `fullmatch`, `findall`, `sub`, `split`, `compile`, the
 //! `IGNORECASE`/`MULTILINE`/`DOTALL`/`VERBOSE` flags, match objects), on the
-//! `regex` crate. Patterns the crate does not support (look-around,
-//! back-references) are an error that says so.
+//! `fancy-regex` crate, which has Python's look-around and back-references.
 
 use std::sync::Arc;
 
+use fancy_regex::Regex;
 use minijinja::value::{from_args, Kwargs, Object, ObjectRepr};
 use minijinja::{Error, ErrorKind, State, Value};
-use regex::Regex;
 
 const IGNORECASE: i64 = 2;
 const MULTILINE: i64 = 8;
@@ -104,12 +103,18 @@ fn replacement(repl: &str) -> String {
     out
 }
 
-fn found(re: &Regex, text: &str, at_start: bool, whole: bool) -> Value {
+/// A failed search (the backtracking limit of a pathological pattern).
+fn search_error(e: fancy_regex::Error) -> Error {
+    Error::new(ErrorKind::InvalidOperation, format!("modules.re: {e}"))
+}
+
+fn found(re: &Regex, text: &str, at_start: bool, whole: bool) -> Result<Value, Error> {
     let Some((caps, m)) = re
         .captures(text)
+        .map_err(search_error)?
         .and_then(|c| c.get(0).map(|m| (m.start(), m.end())).map(|m| (c, m)))
     else {
-        return Value::from(());
+        return Ok(Value::from(()));
     };
     if (at_start && m.0 != 0) || (whole && (m.0 != 0 || m.1 != text.len())) {
         // Anchored variants: look for a match that starts at 0 (and ends at the end).
@@ -120,15 +125,15 @@ fn found(re: &Regex, text: &str, at_start: bool, whole: bool) -> Value {
         };
         return match Regex::new(&anchored) {
             Ok(a) => found(&a, text, false, false),
-            Err(_) => Value::from(()),
+            Err(_) => Ok(Value::from(())),
         };
     }
-    Value::from_object(Match {
+    Ok(Value::from_object(Match {
         groups: caps
             .iter()
             .map(|g| g.map(|g| (g.start(), g.end(), g.as_str().to_string())))
             .collect(),
-    })
+    }))
 }
 
 /// `method(pattern?, args…)` on a pattern `re`.
@@ -136,7 +141,7 @@ fn call(re: &Regex, method: &str, args: &[Value]) -> Result<Value, Error> {
     match method {
         "match" | "search" | "fullmatch" => {
             let (text,): (String,) = from_args(args)?;
-            Ok(found(re, &text, method == "match", method == "fullmatch"))
+            found(re, &text, method == "match", method == "fullmatch")
         }
         "findall" => {
             let (text,): (String,) = from_args(args)?;
@@ -144,14 +149,15 @@ fn call(re: &Regex, method: &str, args: &[Value]) -> Result<Value, Error> {
             let all: Vec<Value> = re
                 .captures_iter(&text)
                 .map(|c| {
+                    let c = c.map_err(search_error)?;
                     let s = |i: usize| Value::from(c.get(i).map_or("", |m| m.as_str()));
-                    match groups {
+                    Ok(match groups {
                         0 => s(0),
                         1 => s(1),
                         n => Value::from((1..=n).map(s).collect::<Vec<_>>()),
-                    }
+                    })
                 })
-                .collect();
+                .collect::<Result<_, Error>>()?;
             Ok(Value::from(all))
         }
         "sub" => {
@@ -159,15 +165,18 @@ fn call(re: &Regex, method: &str, args: &[Value]) -> Result<Value, Error> {
             let count: Option<usize> = kwargs.get("count")?;
             let repl = replacement(&repl);
             Ok(Value::from(
-                re.replacen(&text, count.unwrap_or(0), repl.as_str())
+                re.try_replacen(&text, count.unwrap_or(0), repl.as_str())
+                    .map_err(search_error)?
                     .into_owned(),
             ))
         }
         "split" => {
             let (text,): (String,) = from_args(args)?;
-            Ok(Value::from(
-                re.split(&text).map(Value::from).collect::<Vec<_>>(),
-            ))
+            let parts = re
+                .split(&text)
+                .map(|p| p.map(Value::from).map_err(search_error))
+                .collect::<Result<Vec<_>, Error>>()?;
+            Ok(Value::from(parts))
         }
         _ => Err(Error::new(
             ErrorKind::UnknownMethod,
@@ -339,12 +348,29 @@ mod tests {
     }
 
     #[test]
+    fn look_around_back_references_and_verbose_patterns_work() {
+        assert_eq!(
+            render(
+                r#"{{ re.findall('(?<!distinct\s)(from|join)\s+(\w+)', 'select distinct from_x from t join u') | map('join', ':') | join(',') }}"#
+            ),
+            "from:t,join:u"
+        );
+        assert_eq!(
+            render(
+                r#"{{ re.sub('(\w)\\1', '<\\1\\1>', 'aabcc') }}|{{ re.search('(?x) a  # an a
+ b', 'xab') is not none }}"#
+            ),
+            "<aa>b<cc>|True"
+        );
+    }
+
+    #[test]
     fn an_unsupported_pattern_says_so() {
         let mut env = minijinja::Environment::new();
         env.add_global("re", module());
         let e = env
-            .render_str("{{ re.search('a(?=b)', 'ab') }}", ())
-            .expect_err("look-ahead");
+            .render_str("{{ re.search('a(?P<x', 'ab') }}", ())
+            .expect_err("unclosed group");
         assert!(e.to_string().contains("not supported"), "{e}");
     }
 }

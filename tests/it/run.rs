@@ -1164,6 +1164,10 @@ fn packages_versions_and_project_config_jinja_build() {
                 "models:\n  - name: dim_orders\n    latest_version: 1\n    columns:\n      - name: order_id\n        data_tests: [unique]\n      - name: v\n    versions:\n      - v: 1\n      - v: 2\n        columns:\n          - include: all\n            exclude: [v]\n",
             ),
             (
+                "models/marts/graph_shape.sql",
+                "{% set found = [] %}{% if execute %}{% for n in graph.nodes.values() if n.name == 'pkg_orders' %}{% do found.append(n.package_name ~ '/' ~ n.access ~ '/' ~ n.config.contract.enforced ~ '/' ~ n.config.enabled) %}{% endfor %}{% endif %}\nselect '{{ found | join(\",\") }}' as shape\n",
+            ),
+            (
                 "models/marts/orders_by_version.sql",
                 "select (select max(v) from {{ ref('dim_orders') }}) as latest, (select max(v) from {{ ref('dim_orders', v=2) }}) as second\n",
             ),
@@ -1177,6 +1181,7 @@ fn packages_versions_and_project_config_jinja_build() {
             "+orders_by_version+",
             "+pkg_orders+",
             "lookup",
+            "graph_shape",
         ],
     );
     assert_ok(&out, "build");
@@ -1196,6 +1201,11 @@ fn packages_versions_and_project_config_jinja_build() {
     assert_eq!(
         duck.query(root, "select latest, second from main.orders_by_version"),
         vec![vec![Value::from(1), Value::from(2)]]
+    );
+    // `graph` holds nodes in dbt's manifest shape, defaults included.
+    assert_eq!(
+        duck.query(root, "select shape from main.graph_shape"),
+        vec![vec![Value::from("pkg/protected/False/True")]]
     );
     // The root project's Jinja config made the package's model a table.
     assert_eq!(
