@@ -899,8 +899,8 @@ fn build_one_model(
     } else {
         n.compiled_code.clone().unwrap_or_default()
     };
-    let hooks = |key: &str| -> Result<Vec<String>, String> {
-        string_or_list(n.config.get(key))
+    let render_hooks = |hooks: &[String]| -> Result<Vec<String>, String> {
+        hooks
             .iter()
             .map(|h| {
                 let r = c
@@ -918,8 +918,14 @@ fn build_one_model(
             })
             .collect()
     };
-    let pre = hooks("pre-hook")?;
-    let post = hooks("post-hook")?;
+    let pre = render_hooks(&string_or_list(n.config.get("pre-hook")))?;
+    // A post-hook that queries the warehouse while it renders (e.g. to
+    // insert rows into `this`) needs the relation built: it is rendered and
+    // run after the build, as dbt renders each hook when it runs it.
+    let (later, now): (Vec<String>, Vec<String>) = string_or_list(n.config.get("post-hook"))
+        .into_iter()
+        .partition(|h| c.renderer.queries_when_rendered(h));
+    let post = render_hooks(&now)?;
     let failed_at = |e: materialize::BuildError| {
         let compiled = format!(
             "{}/run/{}/{}",
@@ -967,6 +973,14 @@ fn build_one_model(
         }
     }
     .map_err(failed_at)?;
+    for sql in render_hooks(&later)? {
+        if sql.trim().is_empty() {
+            continue;
+        }
+        lock(conn)
+            .execute(&sql)
+            .map_err(|e| format!("post-hook failed: {e}"))?;
+    }
     let mut r = ok("success", out.message, out.rows_affected, None);
     r.sql = rendered_at_run.then_some(sql);
     Ok(r)

@@ -390,6 +390,18 @@ impl Renderer {
         self.dynamic_macros.contains_key(name)
     }
 
+    /// Whether rendering `text` may query the warehouse: it says so itself
+    /// (`run_query`, `adapter.`, …) or calls a macro that does.
+    pub fn queries_when_rendered(&self, text: &str) -> bool {
+        text_is_dynamic(text)
+            || self.dynamic_macros.iter().any(|(name, dynamic)| {
+                *dynamic
+                    && text
+                        .match_indices(name.as_str())
+                        .any(|(i, _)| text[i + name.len()..].trim_start().starts_with('('))
+            })
+    }
+
     /// Replace phase-one placeholders with the resolved relation names.
     pub fn substitute(&self, text: &str) -> String {
         if !text.contains(MARK) {

@@ -1164,6 +1164,14 @@ fn packages_versions_and_project_config_jinja_build() {
                 "models:\n  - name: dim_orders\n    latest_version: 1\n    columns:\n      - name: order_id\n        data_tests: [unique]\n      - name: v\n    versions:\n      - v: 1\n      - v: 2\n        columns:\n          - include: all\n            exclude: [v]\n",
             ),
             (
+                "macros/add_row.sql",
+                "{% macro add_row(rel) %}{% if execute %}{% do run_query('insert into ' ~ rel ~ ' values (2)') %}{% endif %}{% endmacro %}\n",
+            ),
+            (
+                "models/marts/hooked.sql",
+                "{{ config(materialized='table', post_hook=\"{{ add_row(this) }}\") }}\nselect 1 as n\n",
+            ),
+            (
                 "models/marts/graph_shape.sql",
                 "{% set found = [] %}{% if execute %}{% for n in graph.nodes.values() if n.name == 'pkg_orders' %}{% do found.append(n.package_name ~ '/' ~ n.access ~ '/' ~ n.config.contract.enforced ~ '/' ~ n.config.enabled) %}{% endfor %}{% endif %}\nselect '{{ found | join(\",\") }}' as shape\n",
             ),
@@ -1182,6 +1190,7 @@ fn packages_versions_and_project_config_jinja_build() {
             "+pkg_orders+",
             "lookup",
             "graph_shape",
+            "hooked",
         ],
     );
     assert_ok(&out, "build");
@@ -1201,6 +1210,11 @@ fn packages_versions_and_project_config_jinja_build() {
     assert_eq!(
         duck.query(root, "select latest, second from main.orders_by_version"),
         vec![vec![Value::from(1), Value::from(2)]]
+    );
+    // A post-hook that queries while it renders runs once `this` exists.
+    assert_eq!(
+        duck.query(root, "select count(*) from main.hooked"),
+        vec![vec![Value::from(2)]]
     );
     // `graph` holds nodes in dbt's manifest shape, defaults included.
     assert_eq!(
