@@ -361,7 +361,7 @@ impl Serialize for ManifestNode<'_> {
 
 /// A node's config as dbt writes it: `materialized` and `enabled` always
 /// present, sluice's internal keys left out.
-struct ManifestConfig<'a>(&'a Node);
+pub struct ManifestConfig<'a>(pub &'a Node);
 
 impl Serialize for ManifestConfig<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

@@ -95,7 +95,10 @@ impl PreviousState {
         let Some(old) = old else { return true };
         let body = || old["checksum"]["checksum"].as_str() != Some(node.checksum.as_str());
         let configs = || {
-            let mut now = serde_json::to_value(&node.config).unwrap_or(Value::Null);
+            // The config as the manifest writes it, defaults included, so
+            // that both sides have the same shape.
+            let mut now =
+                serde_json::to_value(crate::artifacts::ManifestConfig(node)).unwrap_or(Value::Null);
             let mut before = old["config"].clone();
             for v in [&mut now, &mut before] {
                 if let Value::Object(m) = v {
