@@ -84,6 +84,10 @@ pub struct RunArgs {
     /// Resolve unselected parents that are missing here to their relations in `--state`.
     #[arg(long, requires = "state")]
     pub defer: bool,
+    /// Build with no data: every ref() and source() reads zero rows, so the
+    /// SQL and the schemas are checked against the warehouse cheaply.
+    #[arg(long)]
+    pub empty: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -269,6 +269,17 @@ pub fn target_value(t: &profiles::Target) -> Value {
 
 /// Load, render and name everything (phase one). `which` is the command name.
 pub fn load(g: &GlobalArgs, ui: &Ui, which: &str, full_refresh: bool) -> Result<Loaded, Failure> {
+    load_with(g, ui, which, full_refresh, false)
+}
+
+/// `load` for `run`/`build`, with `--empty`.
+pub fn load_with(
+    g: &GlobalArgs,
+    ui: &Ui,
+    which: &str,
+    full_refresh: bool,
+    empty: bool,
+) -> Result<Loaded, Failure> {
     let root = project_dir(g);
     let started = Instant::now();
     let (project, warnings) = project::load(&root)?;
@@ -279,6 +290,7 @@ pub fn load(g: &GlobalArgs, ui: &Ui, which: &str, full_refresh: bool) -> Result<
         cli_vars: cli_vars(g)?,
         full_refresh,
         which: which.to_string(),
+        empty,
     };
     let compiled = compile::parse(project, settings, warnings)?;
     if g.warn_error && !compiled.warnings.0.is_empty() {

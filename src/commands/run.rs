@@ -19,7 +19,7 @@ use std::time::Instant;
 use serde_json::{json, Value};
 
 use super::extract::{extract_and_stage, sources_among, ExtractSource};
-use super::{load, select_ids, shown_path, Exit, Failure, Ui};
+use super::{load_with, select_ids, shown_path, Exit, Failure, Ui};
 use crate::cli::{GlobalArgs, RunArgs};
 use crate::compile::{self, Compiled};
 use crate::compiled_files;
@@ -94,7 +94,7 @@ impl NodeResult {
 
 pub fn execute(g: &GlobalArgs, ui: &Ui, mode: Mode, a: &RunArgs) -> Result<Exit, Failure> {
     let started = Instant::now();
-    let loaded = load(g, ui, mode.name(), a.full_refresh)?;
+    let loaded = load_with(g, ui, mode.name(), a.full_refresh, a.empty)?;
     let c = loaded.compiled;
     let target = loaded.target;
     let chosen = select_ids(&c, &a.select)?;
@@ -151,7 +151,7 @@ pub fn retry(g: &GlobalArgs, ui: &Ui, a: &RunArgs) -> Result<Exit, Failure> {
         })
         .filter_map(|r| r["unique_id"].as_str().map(str::to_string))
         .collect();
-    let loaded = load(g, ui, mode.name(), a.full_refresh)?;
+    let loaded = load_with(g, ui, mode.name(), a.full_refresh, a.empty)?;
     let c = &loaded.compiled;
     // A failed or skipped extraction step is retried as a whole.
     let extractions: Vec<ExtractSource> = if mode == Mode::Build {

@@ -46,7 +46,9 @@
 //!   `state:` is an error saying `--state` is required;
 //! * `metric:`, `semantic_model:`, `saved_query:` —
 //!   valid, but sluice has no such resources, so they match nothing;
-//! * `result:`, `source_status:`, `version:` — recognized but not supported.
+//! * `version:` — `latest`, `old`, `prerelease` (against `latest_version`) or
+//!   `none` (models without versions);
+//! * `result:`, `source_status:` — recognized but not supported.
 //!
 //! # Tests ("indirect selection")
 //!
@@ -811,7 +813,37 @@ enum Matcher<'c> {
     Named(ResourceType, &'c str),
     ResourceType(Option<ResourceType>),
     State(&'c str, StateCheck<'c>, &'c str),
+    /// `version:latest|old|prerelease|none` (versioned models).
+    Version(VersionKind),
     Nothing,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum VersionKind {
+    Latest,
+    Old,
+    Prerelease,
+    None,
+}
+
+/// Where a model's version stands against its latest: `version:` selector.
+fn version_matches(node: &Node, kind: VersionKind) -> bool {
+    if node.resource_type != ResourceType::Model {
+        return false;
+    }
+    let (Some(v), Some(latest)) = (&node.version, &node.latest_version) else {
+        return kind == VersionKind::None && node.version.is_none();
+    };
+    let order = match (v.parse::<f64>(), latest.parse::<f64>()) {
+        (Ok(a), Ok(b)) => a.total_cmp(&b),
+        _ => v.cmp(latest),
+    };
+    match kind {
+        VersionKind::Latest => order.is_eq(),
+        VersionKind::Old => order.is_lt(),
+        VersionKind::Prerelease => order.is_gt(),
+        VersionKind::None => false,
+    }
 }
 
 impl<'c> Matcher<'c> {
@@ -850,7 +882,18 @@ impl<'c> Matcher<'c> {
             Method::Metric | Method::SemanticModel | Method::SavedQuery => Matcher::Nothing,
             Method::Exposure => Matcher::Named(ResourceType::Exposure, v),
             Method::UnitTest => Matcher::Named(ResourceType::UnitTest, v),
-            Method::Result | Method::SourceStatus | Method::Version => {
+            Method::Version => Matcher::Version(match v {
+                "latest" => VersionKind::Latest,
+                "old" => VersionKind::Old,
+                "prerelease" => VersionKind::Prerelease,
+                "none" => VersionKind::None,
+                _ => {
+                    return Err(invalid(format!(
+                        "invalid version selector \"{v}\": expected \"latest\", \"old\", \"prerelease\" or \"none\""
+                    )))
+                }
+            }),
+            Method::Result | Method::SourceStatus => {
                 return Err(SelectError::Unsupported {
                     spec: c.raw.clone(),
                     method: c.method.as_str().to_string(),
@@ -879,6 +922,7 @@ impl<'c> Matcher<'c> {
             Matcher::Path(pattern) => pattern.as_ref().is_some_and(|p| path_matches(node, p)),
             Matcher::File(sel) => file_matches(&node.original_file_path, sel),
             Matcher::Package(sel) => fnmatch(&node.package_name, sel),
+            Matcher::Version(kind) => version_matches(node, *kind),
             Matcher::Config(keys, sel) => config_matches(node, keys, sel),
             Matcher::TestName(sel) => node
                 .test_metadata

@@ -108,6 +108,8 @@ pub struct RenderSettings {
     pub cli_vars: serde_json::Map<String, serde_json::Value>,
     pub full_refresh: bool,
     pub which: String,
+    /// `--empty`: refs and sources read no rows.
+    pub empty: bool,
 }
 
 pub struct Renderer {
@@ -302,6 +304,7 @@ impl Renderer {
                 unique_id: n.unique_id.clone(),
                 resolved: self.resolver.relation(&n.unique_id),
                 engine: self.settings.engine,
+                limit_zero: false,
             })
         });
         let model = node.map(model_value);
@@ -422,6 +425,7 @@ impl Renderer {
                 let (id, what) = part.rsplit_once('|').unwrap_or((part, "relation"));
                 match relations.get(id) {
                     Some(r) => match what {
+                        "empty" => out.push_str(&r.render_limit_zero(self.settings.engine)),
                         "schema" => out.push_str(&r.schema),
                         "identifier" => out.push_str(&r.identifier),
                         "database" => out.push_str(r.database.as_deref().unwrap_or("")),
@@ -828,6 +832,7 @@ fn register_globals(
     graph: &Arc<std::sync::OnceLock<Value>>,
 ) {
     let engine = settings.engine;
+    let empty = settings.empty;
 
     let r = resolver.clone();
     env.add_function(
@@ -876,6 +881,7 @@ fn register_globals(
                 resolved: r.relation(&id),
                 unique_id: id,
                 engine,
+                limit_zero: empty,
             }))
         },
     );
@@ -915,6 +921,7 @@ fn register_globals(
                 resolved: r.relation(&id),
                 unique_id: id,
                 engine,
+                limit_zero: empty,
             }))
         },
     );
@@ -1462,6 +1469,7 @@ mod adapter {
                 unique_id: String::new(),
                 resolved: Some(resolved),
                 engine: self.engine,
+                limit_zero: false,
             }))
         }
     }
@@ -1644,6 +1652,7 @@ mod adapter {
                             kind: kind.into(),
                         }),
                         engine: self.engine,
+                        limit_zero: false,
                     }))
                 }
                 "get_columns_in_relation" => {

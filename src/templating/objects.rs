@@ -23,6 +23,8 @@ pub struct RelationObj {
     pub unique_id: String,
     pub resolved: Option<ResolvedRelation>,
     pub engine: Engine,
+    /// `--empty`: a ref or source reads no rows (dbt's `limit 0` relation).
+    pub limit_zero: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +52,27 @@ impl ResolvedRelation {
             }
         }
         parts.join(".")
+    }
+}
+
+impl ResolvedRelation {
+    /// The relation read as no rows, as dbt renders refs and sources under
+    /// `--empty`: `(select * from <relation> where false limit 0)`, aliased
+    /// `_dbt_limit_subq_<name>` where the engine requires subqueries to
+    /// have an alias (PostgreSQL; dbt-duckdb leaves it out). An ephemeral
+    /// model's CTE is read as is.
+    pub fn render_limit_zero(&self, engine: Engine) -> String {
+        if self.kind == "ephemeral" {
+            return self.render();
+        }
+        let alias = match engine {
+            Engine::Postgres => format!(" _dbt_limit_subq_{}", self.identifier),
+            Engine::DuckDb => String::new(),
+        };
+        format!(
+            "(select * from {} where false limit 0){alias}",
+            self.render()
+        )
     }
 }
 
@@ -131,18 +154,17 @@ impl Object for RelationObj {
     }
 
     fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.resolved {
-            Some(r) => f.write_str(&r.render()),
-            None => f.write_str(&placeholder(&self.unique_id, "relation")),
-        }
+        fmt::Display::fmt(self.as_ref(), f)
     }
 }
 
 impl fmt::Display for RelationObj {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.resolved {
-            Some(r) => f.write_str(&r.render()),
-            None => f.write_str(&placeholder(&self.unique_id, "relation")),
+        match (&self.resolved, self.limit_zero) {
+            (Some(r), true) => f.write_str(&r.render_limit_zero(self.engine)),
+            (Some(r), false) => f.write_str(&r.render()),
+            (None, true) => f.write_str(&placeholder(&self.unique_id, "empty")),
+            (None, false) => f.write_str(&placeholder(&self.unique_id, "relation")),
         }
     }
 }
