@@ -97,8 +97,22 @@ pub fn parse(
     for d in found.into_iter().flatten() {
         diags.push(d);
     }
-    // Disabled nodes leave the graph (dbt keeps them under `disabled`).
+    // Disabled nodes leave the graph (dbt keeps them under `disabled`), and
+    // so do the generic tests declared on them.
     project.nodes.retain(|_, n| n.enabled());
+    let gone: Vec<String> = project
+        .nodes
+        .iter()
+        .filter(|(_, n)| {
+            n.attached_node
+                .as_ref()
+                .is_some_and(|a| !project.nodes.contains_key(a))
+        })
+        .map(|(id, _)| id.clone())
+        .collect();
+    for id in gone {
+        project.nodes.remove(&id);
+    }
     resolve_dependencies(&mut project, &renderer, &mut diags);
     name_relations(&mut project, &renderer, &mut diags);
     let graph = Graph::build(&project.nodes);

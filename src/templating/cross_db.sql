@@ -225,3 +225,13 @@ end{% endmacro %}
     )
     select * from filtered
 {% endmacro %}
+
+{# ---- the deprecated current_timestamp_backcompat macros (dbt_utils' old current_timestamp) ---- #}
+{% macro current_timestamp_backcompat() %}{{ return(adapter.dispatch('current_timestamp_backcompat', 'dbt')()) }}{% endmacro %}
+{% macro default__current_timestamp_backcompat() %}current_timestamp::timestamp{% endmacro %}
+{% macro postgres__current_timestamp_backcompat() %}current_timestamp::timestamp without time zone{% endmacro %}
+{# The bundled DuckDB has no ICU to cast a timestamptz: the naive UTC timestamp. #}
+{% macro duckdb__current_timestamp_backcompat() %}make_timestamp(epoch_us(get_current_timestamp())){% endmacro %}
+{% macro current_timestamp_in_utc_backcompat() %}{{ return(adapter.dispatch('current_timestamp_in_utc_backcompat', 'dbt')()) }}{% endmacro %}
+{% macro default__current_timestamp_in_utc_backcompat() %}{{ return(adapter.dispatch('current_timestamp_backcompat', 'dbt')()) }}{% endmacro %}
+{% macro postgres__current_timestamp_in_utc_backcompat() %}(current_timestamp at time zone 'utc')::timestamp without time zone{% endmacro %}

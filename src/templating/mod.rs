@@ -298,6 +298,7 @@ impl Renderer {
             execute,
             is_incremental,
             connection,
+            disabled: node.is_some_and(|n| !n.enabled()),
         });
         let this = node.map(|n| {
             Value::from_object(RelationObj {
@@ -322,7 +323,7 @@ impl Renderer {
         };
         let result = self
             .env
-            .template_from_named_str(name, &mutable::literals(source))
+            .template_from_named_str(name, &mutable::literals(&conditional_do(source)))
             .and_then(|t| t.render(ctx));
         let captured = std::mem::take(&mut *match scope.captured.lock() {
             Ok(g) => g,
@@ -369,6 +370,7 @@ impl Renderer {
             execute: false,
             is_incremental: false,
             connection: None,
+            disabled: false,
         });
         let ctx = context! {
             __sluice => Value::from_dyn_object(scope.clone()),
@@ -596,10 +598,157 @@ pub fn jinja_diagnostic(
     d
 }
 
+/// Jinja2's `do` takes any expression, and dbt code writes
+/// `{% do items.append(x) if cond %}`; minijinja's takes only a call. Such
+/// a `do` becomes `{% set __sluice_do = … %}`, which evaluates the same
+/// expression (the call only happens when `cond` holds). Unchanged (and not
+/// copied) when there is none.
+pub fn conditional_do(text: &str) -> std::borrow::Cow<'_, str> {
+    let text = match unary_plus(text) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(changed) => {
+            return std::borrow::Cow::Owned(conditional_do(&changed).into_owned())
+        }
+    };
+    if !text.contains("do ") || !text.contains(" if ") {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut at = 0;
+    while let Some(open) = text[at..].find("{%").map(|i| at + i) {
+        at = open + 2;
+        let Some(close) = text[at..].find("%}").map(|i| at + i) else {
+            break;
+        };
+        let inner = &text[at..close];
+        let body = inner.trim_start_matches(['-', '+']).trim_start();
+        let Some(expr) = body
+            .strip_prefix("do")
+            .filter(|e| e.starts_with(char::is_whitespace))
+        else {
+            continue;
+        };
+        if !has_top_level_if(expr) {
+            continue;
+        }
+        let do_at = at + (inner.len() - body.len());
+        out.push_str(&text[copied..do_at]);
+        out.push_str("set __sluice_do =");
+        copied = do_at + 2;
+        at = close + 2;
+    }
+    if copied == 0 {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    out.push_str(&text[copied..]);
+    std::borrow::Cow::Owned(out)
+}
+
+/// Jinja2 has a unary plus (`interval = +1`), minijinja does not: inside
+/// `{{ … }}` and `{% … %}`, a `+` where an operand starts (after `=`, `(`,
+/// `[`, `,` or another operator) is dropped. Unchanged (and not copied)
+/// when there is none.
+fn unary_plus(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains('+') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let bytes = text.as_bytes();
+    let mut drop = Vec::new();
+    let mut at = 0;
+    while let Some(open) = text[at..].find(['{']).map(|i| at + i) {
+        at = open + 1;
+        let Some(close_tag) = (match bytes.get(open + 1) {
+            Some(b'{') => Some("}}"),
+            Some(b'%') => Some("%}"),
+            _ => None,
+        }) else {
+            continue;
+        };
+        let start = open + 2;
+        let Some(end) = text[start..].find(close_tag).map(|i| start + i) else {
+            break;
+        };
+        let mut quote: Option<u8> = None;
+        let mut prev: u8 = b'(';
+        for i in start..end {
+            let b = bytes[i];
+            match quote {
+                Some(q) if b == q => quote = None,
+                Some(_) => continue,
+                None if b == b'\'' || b == b'"' => quote = Some(b),
+                None if b == b'+'
+                    && i > start
+                    && b"=([,+-*/<>".contains(&prev)
+                    && bytes
+                        .get(i + 1)
+                        .is_some_and(|n| n.is_ascii_alphanumeric() || *n == b'(' || *n == b' ') =>
+                {
+                    drop.push(i);
+                }
+                None => {}
+            }
+            if !b.is_ascii_whitespace() {
+                prev = b;
+            }
+        }
+        at = end;
+    }
+    if drop.is_empty() {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    for i in drop {
+        out.push_str(&text[copied..i]);
+        out.push(' ');
+        copied = i + 1;
+    }
+    out.push_str(&text[copied..]);
+    std::borrow::Cow::Owned(out)
+}
+
+/// Whether `expr` has the keyword `if` outside brackets and strings (a
+/// conditional expression).
+fn has_top_level_if(expr: &str) -> bool {
+    let bytes = expr.as_bytes();
+    let mut depth = 0i32;
+    let mut quote: Option<u8> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match quote {
+            Some(_) if b == b'\\' => i += 1,
+            Some(q) if b == q => quote = None,
+            Some(_) => {}
+            None => match b {
+                b'\'' | b'"' => quote = Some(b),
+                b'(' | b'[' | b'{' => depth += 1,
+                b')' | b']' | b'}' => depth -= 1,
+                b'i' if depth == 0
+                    && expr[i..].starts_with("if")
+                    && i > 0
+                    && bytes[i - 1].is_ascii_whitespace()
+                    && bytes.get(i + 2).is_some_and(u8::is_ascii_whitespace) =>
+                {
+                    return true
+                }
+                _ => {}
+            },
+        }
+        i += 1;
+    }
+    false
+}
+
 /// Rewrite dbt's `{% test name(…) %}…{% endtest %}` blocks as the macros
-/// they define (`test_name`), keeping every line where it was.
+/// they define (`test_name`), and `{% materialization name, adapter %}`
+/// blocks as dbt's `materialization_<name>_<adapter>` macros, keeping every
+/// line where it was. (sluice builds with its own materializations; a
+/// project's custom ones parse, and a model that uses one is an error
+/// naming it when it runs.)
 pub fn desugar_test_blocks(text: &str) -> String {
-    if !text.contains("test") {
+    if !text.contains("test") && !text.contains("materialization") {
         return text.to_string();
     }
     let mut out = String::with_capacity(text.len() + 16);
@@ -613,14 +762,44 @@ pub fn desugar_test_blocks(text: &str) -> String {
         let lead = rest.len() - rest.trim_start().len();
         out.push_str(&rest[..lead]);
         rest = &rest[lead..];
+        let ends_tag =
+            |after: &str| after.starts_with(|c: char| c.is_whitespace() || c == '-' || c == '%');
         if let Some(after) = rest.strip_prefix("test ") {
             out.push_str("macro test_");
             rest = after.trim_start();
-        } else if let Some(after) = rest.strip_prefix("endtest") {
-            if after.starts_with(|c: char| c.is_whitespace() || c == '-' || c == '%') {
-                out.push_str("endmacro");
-                rest = after;
+        } else if let Some(after) = rest.strip_prefix("endtest").filter(|a| ends_tag(a)) {
+            out.push_str("endmacro");
+            rest = after;
+        } else if let Some(after) = rest.strip_prefix("materialization ") {
+            let Some(close) = after.find("%}") else { break };
+            let args = after[..close].trim_end().trim_end_matches(['-', '+']);
+            let mut parts = args.split(',').map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            let adapter = parts
+                .find_map(|p| {
+                    (p == "default").then(|| "default".to_string()).or_else(|| {
+                        p.strip_prefix("adapter")
+                            .map(|v| v.trim_start().trim_start_matches('=').trim())
+                            .map(|v| v.trim_matches(['\'', '"']).to_string())
+                    })
+                })
+                .unwrap_or_else(|| "default".to_string());
+            out.push_str(&format!("macro materialization_{name}_{adapter}() "));
+            // Keep a `-%}` / `+%}` whitespace control.
+            if let Some(c) = after[..close]
+                .chars()
+                .last()
+                .filter(|c| *c == '-' || *c == '+')
+            {
+                out.push(c);
             }
+            rest = &after[close..];
+        } else if let Some(after) = rest
+            .strip_prefix("endmaterialization")
+            .filter(|a| ends_tag(a))
+        {
+            out.push_str("endmacro");
+            rest = after;
         }
     }
     out.push_str(rest);
@@ -654,7 +833,7 @@ fn add_macro_templates(
     path: &str,
     text: &str,
 ) -> Result<(), Diagnostic> {
-    let text = mutable::literals(&desugar_test_blocks(text)).into_owned();
+    let text = mutable::literals(&conditional_do(&desugar_test_blocks(text))).into_owned();
     env.add_template_owned(path.to_string(), text.clone())
         .map_err(|e| jinja_diagnostic(&e, path, None))?;
     for (name, source) in crate::project::macro_sources(&text).unwrap_or_default() {
@@ -857,6 +1036,9 @@ fn register_globals(
             let version = version.filter(|v| !v.is_none() && !v.is_undefined());
             let key = ref_key(&name, version.as_ref().map(|v| v.to_string()).as_deref());
             let Some(id) = r.resolve_ref(package.as_deref(), &key, from).cloned() else {
+                if scope.node_disabled() {
+                    return Ok(Value::UNDEFINED);
+                }
                 let hint = match did_you_mean(&name, r.by_name.keys().map(String::as_str)) {
                     Some(s) => format!("did you mean `{s}`?"),
                     None => "no model, seed or snapshot has that name".to_string(),
@@ -896,6 +1078,9 @@ fn register_globals(
                 .get(&(source_name.clone(), table_name.clone()))
                 .cloned()
             else {
+                if scope.node_disabled() {
+                    return Ok(Value::UNDEFINED);
+                }
                 let known: Vec<String> =
                     r.sources.keys().map(|(s, t)| format!("{s}.{t}")).collect();
                 let wanted = format!("{source_name}.{table_name}");
@@ -963,8 +1148,8 @@ fn register_globals(
             .map(|p| (p.to_string(), vars_for(p)))
             .collect(),
     );
-    env.add_function("var", move |state: &State, name: String, default: Option<Value>, kwargs: minijinja::value::Kwargs| -> Result<Value, Error> {
-        let default = positional_or_keyword(default, &kwargs, "default")?;
+    env.add_function("var", move |state: &State, name: String, args: Rest<Value>| -> Result<Value, Error> {
+        let default = var_default(&args)?;
         let scope = RenderScope::of(state).ok();
         let package = scope
             .as_ref()
@@ -980,6 +1165,7 @@ fn register_globals(
             }
             (Some(v), _) => Ok(Value::from_serialize(v)),
             (None, Some(d)) => Ok(d),
+            (None, None) if scope.as_ref().is_some_and(|s| s.node_disabled()) => Ok(Value::from(())),
             (None, None) => {
                 let hint = match did_you_mean(&name, vars.keys().map(String::as_str)) {
                     Some(s) => format!("did you mean `{s}`?"),
@@ -1235,6 +1421,30 @@ fn jinja_float(v: Value, default: Option<Value>) -> Value {
 
 /// An optional argument given by position or by keyword (`var('x', 3)` or
 /// `var('x', default=3)`; dbt code writes both).
+/// `var(name, default)`'s default, by position or keyword. A `None` given
+/// as the default is a default (`var('x', none)` is none when `x` is not
+/// set), unlike no default at all.
+fn var_default(args: &[Value]) -> Result<Option<Value>, Error> {
+    let mut default = None;
+    for a in args {
+        if a.is_kwargs() {
+            let kwargs = minijinja::value::Kwargs::try_from(a.clone())?;
+            if kwargs.has("default") {
+                default = Some(kwargs.get::<Value>("default")?);
+            }
+            kwargs.assert_all_used()?;
+        } else if default.is_none() {
+            default = Some(a.clone());
+        } else {
+            return Err(Error::new(
+                ErrorKind::TooManyArguments,
+                "var() takes a name and a default",
+            ));
+        }
+    }
+    Ok(default)
+}
+
 fn positional_or_keyword(
     given: Option<Value>,
     kwargs: &minijinja::value::Kwargs,
@@ -1330,6 +1540,41 @@ mod tests {
             assert_eq!(render_config_string(text, &vars).unwrap(), want, "{text}");
         }
         assert!(render_config_string("{{ var('missing', dflt=3) }}", &vars).is_err());
+    }
+
+    #[test]
+    fn materialization_blocks_become_dbt_named_macros_on_the_same_lines() {
+        let src = "{% materialization table_x, adapter='duckdb', supported_languages=['sql'] -%}\n  {{ return('t') }}\n{%- endmaterialization %}\n{% materialization view_x, default %}v{% endmaterialization %}";
+        let out = desugar_test_blocks(src);
+        assert_eq!(
+            out,
+            "{% macro materialization_table_x_duckdb() -%}\n  {{ return('t') }}\n{%- endmacro %}\n{% macro materialization_view_x_default() %}v{% endmacro %}"
+        );
+    }
+
+    #[test]
+    fn a_conditional_do_runs_its_call_only_when_the_condition_holds() {
+        let src = "{% set l = [] %}{%- do l.append('a') if true -%}{% do l.append('b') if false %}{% do l.append('(if)') %}{{ l | join(',') }}";
+        let rewritten = conditional_do(src);
+        assert!(
+            rewritten.contains("{%- set __sluice_do = l.append('a') if true -%}"),
+            "{rewritten}"
+        );
+        assert!(
+            rewritten.contains("{% do l.append('(if)') %}"),
+            "{rewritten}"
+        );
+        let mut env = Environment::new();
+        env.add_function(mutable::LIST, mutable::List::value);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        let out = env
+            .render_str(&mutable::literals(&rewritten), context! {})
+            .expect("render");
+        assert_eq!(out, "a,(if)");
+        assert!(matches!(
+            conditional_do("{% do x.y() %}"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]

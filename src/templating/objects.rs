@@ -194,6 +194,10 @@ pub struct RenderScope {
     pub execute: bool,
     pub is_incremental: bool,
     pub connection: Option<Arc<Mutex<Box<dyn Connection>>>>,
+    /// The node is disabled by its config before rendering (project or
+    /// YAML): like one whose `config(enabled=false)` has run, it is never
+    /// built, so a missing var or an unknown ref in it is not an error.
+    pub disabled: bool,
 }
 
 impl fmt::Debug for RenderScope {
@@ -207,6 +211,18 @@ impl fmt::Debug for RenderScope {
 impl Object for RenderScope {}
 
 impl RenderScope {
+    /// Whether the node being rendered is disabled, by its config or by a
+    /// `config(enabled=false)` call already made. dbt leaves such nodes out
+    /// of the graph, so what they reference need not exist.
+    pub fn node_disabled(&self) -> bool {
+        self.disabled
+            || self.with(|c| {
+                c.config
+                    .get("enabled")
+                    .is_some_and(|v| v == &serde_json::Value::Bool(false))
+            })
+    }
+
     pub fn of(state: &State) -> Result<Arc<RenderScope>, Error> {
         state
             .lookup("__sluice")

@@ -1074,3 +1074,66 @@ fn deps_installs_hub_and_local_packages() {
     // It points at the entry that asked for it.
     assert!(stderr.contains("packages.yml:2"), "{stderr}");
 }
+
+/// dbt's parse-time leniency: a node disabled by its own `config()` or by
+/// the project may reference models and vars that do not exist, and the
+/// generic tests declared on a disabled model go with it; `var('x', none)`
+/// is none, not a missing var. Jinja2's `do … if …` and unary plus render.
+#[test]
+fn disabled_nodes_may_reference_what_does_not_exist() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_tree(
+        &repo_root().join("tests/fixtures/bad/unknown_selector"),
+        dir.path(),
+    );
+    let root = dir.path();
+    let write = |path: &str, text: &str| {
+        let p = root.join(path);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    };
+    write(
+        "models/off_by_config.sql",
+        "{{ config(enabled=var('feature_on', false)) }}\nselect * from {{ ref('not_a_model') }} join {{ var('not_a_var') }}\n",
+    );
+    write(
+        "models/off_by_yaml.sql",
+        "select * from {{ ref('base') }}\n",
+    );
+    write(
+        "models/schema.yml",
+        "models:\n  - name: off_by_yaml\n    config:\n      enabled: false\n    columns:\n      - name: id\n        data_tests: [not_null]\n",
+    );
+    write(
+        "models/python_habits.sql",
+        "{% set parts = [] %}{% do parts.append('kept') if var('flag', none) is none %}{% do parts.append('dropped') if false %}\nselect '{{ parts | join(',') }}' as parts, {{ +1 }} as one\n",
+    );
+    let out = run_in(root, &["compile"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let compiled =
+        std::fs::read_to_string(root.join("target/compiled/bad/models/python_habits.sql"))
+            .expect("compiled");
+    assert!(
+        compiled.contains("select 'kept' as parts, 1 as one"),
+        "{compiled}"
+    );
+    let manifest = std::fs::read_to_string(root.join("target/manifest.json")).expect("manifest");
+    assert!(
+        !manifest.contains("model.bad.off_by_config"),
+        "disabled model listed"
+    );
+    assert!(
+        !manifest.contains("not_null_off_by_yaml_id"),
+        "test of a disabled model kept"
+    );
+
+    // Enabled, the same model's unknown ref is the error it always was.
+    let out = run_in(root, &["compile", "--vars", "{feature_on: true}"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("unknown model `not_a_model` in ref()")
+            && out.stderr.contains("models/off_by_config.sql:2"),
+        "{}",
+        out.stderr
+    );
+}
