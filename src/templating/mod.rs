@@ -69,6 +69,10 @@ impl Resolver {
     /// the project sets `require_ref_prefers_node_package_to_root`), then
     /// any package.
     pub fn resolve_ref(&self, package: Option<&str>, name: &str, from: &str) -> Option<&String> {
+        if package.is_none() && from == self.root {
+            // The everyday case, without allocating.
+            return self.by_name.get(name);
+        }
         let key = |p: &str| (p.to_string(), name.to_string());
         let candidates: Vec<Option<&String>> = match package {
             Some(p) => vec![self.by_package.get(&key(p))],
