@@ -437,26 +437,28 @@ fn compile_cmd(
     let base = target_dir.join("compiled");
     let shown_base = shown_path(&base, &root);
     // Every compiled node's file; tests go under their YAML file's path.
-    let mut compiled = Vec::new();
-    for id in &ids {
-        let Some(n) = c.project.nodes.get_mut(id) else {
-            continue;
-        };
-        if n.compiled_code.is_none() {
-            continue;
-        }
+    // Tens of thousands of paths: made on the pool.
+    let selected: Vec<&mut crate::project::node::Node> = c
+        .project
+        .nodes
+        .iter_mut()
+        .filter(|(id, n)| n.compiled_code.is_some() && ids.contains(*id))
+        .map(|(_, n)| n)
+        .collect();
+    selected.into_par_iter().for_each(|n| {
         n.compiled_path = Some(format!(
             "{shown_base}/{}/{}",
             n.package_name,
             compiled_files::rel_path(n)
         ));
-        compiled.push(id);
-    }
+    });
     let c = &*c;
-    let jobs: Vec<compiled_files::Job> = compiled
-        .into_iter()
-        .map(|id| {
-            let n = &c.project.nodes[id];
+    let jobs: Vec<compiled_files::Job> = c
+        .project
+        .nodes
+        .par_iter()
+        .filter(|(id, n)| n.compiled_code.is_some() && ids.contains(*id))
+        .map(|(_, n)| {
             compiled_files::Job::new(
                 &target_dir,
                 n,
