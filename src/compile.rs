@@ -30,20 +30,6 @@ impl Compiled {
     }
 }
 
-/// The dbt_project.yml key whose tree configures resources of type `rt`.
-pub fn config_tree(rt: ResourceType) -> &'static str {
-    match rt {
-        ResourceType::Model => "models",
-        ResourceType::Seed => "seeds",
-        ResourceType::Source => "sources",
-        ResourceType::Test => "tests",
-        ResourceType::Analysis => "analyses",
-        ResourceType::Snapshot => "snapshots",
-        ResourceType::UnitTest => "unit_tests",
-        ResourceType::Exposure => "exposures",
-    }
-}
-
 /// Which nodes carry a template to render.
 fn is_rendered(n: &Node) -> bool {
     matches!(
@@ -71,7 +57,7 @@ pub fn parse(
             if node.resource_type == ResourceType::Test && node.test_metadata.is_some() {
                 node.raw_code = generic_test_call(node);
             }
-            render_config_values(node, &renderer, &mut found);
+            render_config_values(node, &renderer, root, &mut found);
             if is_rendered(node) {
                 render_node(node, &renderer, &mut found);
             }
@@ -79,10 +65,10 @@ pub fn parse(
             // last word on its config, over the package's own and even
             // its `config()` call (dbt's `calculate_node_config`).
             if node.package_name != root.name {
-                for (k, v) in root.tree_config(config_tree(node.resource_type), &node.fqn) {
+                for (k, v) in root.tree_config(node.resource_type.config_tree(), &node.fqn) {
                     crate::project::config::merge_config_value(&mut node.config, &k, v);
                 }
-                render_config_values(node, &renderer, &mut found);
+                render_config_values(node, &renderer, root, &mut found);
             }
             node.tags = node
                 .config
@@ -159,13 +145,32 @@ pub fn parse(
 /// also inside `column_types:` and other maps) take the value they render
 /// to, as in dbt: `true`/`false` and numbers become what they say. Hooks
 /// are left for run time, where `this` is known.
-fn render_config_values(node: &mut Node, renderer: &Renderer, diags: &mut Vec<Diagnostic>) {
+/// A failure points at the key in the root dbt_project.yml when it is set
+/// there, else at the file that declares the node.
+fn render_config_values(
+    node: &mut Node,
+    renderer: &Renderer,
+    root: &crate::project::config::ProjectConfig,
+    diags: &mut Vec<Diagnostic>,
+) {
     const AT_RUN_TIME: [&str; 3] = ["pre-hook", "post-hook", "sql_header"];
-    let name = node.name.clone();
+    // Fields, not `defining_file()`: the config is borrowed mutably below.
+    let file = node.patch_path.as_ref().unwrap_or(&node.original_file_path);
+    let (name, line) = (&node.name, node.line);
     for (key, value) in node.config.iter_mut() {
         if !AT_RUN_TIME.contains(&key.as_str()) {
             render_config_value(value, renderer, &mut |mut d: Diagnostic| {
-                d.message = format!("config `{key}` of `{name}`: {}", d.message);
+                // Said once for every node the project's value reaches.
+                match crate::project::yaml::line_of_key(&root.text, &format!("+{key}"), 1) {
+                    Some(l) => {
+                        d.message = format!("config `{key}`: {}", d.message);
+                        d = d.at(crate::project::config::PROJECT_FILE, Some(l));
+                    }
+                    None => {
+                        d.message = format!("config `{key}` of `{name}`: {}", d.message);
+                        d = d.at(file.clone(), Some(line));
+                    }
+                }
                 diags.push(d);
             });
         }

@@ -111,8 +111,10 @@ pub fn load(root: &Path) -> Result<(Project, Diagnostics), Diagnostics> {
 /// in dbt.
 fn disable_from_root(root: &ProjectConfig, package: &str, nodes: &mut BTreeMap<String, Node>) {
     for n in nodes.values_mut().filter(|n| n.package_name == package) {
-        let tree = crate::compile::config_tree(n.resource_type);
-        if let Some(v) = root.tree_config(tree, &n.fqn).remove("enabled") {
+        if let Some(v) = root
+            .tree_config(n.resource_type.config_tree(), &n.fqn)
+            .remove("enabled")
+        {
             n.config.insert("enabled".to_string(), v);
         }
     }
@@ -961,8 +963,8 @@ impl<'a> Builder<'a> {
 
     /// A versioned model (`versions:`): each version's file
     /// (`<name>_v<v>.sql`, or `defined_in`) becomes node
-    /// `model.<project>.<name>.v<v>`, named `<name>`, with `<name>_v<v>` as
-    /// its relation name, and gets that version's properties.
+    /// `model.<project>.<name>.v<v>`, named `<name>` (its relation is named
+    /// `<name>_v<v>` with the others), and gets that version's properties.
     fn apply_versions(&mut self, p: &'a Patch) {
         let numeric = |v: &str| v.parse::<f64>().ok();
         let latest = p.latest_version.clone().or_else(|| {
@@ -1000,7 +1002,6 @@ impl<'a> Builder<'a> {
             };
             node.unique_id = format!("model.{}.{}.v{v}", self.project(), p.name);
             node.name = p.name.clone();
-            node.alias = format!("{}_v{v}", p.name);
             if let Some(last) = node.fqn.last_mut() {
                 *last = p.name.clone();
             }

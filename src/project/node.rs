@@ -33,6 +33,19 @@ impl ResourceType {
             ResourceType::Exposure => "exposure",
         }
     }
+    /// The dbt_project.yml key whose tree configures resources of this type.
+    pub fn config_tree(self) -> &'static str {
+        match self {
+            ResourceType::Model => "models",
+            ResourceType::Seed => "seeds",
+            ResourceType::Source => "sources",
+            ResourceType::Test => "tests",
+            ResourceType::Analysis => "analyses",
+            ResourceType::Snapshot => "snapshots",
+            ResourceType::UnitTest => "unit_tests",
+            ResourceType::Exposure => "exposures",
+        }
+    }
     pub fn parse(s: &str) -> Option<ResourceType> {
         Some(match s {
             "model" => ResourceType::Model,

@@ -179,7 +179,7 @@ fn parse_one(f: &SourceFile, doc: &Value, out: &mut SchemaFiles, diags: &mut Dia
         ("analyses", 3),
     ] {
         let mut cursor = f.line_of_key(key, 1, usize::MAX).unwrap_or(1);
-        for entry in map.get(key).and_then(Value::as_array).into_iter().flatten() {
+        for entry in items(map, key) {
             if let Some(p) = parse_patch(f, entry, cursor, diags) {
                 // Entries come in file order: the next one is below this one.
                 cursor = p.line;
@@ -194,12 +194,7 @@ fn parse_one(f: &SourceFile, doc: &Value, out: &mut SchemaFiles, diags: &mut Dia
     }
     out.unit_tests = entries(f, map, "unit_tests", diags, parse_unit_test, |t| t.line);
     out.exposures = entries(f, map, "exposures", diags, parse_exposure, |e| e.line);
-    for source in map
-        .get("sources")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for source in items(map, "sources") {
         parse_source(f, source, &mut out.sources, diags);
     }
 }
@@ -216,13 +211,18 @@ fn entries<T>(
 ) -> Vec<T> {
     let mut cursor = f.line_of_key(key, 1, usize::MAX).unwrap_or(1);
     let mut out = Vec::new();
-    for entry in map.get(key).and_then(Value::as_array).into_iter().flatten() {
+    for entry in items(map, key) {
         if let Some(t) = parse(f, entry, cursor, diags) {
             cursor = line_of(&t);
             out.push(t);
         }
     }
     out
+}
+
+/// The entries of list `key` of `m` (none when absent or not a list).
+fn items<'m>(m: &'m Map<String, Value>, key: &str) -> impl Iterator<Item = &'m Value> {
+    m.get(key).and_then(Value::as_array).into_iter().flatten()
 }
 
 fn str_of(m: &Map<String, Value>, key: &str) -> String {
@@ -308,12 +308,7 @@ fn parse_patch(
     patch.tests.extend(parse_tests(f, m, None, line, diags));
     patch.name = name;
     patch.latest_version = m.get("latest_version").map(version_text);
-    for v in m
-        .get("versions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for v in items(m, "versions") {
         if let Some(version) = parse_version(f, &patch, v, diags) {
             patch.versions.push(version);
         }
@@ -355,12 +350,7 @@ fn parse_version(
         .unwrap_or(base.line);
     let mut include: Option<Vec<String>> = None;
     let mut exclude: Vec<String> = Vec::new();
-    for c in m
-        .get("columns")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for c in items(m, "columns") {
         if let Some(i) = c.get("include") {
             include = match i {
                 Value::String(all) if all == "all" || all == "*" => None,
@@ -534,12 +524,7 @@ fn parse_unit_test(
         })
     };
     let mut given = Vec::new();
-    for g in m
-        .get("given")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for g in items(m, "given") {
         let Some(gm) = g.as_object() else { continue };
         let input = str_of(gm, "input");
         if input.is_empty() {
@@ -586,12 +571,7 @@ fn parse_columns(
 ) -> (IndexMap<String, ColumnDef>, Vec<TestSpec>) {
     let mut columns = IndexMap::new();
     let mut tests = Vec::new();
-    for c in m
-        .get("columns")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for c in items(m, "columns") {
         let Some(cm) = c.as_object() else { continue };
         let name = str_of(cm, "name");
         if name.is_empty() {
@@ -607,11 +587,7 @@ fn parse_columns(
                 .and_then(Value::as_str)
                 .map(str::to_string),
             tags: cm.get("tags").map(string_list).unwrap_or_default(),
-            constraints: cm
-                .get("constraints")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default(),
+            constraints: items(cm, "constraints").cloned().collect(),
             quote: cm.get("quote").and_then(Value::as_bool),
         };
         tests.extend(parse_tests(f, cm, Some(&name), col_line, diags));
@@ -752,12 +728,7 @@ fn parse_source(
             .cloned()
     });
     let source_tags = sm.get("tags").map(string_list).unwrap_or_default();
-    for t in sm
-        .get("tables")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for t in items(sm, "tables") {
         let Some(tm) = t.as_object() else { continue };
         let table_name = str_of(tm, "name");
         if table_name.is_empty() {

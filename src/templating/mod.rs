@@ -327,7 +327,7 @@ impl Renderer {
         };
         let result = self
             .env
-            .template_from_named_str(name, &mutable::literals(&conditional_do(source)))
+            .template_from_named_str(name, &mutable::literals(&jinja2_syntax(source)))
             .and_then(|t| t.render(ctx));
         let captured = std::mem::take(&mut *match scope.captured.lock() {
             Ok(g) => g,
@@ -602,18 +602,23 @@ pub fn jinja_diagnostic(
     d
 }
 
+/// Jinja2 syntax minijinja does not have, rewritten into what it does
+/// (unary plus, then a conditional `do`); every line stays where it was.
+/// Unchanged (and not copied) when there is none.
+pub fn jinja2_syntax(text: &str) -> std::borrow::Cow<'_, str> {
+    match unary_plus(text) {
+        std::borrow::Cow::Borrowed(_) => conditional_do(text),
+        std::borrow::Cow::Owned(changed) => {
+            std::borrow::Cow::Owned(conditional_do(&changed).into_owned())
+        }
+    }
+}
+
 /// Jinja2's `do` takes any expression, and dbt code writes
 /// `{% do items.append(x) if cond %}`; minijinja's takes only a call. Such
 /// a `do` becomes `{% set __sluice_do = … %}`, which evaluates the same
-/// expression (the call only happens when `cond` holds). Unchanged (and not
-/// copied) when there is none.
-pub fn conditional_do(text: &str) -> std::borrow::Cow<'_, str> {
-    let text = match unary_plus(text) {
-        std::borrow::Cow::Borrowed(_) => text,
-        std::borrow::Cow::Owned(changed) => {
-            return std::borrow::Cow::Owned(conditional_do(&changed).into_owned())
-        }
-    };
+/// expression (the call only happens when `cond` holds).
+fn conditional_do(text: &str) -> std::borrow::Cow<'_, str> {
     if !text.contains("do ") || !text.contains(" if ") {
         return std::borrow::Cow::Borrowed(text);
     }
@@ -837,7 +842,7 @@ fn add_macro_templates(
     path: &str,
     text: &str,
 ) -> Result<(), Diagnostic> {
-    let text = mutable::literals(&conditional_do(&desugar_test_blocks(text))).into_owned();
+    let text = mutable::literals(&jinja2_syntax(&desugar_test_blocks(text))).into_owned();
     env.add_template_owned(path.to_string(), text.clone())
         .map_err(|e| jinja_diagnostic(&e, path, None))?;
     for (name, source) in crate::project::macro_sources(&text).unwrap_or_default() {
@@ -1559,7 +1564,7 @@ mod tests {
     #[test]
     fn a_conditional_do_runs_its_call_only_when_the_condition_holds() {
         let src = "{% set l = [] %}{%- do l.append('a') if true -%}{% do l.append('b') if false %}{% do l.append('(if)') %}{{ l | join(',') }}";
-        let rewritten = conditional_do(src);
+        let rewritten = jinja2_syntax(src);
         assert!(
             rewritten.contains("{%- set __sluice_do = l.append('a') if true -%}"),
             "{rewritten}"
@@ -1576,7 +1581,7 @@ mod tests {
             .expect("render");
         assert_eq!(out, "a,(if)");
         assert!(matches!(
-            conditional_do("{% do x.y() %}"),
+            jinja2_syntax("{% do x.y() %}"),
             std::borrow::Cow::Borrowed(_)
         ));
     }

@@ -1136,4 +1136,24 @@ fn disabled_nodes_may_reference_what_does_not_exist() {
         "{}",
         out.stderr
     );
+
+    // Broken Jinja in a project config value points at its line there.
+    let project = std::fs::read_to_string(root.join("dbt_project.yml")).expect("read");
+    let lines = project.lines().count();
+    std::fs::write(
+        root.join("dbt_project.yml"),
+        format!("{project}models:\n  +materialized: \"{{{{ 'view' if }}}}\"\n"),
+    )
+    .expect("write");
+    let out = run_in(root, &["parse"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.matches("error[E0201]").count() == 1
+            && out.stderr.contains("config `materialized`: ")
+            && out
+                .stderr
+                .contains(&format!("--> dbt_project.yml:{}", lines + 2)),
+        "{}",
+        out.stderr
+    );
 }
