@@ -309,13 +309,7 @@ impl Serialize for ManifestNode<'_> {
             let access = n.config.get("access").cloned();
             m.serialize_entry("access", &access.unwrap_or_else(|| json!("protected")))?;
             m.serialize_entry("group", &config("group"))?;
-            m.serialize_entry(
-                "constraints",
-                &config("constraints")
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default(),
-            )?;
+            m.serialize_entry("constraints", &n.constraints)?;
             m.serialize_entry("deprecation_date", &config("deprecation_date"))?;
         }
         if let Some(t) = &n.test_metadata {

@@ -77,6 +77,10 @@ pub fn parse(
                 .unwrap_or_default();
             node.config
                 .insert("tags".into(), Value::from(node.tags.clone()));
+            if node.resource_type == ResourceType::Model {
+                check_constraints(node, &renderer, &mut found);
+            }
+            render_descriptions(node, &renderer, &mut found);
             found
         })
         .collect();
@@ -207,6 +211,95 @@ fn render_config_value(value: &mut Value, renderer: &Renderer, fail: &mut dyn Fn
             }
         }
         _ => {}
+    }
+}
+
+/// Descriptions are Jinja, as in dbt: `{{ doc('orders') }}` becomes the
+/// text of that docs block (in the manifest, the docs site and persisted
+/// comments alike).
+fn render_descriptions(node: &mut Node, renderer: &Renderer, found: &mut Vec<Diagnostic>) {
+    let has_jinja = |t: &str| t.contains("{{") || t.contains("{%");
+    let needs = has_jinja(&node.description)
+        || node.columns.values().any(|c| has_jinja(&c.description))
+        || node
+            .source
+            .as_ref()
+            .is_some_and(|s| has_jinja(&s.source_description));
+    if !needs {
+        return;
+    }
+    let file = node.defining_file().to_string();
+    let line = node.patch_line.unwrap_or(node.line);
+    let render = |text: &mut String, found: &mut Vec<Diagnostic>| {
+        if !has_jinja(text) {
+            return;
+        }
+        match renderer.render(&file, text, None, false, false, None) {
+            Ok(r) => *text = r.output.trim().to_string(),
+            Err(mut d) => {
+                d.file = Some(file.clone());
+                d.line = Some(line);
+                found.push(d);
+            }
+        }
+    };
+    render(&mut node.description, found);
+    for c in node.columns.values_mut() {
+        render(&mut c.description, found);
+    }
+    if let Some(s) = node.source.as_mut() {
+        render(&mut s.source_description, found);
+    }
+}
+
+/// A model's contract constraints: dbt's parse-time checks, and a foreign
+/// key's `to: ref('customers')` becomes a dependency of the model.
+fn check_constraints(node: &mut Node, renderer: &Renderer, found: &mut Vec<Diagnostic>) {
+    let at = |d: Diagnostic, node: &Node| match &node.patch_path {
+        Some(p) => d.at(p.clone(), node.patch_line),
+        None => d.at(node.original_file_path.clone(), Some(1)),
+    };
+    for e in crate::warehouse::contract::check_node(node) {
+        found.push(
+            at(Diagnostic::error("E0118", e), node)
+                .hint("see https://docs.getdbt.com/reference/resource-properties/constraints"),
+        );
+    }
+    let targets: Vec<String> = node
+        .columns
+        .values()
+        .flat_map(|c| c.constraints.iter())
+        .chain(node.constraints.iter())
+        .filter(|c| c.get("type").and_then(Value::as_str) == Some("foreign_key"))
+        .filter_map(|c| c.get("to").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect();
+    for to in targets {
+        let file = node.patch_path.clone().unwrap_or_default();
+        match renderer.render(
+            &file,
+            &format!("{{{{ {to} }}}}"),
+            Some(node),
+            false,
+            false,
+            None,
+        ) {
+            Ok(r) if !r.refs.is_empty() || !r.sources.is_empty() => {
+                node.refs.extend(r.refs);
+                node.sources.extend(r.sources);
+            }
+            _ => found.push(at(
+                Diagnostic::error(
+                    "E0118",
+                    format!(
+                        "Invalid 'ref' or 'source' syntax on foreign key constraint 'to' on \
+                         model {}: {to}.",
+                        node.name
+                    ),
+                ),
+                node,
+            )),
+        }
     }
 }
 

@@ -301,10 +301,7 @@ mod tests {
     use super::*;
 
     fn col(name: &str, t: &str) -> ColumnMeta {
-        ColumnMeta {
-            name: name.into(),
-            data_type: t.into(),
-        }
+        ColumnMeta::new(name, t)
     }
 
     #[test]

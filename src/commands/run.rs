@@ -26,7 +26,9 @@ use crate::compiled_files;
 use crate::diagnostics::Diagnostic;
 use crate::project::node::{Node, ResourceType};
 use crate::templating::Renderer;
+use crate::warehouse::contract::Contract;
 use crate::warehouse::materialize::{self, Materialization, ModelBuild, OnSchemaChange};
+use crate::warehouse::post_build::{Comments, Index};
 use crate::warehouse::{
     adapter, seed, snapshot, Connection, Engine, Relation, TargetConfig, Warehouse,
 };
@@ -853,6 +855,58 @@ fn string_or_list(v: Option<&Value>) -> Vec<String> {
     }
 }
 
+/// The descriptions a model's `persist_docs` config asks to write as
+/// comments.
+fn comments_to_persist(n: &Node) -> Comments {
+    let on = |what: &str| {
+        n.config
+            .get("persist_docs")
+            .and_then(|p| p.get(what))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    };
+    Comments {
+        relation: (on("relation") && !n.description.is_empty()).then(|| n.description.clone()),
+        columns: if on("columns") {
+            n.columns
+                .values()
+                .map(|c| {
+                    (
+                        c.name.clone(),
+                        c.quote.unwrap_or(false),
+                        c.description.clone(),
+                    )
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+/// Renders Jinja snippets in a node's context, at run time.
+type RenderJinja<'a> = dyn Fn(&[String]) -> Result<Vec<String>, String> + 'a;
+
+/// A model's enforced contract with its foreign keys' `to: ref(…)` rendered
+/// to relation names (by `render`, which renders Jinja in the model's
+/// context).
+fn model_contract(n: &Node, render: &RenderJinja) -> Result<Option<Contract>, String> {
+    let at = || {
+        format!(
+            "\n  --> {}",
+            n.patch_path.as_deref().unwrap_or(&n.original_file_path)
+        )
+    };
+    let Some(mut contract) = Contract::of(n).map_err(|e| format!("{e}{}", at()))? else {
+        return Ok(None);
+    };
+    contract.resolve_to(|to| {
+        let out = render(&[format!("{{{{ {to} }}}}")])?;
+        Ok(out.concat().trim().to_string())
+    })?;
+    Ok(Some(contract))
+}
+
 fn build_one_model(
     c: &Compiled,
     n: &Node,
@@ -927,6 +981,10 @@ fn build_one_model(
         .partition(|h| c.renderer.queries_when_rendered(h));
     let post = render_hooks(&now)?;
     let failed_at = |e: materialize::BuildError| {
+        // A broken contract is fixed in the model's YAML (or its SQL).
+        if let (materialize::BuildError::Contract(_), Some(yml)) = (&e, &n.patch_path) {
+            return format!("{e}\n  --> {yml}:{}", n.patch_line.unwrap_or(1));
+        }
         let compiled = format!(
             "{}/run/{}/{}",
             c.project.config.target_path,
@@ -954,6 +1012,10 @@ fn build_one_model(
                 .unwrap_or("ignore")
                 .parse()
                 .map_err(|e: materialize::BuildError| e.to_string())?;
+            let contract = model_contract(n, &render_hooks)?;
+            let indexes = Index::from_config(n.config.get("indexes"))
+                .map_err(|e| format!("{e}\n  --> {}", n.defining_file()))?;
+            let comments = comments_to_persist(n);
             let build = ModelBuild {
                 relation: &relation,
                 materialized: *materialized,
@@ -968,6 +1030,9 @@ fn build_one_model(
                 full_refresh,
                 pre_hooks: &pre,
                 post_hooks: &post,
+                contract: contract.as_ref(),
+                indexes: &indexes,
+                comments: Some(&comments),
             };
             materialize::build_model(lock(conn).as_mut(), engine, &build)
         }

@@ -1337,6 +1337,8 @@ mod tests {
             package_dir: None,
             version: None,
             latest_version: None,
+            constraints: Vec::new(),
+            patch_line: None,
         }
     }
 

@@ -137,7 +137,20 @@ pub const KNOWN_CONFIG_KEYS: &[&str] = &[
 ];
 
 /// Keys whose values are lists or maps that accumulate down the tree instead of replacing.
-const ADDITIVE_KEYS: &[&str] = &["tags", "pre-hook", "post-hook", "meta", "grants"];
+/// Config keys whose values accumulate as lists down the config levels
+/// (dbt's `MergeBehavior.Append`).
+const APPEND_KEYS: &[&str] = &["tags", "pre-hook", "post-hook", "packages"];
+/// Config keys whose dictionaries are merged key by key
+/// (dbt's `MergeBehavior.Update`; `grants` is `DictKeyAppend`, close enough
+/// for one level of keys).
+const UPDATE_KEYS: &[&str] = &[
+    "meta",
+    "quoting",
+    "column_types",
+    "docs",
+    "contract",
+    "grants",
+];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProjectConfig {
@@ -378,40 +391,44 @@ fn apply_level(out: &mut Config, level: &Map<String, Value>) {
     }
 }
 
-/// Merge one config key with dbt's rules: tags/hooks append, meta merges,
-/// everything else replaces. Hook keys are normalised to `pre-hook`/`post-hook`.
+/// Merge one config key with dbt's rules: tags, hooks and packages append,
+/// dictionaries such as `meta` and `contract` merge key by key, everything
+/// else replaces. Hook keys are normalised to `pre-hook`/`post-hook`.
 pub fn merge_config_value(out: &mut Config, key: &str, value: Value) {
     let key = match key {
         "pre_hook" => "pre-hook",
         "post_hook" => "post-hook",
         k => k,
     };
-    if !ADDITIVE_KEYS.contains(&key) {
+    if UPDATE_KEYS.contains(&key) {
+        match (out.get_mut(key), value) {
+            (Some(Value::Object(existing)), Value::Object(new)) => {
+                for (k, v) in new {
+                    existing.insert(k, v);
+                }
+            }
+            (_, new) => {
+                out.insert(key.to_string(), new);
+            }
+        }
+        return;
+    }
+    if !APPEND_KEYS.contains(&key) {
         out.insert(key.to_string(), value);
         return;
     }
-    match (out.get_mut(key), value) {
-        (Some(Value::Object(existing)), Value::Object(new)) => {
-            for (k, v) in new {
-                existing.insert(k, v);
-            }
-        }
-        (Some(existing), new) if key != "meta" => {
+    match out.get_mut(key) {
+        Some(existing) => {
             let mut list = as_list(existing.take());
-            for item in as_list(new) {
+            for item in as_list(value) {
                 if !(key == "tags" && list.contains(&item)) {
                     list.push(item);
                 }
             }
             *existing = Value::Array(list);
         }
-        (_, new) => {
-            let v = if key == "meta" {
-                new
-            } else {
-                Value::Array(as_list(new))
-            };
-            out.insert(key.to_string(), v);
+        None => {
+            out.insert(key.to_string(), Value::Array(as_list(value)));
         }
     }
 }

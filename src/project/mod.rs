@@ -607,6 +607,8 @@ impl<'a> Builder<'a> {
             package_dir: self.package_dir(),
             version: None,
             latest_version: None,
+            constraints: Vec::new(),
+            patch_line: None,
         }
     }
 
@@ -740,6 +742,8 @@ impl<'a> Builder<'a> {
                 package_dir: self.package_dir(),
                 version: None,
                 latest_version: None,
+                constraints: Vec::new(),
+                patch_line: None,
             };
             if self.nodes.contains_key(&unique_id) {
                 self.diags.push(
@@ -1070,8 +1074,10 @@ impl<'a> Builder<'a> {
             return;
         }
         node.patch_path = Some(p.file.clone());
+        node.patch_line = Some(p.line);
         node.description = p.description.clone();
         node.columns = p.columns.clone();
+        node.constraints = p.constraints.clone();
         node.meta = p.meta.clone();
         for (k, v) in &p.config {
             merge_config_value(&mut node.config, k, v.clone());
@@ -1214,6 +1220,8 @@ impl<'a> Builder<'a> {
             package_dir: self.package_dir(),
             version: None,
             latest_version: None,
+            constraints: Vec::new(),
+            patch_line: None,
         }
     }
 }

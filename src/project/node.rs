@@ -226,6 +226,13 @@ pub struct Node {
     pub version: Option<String>,
     #[serde(skip)]
     pub latest_version: Option<String>,
+    /// A model's model-level contract constraints (YAML `constraints:`);
+    /// column-level ones are on its columns.
+    #[serde(skip)]
+    pub constraints: Vec<serde_json::Value>,
+    /// The line of the node's entry in `patch_path`, once patched.
+    #[serde(skip)]
+    pub patch_line: Option<usize>,
 }
 
 impl Node {

@@ -41,6 +41,8 @@ pub struct Patch {
     /// For one of `versions`: its `v` and the file stem defining it.
     pub version: Option<String>,
     pub defined_in: Option<String>,
+    /// A model's model-level contract constraints.
+    pub constraints: Vec<Value>,
 }
 
 /// One source table as declared.
@@ -300,6 +302,7 @@ fn parse_patch(
         config: config_of(f, m, line, diags),
         meta: obj_of(m, "meta"),
         tags: m.get("tags").map(string_list).unwrap_or_default(),
+        constraints: items(m, "constraints").cloned().collect(),
         ..Patch::default()
     };
     let (columns, tests) = parse_columns(f, m, line, diags);
@@ -382,6 +385,10 @@ fn parse_version(
             .and_then(Value::as_str)
             .map(str::to_string),
         latest_version: base.latest_version.clone(),
+        constraints: match m.get("constraints") {
+            Some(c) => c.as_array().cloned().unwrap_or_default(),
+            None => base.constraints.clone(),
+        },
         ..Patch::default()
     };
     for (k, val) in config_of(f, m, line, diags) {

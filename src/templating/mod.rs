@@ -1276,6 +1276,26 @@ fn register_globals(
             .map(Value::from_serialize)
             .map_err(|d| Error::new(ErrorKind::InvalidOperation, d.message))
     });
+    // `{{ doc('name') }}` (or `doc('package', 'name')`) in a description:
+    // the text of the `{% docs name %}` block.
+    let docs = Arc::new(project.docs.clone());
+    env.add_function("doc", move |args: Rest<String>| -> Result<String, Error> {
+        let name = match args.as_slice() {
+            [name] | [_, name] => name,
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    "doc() takes a doc block's name, or a package and a name",
+                ))
+            }
+        };
+        docs.get(name).cloned().ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                format!("doc `{name}` was not found: no `{{% docs {name} %}}` block in a .md file"),
+            )
+        })
+    });
     env.add_function("local_md5", |s: String| -> String {
         use md5::Digest;
         md5::Md5::digest(s.as_bytes())

@@ -37,6 +37,8 @@ use super::adapter::{
     self, drop_relation_sql, get_columns, get_relation, quote, rename_relation_sql, render,
     same_ident, with_suffix,
 };
+use super::contract::{self, Contract};
+use super::post_build::{self, Comments, Index};
 use super::{ColumnMeta, Connection, Engine, Relation, RelationKind, WarehouseError};
 
 /// Suffix of the relation a table (or a full-refresh incremental) is built
@@ -148,6 +150,12 @@ pub struct ModelBuild<'a> {
     pub full_refresh: bool,
     pub pre_hooks: &'a [String],
     pub post_hooks: &'a [String],
+    /// The model's enforced contract, if any (see [`super::contract`]).
+    pub contract: Option<&'a Contract>,
+    /// Indexes to create on a table (PostgreSQL).
+    pub indexes: &'a [Index],
+    /// Descriptions to persist as comments (`persist_docs`).
+    pub comments: Option<&'a Comments>,
 }
 
 /// What a build did, in the shape of dbt's adapter response.
@@ -198,6 +206,8 @@ pub enum BuildError {
     SchemaChange(String),
     #[error("{0}")]
     Config(String),
+    #[error("{0}")]
+    Contract(String),
 }
 
 /// Build one model. See the module docs for the semantics of each
@@ -210,18 +220,33 @@ pub fn build_model(
     match b.materialized {
         Materialization::Ephemeral => Ok(BuildOutcome::new(None, "EPHEMERAL")),
         Materialization::View => in_transaction(conn, |c| {
-            with_hooks(c, b, |c| build_view(c, engine, b.relation, b.sql))
+            with_hooks(c, engine, b, |c| {
+                assert_contract(c, b)?;
+                build_view(c, engine, b.relation, b.sql)
+            })
         }),
         Materialization::Table => in_transaction(conn, |c| {
-            with_hooks(c, b, |c| build_table(c, engine, b.relation, b.sql))
+            with_hooks(c, engine, b, |c| {
+                assert_contract(c, b)?;
+                build_table(c, engine, b.relation, b.sql, b.contract)
+            })
         }),
         Materialization::Incremental => {
             let strategy =
                 IncrementalStrategy::resolve(b.incremental_strategy.as_deref(), &b.unique_key)?;
             in_transaction(conn, |c| {
-                with_hooks(c, b, |c| build_incremental(c, engine, b, strategy))
+                with_hooks(c, engine, b, |c| build_incremental(c, engine, b, strategy))
             })
         }
+    }
+}
+
+/// An enforced contract's column check, before anything is built.
+fn assert_contract(conn: &mut dyn Connection, b: &ModelBuild) -> Result<(), BuildError> {
+    match b.contract {
+        Some(c) => contract::assert_columns_equivalent(conn, clean_sql(b.sql), c)
+            .map_err(BuildError::Contract),
+        None => Ok(()),
     }
 }
 
@@ -247,14 +272,24 @@ where
     result
 }
 
+/// Pre-hooks, the build, the table's indexes, post-hooks, then the
+/// persisted docs: the order of dbt's materializations.
 fn with_hooks(
     conn: &mut dyn Connection,
+    engine: Engine,
     b: &ModelBuild,
     build: impl FnOnce(&mut dyn Connection) -> Result<BuildOutcome, BuildError>,
 ) -> Result<BuildOutcome, BuildError> {
     run_hooks(conn, HookPhase::Pre, b.pre_hooks)?;
     let outcome = build(conn)?;
+    let is_view = b.materialized == Materialization::View;
+    if !is_view {
+        post_build::create_indexes(conn, engine, b.relation, b.indexes)?;
+    }
     run_hooks(conn, HookPhase::Post, b.post_hooks)?;
+    if let Some(comments) = b.comments.filter(|c| !c.is_empty()) {
+        post_build::persist_docs(conn, engine, b.relation, is_view, comments)?;
+    }
     Ok(outcome)
 }
 
@@ -350,10 +385,14 @@ fn build_table(
     engine: Engine,
     relation: &Relation,
     sql: &str,
+    contract: Option<&Contract>,
 ) -> Result<BuildOutcome, BuildError> {
     let tmp = with_suffix(relation, TMP_SUFFIX);
     conn.execute(&drop_relation_sql(engine, &tmp, RelationKind::Table))?;
-    let rows = create_table_as(conn, &tmp, sql)?;
+    let rows = match contract {
+        Some(c) => contract::create_table(conn, &tmp, clean_sql(sql), c)?,
+        None => create_table_as(conn, &tmp, sql)?,
+    };
     let method = match get_relation(conn, engine, relation)? {
         Some(RelationKind::Table) => {
             let same = same_columns(
@@ -438,9 +477,10 @@ fn build_incremental(
     b: &ModelBuild,
     strategy: IncrementalStrategy,
 ) -> Result<BuildOutcome, BuildError> {
+    assert_contract(conn, b)?;
     let existing = get_relation(conn, engine, b.relation)?;
     if b.full_refresh || existing != Some(RelationKind::Table) {
-        return build_table(conn, engine, b.relation, b.sql);
+        return build_table(conn, engine, b.relation, b.sql, b.contract);
     }
     let staged = with_suffix(b.relation, INCREMENTAL_SUFFIX);
     conn.execute(&drop_relation_sql(engine, &staged, RelationKind::Table))?;
@@ -695,10 +735,7 @@ mod tests {
     use super::*;
 
     fn col(name: &str, t: &str) -> ColumnMeta {
-        ColumnMeta {
-            name: name.into(),
-            data_type: t.into(),
-        }
+        ColumnMeta::new(name, t)
     }
 
     #[test]

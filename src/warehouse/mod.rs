@@ -15,9 +15,11 @@ use serde::{Deserialize, Serialize};
 pub use crate::sql::Engine;
 
 pub mod adapter;
+pub mod contract;
 #[cfg(feature = "duckdb")]
 pub mod duckdb;
 pub mod materialize;
+pub mod post_build;
 pub mod postgres;
 pub mod rows;
 pub mod seed;
@@ -152,6 +154,15 @@ pub enum RelationKind {
 pub struct ColumnMeta {
     pub name: String,
     pub data_type: String,
+}
+
+impl ColumnMeta {
+    pub fn new(name: &str, data_type: &str) -> Self {
+        ColumnMeta {
+            name: name.into(),
+            data_type: data_type.into(),
+        }
+    }
 }
 
 /// Rows returned by a query, values converted to JSON so that Jinja

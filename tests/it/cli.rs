@@ -18,6 +18,15 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// Copy a directory tree (fixtures are copied so runs never write into the repo).
+/// Write `files` (path under `root`, text), making folders as needed.
+pub fn write_all(root: &Path, files: &[(&str, &str)]) {
+    for (path, text) in files {
+        let p = root.join(path);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    }
+}
+
 pub fn copy_tree(from: &Path, to: &Path) {
     for entry in walkdir::WalkDir::new(from) {
         let entry = entry.expect("walk fixture");
@@ -1087,11 +1096,7 @@ fn disabled_nodes_may_reference_what_does_not_exist() {
         dir.path(),
     );
     let root = dir.path();
-    let write = |path: &str, text: &str| {
-        let p = root.join(path);
-        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        std::fs::write(p, text).expect("write");
-    };
+    let write = |path: &str, text: &str| write_all(root, &[(path, text)]);
     write(
         "models/off_by_config.sql",
         "{{ config(enabled=var('feature_on', false)) }}\nselect * from {{ ref('not_a_model') }} join {{ var('not_a_var') }}\n",
@@ -1153,6 +1158,54 @@ fn disabled_nodes_may_reference_what_does_not_exist() {
             && out
                 .stderr
                 .contains(&format!("--> dbt_project.yml:{}", lines + 2)),
+        "{}",
+        out.stderr
+    );
+}
+
+/// Descriptions are Jinja: `{{ doc('…') }}` in a model's, a column's or a
+/// source's description is the docs block's text in the manifest; a doc that
+/// does not exist is an error at the YAML entry.
+#[test]
+fn descriptions_render_doc_blocks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_tree(
+        &repo_root().join("tests/fixtures/bad/unknown_selector"),
+        dir.path(),
+    );
+    let root = dir.path();
+    let write = |path: &str, text: &str| write_all(root, &[(path, text)]);
+    write(
+        "models/docs.md",
+        "{% docs base_doc %}\nOne row per **thing**.\n{% enddocs %}\n\n{% docs id_doc %}The key.{% enddocs %}\n",
+    );
+    write(
+        "models/schema.yml",
+        "sources:\n  - name: raw\n    description: 'Raw: {{ doc(\"id_doc\") }}'\n    tables:\n      - name: things\n        description: '{{ doc(\"base_doc\") }}'\n\
+         models:\n  - name: base\n    description: '{{ doc(\"base_doc\") }}'\n    columns:\n      - name: id\n        description: \"{{ doc('bad', 'id_doc') }} Never null.\"\n",
+    );
+    let out = run_in(root, &["parse"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("target/manifest.json")).expect("manifest"),
+    )
+    .expect("json");
+    let base = &manifest["nodes"]["model.bad.base"];
+    assert_eq!(base["description"], "One row per **thing**.");
+    assert_eq!(base["columns"]["id"]["description"], "The key. Never null.");
+    let src = &manifest["sources"]["source.bad.raw.things"];
+    assert_eq!(src["description"], "One row per **thing**.");
+    assert_eq!(src["source_description"], "Raw: The key.");
+
+    write(
+        "models/schema.yml",
+        "models:\n  - name: base\n    description: '{{ doc(\"nope\") }}'\n",
+    );
+    let out = run_in(root, &["parse"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("models/schema.yml:2")
+            && out.stderr.contains("doc `nope` was not found"),
         "{}",
         out.stderr
     );

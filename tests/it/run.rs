@@ -8,7 +8,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::cli::{copy_tree, example_project, repo_root, sluice, Out};
+use crate::cli::{copy_tree, example_project, repo_root, sluice, write_all, Out};
 use crate::support::pg::PgServer;
 use sluice::warehouse::{self, TargetConfig};
 
@@ -1095,15 +1095,6 @@ fn on_run_end_hooks_see_results_and_schemas() {
     );
 }
 
-#[cfg(feature = "duckdb")]
-fn write_all(root: &Path, files: &[(&str, &str)]) {
-    for (path, text) in files {
-        let p = root.join(path);
-        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        std::fs::write(p, text).expect("write");
-    }
-}
-
 /// An installed package's models, seeds, macros and tests are part of the
 /// project (`model.<package>.<name>`, compiled under its own folder), with
 /// dbt's precedences: the package's bare macro calls reach its own macros,
@@ -1323,4 +1314,208 @@ fn build_empty_builds_every_model_with_no_rows() {
     assert_ok(&duck.run(root, &["build", "-s", "+customers"]), "build");
     let rows = duck.query(root, "select count(*) from main.customers");
     assert_ne!(rows, vec![vec![Value::from(0)]]);
+}
+
+/// Model contracts (`contract: {enforced: true}`): the table is created from
+/// the YAML's columns and constraints, so the warehouse enforces them on
+/// every row; a model whose SQL drifts from its contract fails with dbt's
+/// mismatch table and leaves the previous table as it was; a foreign key's
+/// `to: ref(…)` is a dependency; primary keys declared twice are a parse
+/// error at the YAML entry.
+fn contracts_are_enforced(engine: &Engine, schema: &str) {
+    let dir = jaffle();
+    let root = dir.path();
+    let contracted_sql = "select cast(customer_id as integer) as id, cast(first_name as text) as name\nfrom {{ ref('stg_customers') }}\n";
+    write_all(
+        root,
+        &[
+            ("models/contracted.sql", contracted_sql),
+            (
+                "models/contracted_orders.sql",
+                "select cast(order_id as integer) as order_id, cast(customer_id as integer) as customer_id\nfrom {{ ref('stg_orders') }}\n",
+            ),
+            (
+                "models/contracts.yml",
+                "models:\n\
+                 \x20 - name: contracted\n\
+                 \x20   config:\n      materialized: table\n      contract: {enforced: true}\n\
+                 \x20   columns:\n\
+                 \x20     - name: id\n        data_type: integer\n        constraints:\n          - type: not_null\n          - type: primary_key\n\
+                 \x20     - name: name\n        data_type: string\n\
+                 \x20 - name: contracted_orders\n\
+                 \x20   config:\n      materialized: table\n      contract: {enforced: true}\n\
+                 \x20   constraints:\n      - type: check\n        expression: order_id > 0\n\
+                 \x20   columns:\n\
+                 \x20     - name: order_id\n        data_type: int\n\
+                 \x20     - name: customer_id\n        data_type: integer\n        constraints:\n          - type: foreign_key\n            to: ref('contracted')\n            to_columns: [id]\n",
+            ),
+        ],
+    );
+    let out = engine.run(root, &["build", "-s", "+contracted_orders"]);
+    assert_ok(&out, "build");
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("target/manifest.json")).expect("manifest"),
+    )
+    .expect("json");
+    let deps = &manifest["nodes"]["model.jaffle.contracted_orders"]["depends_on"]["nodes"];
+    assert!(
+        deps.as_array()
+            .expect("deps")
+            .contains(&Value::from("model.jaffle.contracted")),
+        "{deps}"
+    );
+    assert_eq!(
+        manifest["nodes"]["model.jaffle.contracted_orders"]["constraints"][0]["expression"],
+        "order_id > 0"
+    );
+    let rows = engine.query(root, &format!("select count(*) from {schema}.contracted"));
+    assert_eq!(rows[0][0], Value::from(6));
+
+    // The constraints are the warehouse's now.
+    let w = warehouse::open(&engine.target(), root).expect("open");
+    let mut conn = w.connect().expect("connect");
+    for bad in [
+        format!("insert into {schema}.contracted values (null, 'x')"),
+        format!("insert into {schema}.contracted values (1, 'again')"),
+        format!("insert into {schema}.contracted_orders values (-1, 1)"),
+        format!("insert into {schema}.contracted_orders values (99, 4242)"),
+    ] {
+        assert!(conn.execute(&bad).is_err(), "accepted: {bad}");
+    }
+    drop(conn);
+    drop(w);
+
+    // The SQL drifts from the contract: the build fails, the table stays.
+    std::fs::write(
+        root.join("models/contracted.sql"),
+        "select cast(customer_id as text) as id, first_name as name, last_name\nfrom {{ ref('stg_customers') }}\n",
+    )
+    .expect("write");
+    let out = engine.run(root, &["run", "-s", "contracted"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    for expected in [
+        "This model has an enforced contract that failed.",
+        "| column_name | definition_type | contract_type | mismatch_reason",
+        "data type mismatch",
+        "missing in contract",
+    ] {
+        assert!(
+            out.stderr.contains(expected),
+            "no {expected:?} in:\n{}",
+            out.stderr
+        );
+    }
+    let rows = engine.query(root, &format!("select count(*) from {schema}.contracted"));
+    assert_eq!(rows[0][0], Value::from(6));
+
+    // A view is checked too.
+    std::fs::write(root.join("models/contracted.sql"), contracted_sql).expect("write");
+    let yml = std::fs::read_to_string(root.join("models/contracts.yml")).expect("yml");
+    std::fs::write(
+        root.join("models/contracts.yml"),
+        yml.replacen("data_type: string", "data_type: date", 1)
+            .replacen("materialized: table", "materialized: view", 1),
+    )
+    .expect("write");
+    let out = engine.run(root, &["run", "-s", "contracted"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("data type mismatch"), "{}", out.stderr);
+
+    // Two primary keys: an error at the model's YAML entry.
+    std::fs::write(
+        root.join("models/contracts.yml"),
+        yml.replacen(
+            "      - type: check\n        expression: order_id > 0\n",
+            "      - type: primary_key\n        columns: [order_id]\n",
+            1,
+        )
+        .replacen(
+            "        data_type: int\n",
+            "        data_type: int\n        constraints:\n          - type: primary_key\n",
+            1,
+        ),
+    )
+    .expect("write");
+    let out = engine.run(root, &["parse"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("Primary key constraint error")
+            && out.stderr.contains("models/contracts.yml:"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn contracts_are_enforced_on_postgres() {
+    contracts_are_enforced(&Engine::postgres(), "jaffle");
+}
+
+#[cfg(feature = "duckdb")]
+#[test]
+fn contracts_are_enforced_on_duckdb() {
+    contracts_are_enforced(&Engine::duckdb(), "main");
+}
+
+/// `persist_docs` writes a model's description (here from a docs block) and
+/// its columns' as comments on the table and a view; `indexes:` creates the
+/// table's indexes on PostgreSQL, once however often the model is rebuilt.
+fn docs_and_indexes_persist(engine: &Engine, schema: &str) {
+    let dir = jaffle();
+    let root = dir.path();
+    let yml = std::fs::read_to_string(root.join("models/schema.yml")).expect("yml");
+    write_all(
+        root,
+        &[
+            ("models/docs.md", "{% docs customers_doc %}\nOne row per customer, with O'Brien's quote.\n{% enddocs %}\n"),
+            (
+                "models/schema.yml",
+                &yml.replacen(
+                    "  - name: customers\n    description: One row per customer.\n",
+                    "  - name: customers\n    description: '{{ doc(\"customers_doc\") }}'\n    config:\n      persist_docs: {relation: true, columns: true}\n      indexes:\n        - columns: [customer_id]\n          unique: true\n",
+                    1,
+                )
+                .replacen(
+                    "  - name: stg_orders\n",
+                    "  - name: stg_orders\n    description: Orders as loaded.\n    config:\n      persist_docs: {relation: true}\n",
+                    1,
+                ),
+            ),
+        ],
+    );
+    assert_ok(&engine.run(root, &["seed"]), "seed");
+    for _ in 0..2 {
+        let out = engine.run(root, &["run", "-s", "+customers", "stg_orders"]);
+        assert_ok(&out, "run");
+    }
+    let (table, column, view, indexes) = match engine {
+        Engine::Postgres { .. } => (
+            format!("select obj_description('{schema}.customers'::regclass, 'pg_class')"),
+            format!("select col_description('{schema}.customers'::regclass, 1)"),
+            format!("select obj_description('{schema}.stg_orders'::regclass, 'pg_class')"),
+            format!("select count(*) from pg_indexes where schemaname = '{schema}' and tablename = 'customers' and indexdef like 'CREATE UNIQUE INDEX%(customer_id)'"),
+        ),
+        Engine::DuckDb { .. } => (
+            "select comment from duckdb_tables() where table_name = 'customers'".to_string(),
+            "select comment from duckdb_columns() where table_name = 'customers' and column_name = 'customer_id'".to_string(),
+            "select comment from duckdb_views() where view_name = 'stg_orders'".to_string(),
+            "select 1".to_string(),
+        ),
+    };
+    let one = |sql: &str| engine.query(root, sql)[0][0].clone();
+    assert_eq!(one(&table), "One row per customer, with O'Brien's quote.");
+    assert_eq!(one(&column), "Primary key.");
+    assert_eq!(one(&view), "Orders as loaded.");
+    assert_eq!(one(&indexes), Value::from(1));
+}
+
+#[test]
+fn docs_and_indexes_persist_on_postgres() {
+    docs_and_indexes_persist(&Engine::postgres(), "jaffle");
+}
+
+#[cfg(feature = "duckdb")]
+#[test]
+fn docs_and_indexes_persist_on_duckdb() {
+    docs_and_indexes_persist(&Engine::duckdb(), "main");
 }

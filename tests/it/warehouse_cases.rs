@@ -51,6 +51,9 @@ pub fn model<'a>(
         full_refresh: false,
         pre_hooks: &[],
         post_hooks: &[],
+        contract: None,
+        indexes: &[],
+        comments: None,
     }
 }
 
