@@ -88,6 +88,15 @@ pub struct RunArgs {
     /// SQL and the schemas are checked against the warehouse cheaply.
     #[arg(long)]
     pub empty: bool,
+    /// Microbatch models: build the batches from this time on (UTC,
+    /// `2024-09-01` or `2024-09-01 12:00:00`) instead of `begin` / the
+    /// lookback.
+    #[arg(long, value_name = "TIME")]
+    pub event_time_start: Option<String>,
+    /// Microbatch models: build the batches up to this time (UTC) instead
+    /// of now.
+    #[arg(long, value_name = "TIME")]
+    pub event_time_end: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -766,6 +766,7 @@ fn name_relations(project: &mut Project, renderer: &Renderer, diags: &mut Diagno
                 schema: String::new(),
                 identifier: format!("__dbt__cte__{}", n.name),
                 kind,
+                event_time: None,
             }
         } else {
             ResolvedRelation {
@@ -773,6 +774,11 @@ fn name_relations(project: &mut Project, renderer: &Renderer, diags: &mut Diagno
                 schema: n.schema.clone(),
                 identifier: n.alias.clone(),
                 kind,
+                event_time: n
+                    .config
+                    .get("event_time")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
             }
         };
         if matches!(

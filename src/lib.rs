@@ -20,6 +20,7 @@ pub mod docs_site;
 pub mod extract;
 pub mod graph;
 pub mod lake;
+pub mod microbatch;
 pub mod packages;
 pub mod progress;
 pub mod project;

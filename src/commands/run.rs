@@ -855,6 +855,93 @@ fn string_or_list(v: Option<&Value>) -> Vec<String> {
     }
 }
 
+/// A microbatch model, batch by batch ([`crate::microbatch`]): each batch
+/// is rendered with its window (refs and sources with an `event_time` read
+/// only the window's rows) and replaces that window of the table, in its
+/// own transaction. The first batch of a first or full-refresh run creates
+/// the table; a later batch that fails is reported after the others ran.
+/// Pre-hooks run before the first batch, post-hooks after the last.
+fn build_batches(
+    c: &Compiled,
+    n: &Node,
+    conn: &SharedConn,
+    engine: Engine,
+    a: &RunArgs,
+    base: &ModelBuild,
+    is_incremental: bool,
+) -> Result<materialize::BuildOutcome, materialize::BuildError> {
+    use crate::microbatch::{parse_time, plan, sql_time, MicrobatchConfig};
+    use materialize::BuildError;
+    let config = MicrobatchConfig::of(n).map_err(BuildError::Config)?;
+    let when = |t: &Option<String>, flag: &str| {
+        t.as_deref()
+            .map(|t| {
+                parse_time(t).ok_or_else(|| {
+                    BuildError::Config(format!("--{flag} {t}: not a date or a timestamp"))
+                })
+            })
+            .transpose()
+    };
+    let batches = plan(
+        &config,
+        is_incremental,
+        when(&a.event_time_start, "event-time-start")?,
+        when(&a.event_time_end, "event-time-end")?,
+        chrono::Utc::now().naive_utc(),
+    )
+    .map_err(BuildError::Config)?;
+    let mut rows = 0;
+    let mut failed = Vec::new();
+    let last = batches.len() - 1;
+    for (i, batch) in batches.iter().enumerate() {
+        let incremental_batch = is_incremental || i > 0;
+        let extra = minijinja::Value::from_serialize(json!({ "__sluice_batch": batch.context() }));
+        let sql = c
+            .renderer
+            .render_with(
+                &n.original_file_path,
+                &n.raw_code,
+                Some(n),
+                true,
+                incremental_batch,
+                Some(conn.clone()),
+                extra,
+            )
+            .map(|r| compile::inject_ephemerals(&r.output, n, c.nodes(), &c.renderer))
+            .map_err(|d| BuildError::Config(d.to_string()))?;
+        let build = ModelBuild {
+            sql: &sql,
+            full_refresh: base.full_refresh && i == 0,
+            pre_hooks: if i == 0 { base.pre_hooks } else { &[] },
+            post_hooks: if i == last { base.post_hooks } else { &[] },
+            batch: Some((
+                config.event_time.as_str(),
+                sql_time(batch.start),
+                sql_time(batch.end),
+            )),
+            ..base.clone()
+        };
+        match materialize::build_model(lock(conn).as_mut(), engine, &build) {
+            Ok(out) => rows += out.rows_affected.unwrap_or(0),
+            // Without the first batch there is no table for the others.
+            Err(e) if i == 0 && !is_incremental => return Err(e),
+            Err(e) => failed.push(format!("batch {}: {e}", batch.id())),
+        }
+    }
+    if !failed.is_empty() {
+        return Err(BuildError::Config(format!(
+            "{} of {} batches failed (the others were built):\n{}",
+            failed.len(),
+            batches.len(),
+            failed.join("\n")
+        )));
+    }
+    Ok(materialize::BuildOutcome {
+        rows_affected: Some(rows),
+        message: format!("MICROBATCH {} batches, {rows} rows", batches.len()),
+    })
+}
+
 /// The descriptions a model's `persist_docs` config asks to write as
 /// comments.
 fn comments_to_persist(n: &Node) -> Comments {
@@ -1033,8 +1120,14 @@ fn build_one_model(
                 contract: contract.as_ref(),
                 indexes: &indexes,
                 comments: Some(&comments),
+                incremental_predicates: string_or_list(n.config.get("incremental_predicates")),
+                batch: None,
             };
-            materialize::build_model(lock(conn).as_mut(), engine, &build)
+            if incremental && crate::microbatch::is_microbatch(n) {
+                build_batches(c, n, conn, engine, a, &build, is_incremental)
+            } else {
+                materialize::build_model(lock(conn).as_mut(), engine, &build)
+            }
         }
     }
     .map_err(failed_at)?;

@@ -136,7 +136,6 @@ pub const KNOWN_CONFIG_KEYS: &[&str] = &[
     "microbatch",
 ];
 
-/// Keys whose values are lists or maps that accumulate down the tree instead of replacing.
 /// Config keys whose values accumulate as lists down the config levels
 /// (dbt's `MergeBehavior.Append`).
 const APPEND_KEYS: &[&str] = &["tags", "pre-hook", "post-hook", "packages"];

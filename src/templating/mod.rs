@@ -296,6 +296,19 @@ impl Renderer {
         extra: Value,
     ) -> Result<Rendered, Diagnostic> {
         let node_id = node.map(|n| n.unique_id.clone()).unwrap_or_default();
+        // A microbatch batch (`model.batch`), passed in `extra`.
+        let batch = extra
+            .get_attr("__sluice_batch")
+            .ok()
+            .filter(|b| !b.is_undefined());
+        let window = batch.as_ref().and_then(|b| {
+            let at = |k: &str| {
+                b.get_attr(k)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+            };
+            Some((at("event_time_start")?, at("event_time_end")?))
+        });
         let scope = Arc::new(RenderScope {
             node_id: node_id.clone(),
             captured: Mutex::new(Default::default()),
@@ -303,6 +316,7 @@ impl Renderer {
             is_incremental,
             connection,
             disabled: node.is_some_and(|n| !n.enabled()),
+            batch: window,
         });
         let this = node.map(|n| {
             Value::from_object(RelationObj {
@@ -310,9 +324,10 @@ impl Renderer {
                 resolved: self.resolver.relation(&n.unique_id),
                 engine: self.settings.engine,
                 limit_zero: false,
+                event_time_window: None,
             })
         });
-        let model = node.map(model_value);
+        let model = node.map(|n| model_value(n, batch.as_ref()));
         let ctx = context! {
             __sluice => Value::from_dyn_object(scope.clone()),
             this => this,
@@ -375,11 +390,12 @@ impl Renderer {
             is_incremental: false,
             connection: None,
             disabled: false,
+            batch: None,
         });
         let ctx = context! {
             __sluice => Value::from_dyn_object(scope.clone()),
             __args => Value::from(args.to_vec()),
-            model => node.map(model_value),
+            model => node.map(|n| model_value(n, None)),
             execute => false,
         };
         let name = format!("<call {macro_name}>");
@@ -449,7 +465,8 @@ impl Renderer {
 }
 
 /// The `model` context variable: the node's identity and config.
-fn model_value(n: &Node) -> Value {
+/// `model` in Jinja; `batch` inside a microbatch batch.
+fn model_value(n: &Node, batch: Option<&Value>) -> Value {
     #[derive(serde::Serialize)]
     struct ModelContext<'a> {
         name: &'a str,
@@ -467,6 +484,7 @@ fn model_value(n: &Node) -> Value {
         raw_code: &'a str,
         version: Option<&'a str>,
         latest_version: Option<&'a str>,
+        batch: Option<&'a Value>,
     }
     Value::from_serialize(ModelContext {
         name: &n.name,
@@ -484,6 +502,7 @@ fn model_value(n: &Node) -> Value {
         raw_code: &n.raw_code,
         version: n.version.as_deref(),
         latest_version: n.latest_version.as_deref(),
+        batch,
     })
 }
 
@@ -1073,6 +1092,7 @@ fn register_globals(
                 unique_id: id,
                 engine,
                 limit_zero: empty,
+                event_time_window: scope.batch.clone(),
             }))
         },
     );
@@ -1116,6 +1136,7 @@ fn register_globals(
                 unique_id: id,
                 engine,
                 limit_zero: empty,
+                event_time_window: scope.batch.clone(),
             }))
         },
     );
@@ -1738,12 +1759,14 @@ mod adapter {
                 schema: part("schema")?.unwrap_or_default(),
                 identifier: part("identifier")?.unwrap_or_default(),
                 kind: part("type")?.unwrap_or_else(|| "table".into()),
+                event_time: None,
             };
             Ok(Value::from_object(RelationObj {
                 unique_id: String::new(),
                 resolved: Some(resolved),
                 engine: self.engine,
                 limit_zero: false,
+                event_time_window: None,
             }))
         }
     }
@@ -1924,9 +1947,11 @@ mod adapter {
                             schema,
                             identifier,
                             kind: kind.into(),
+                            event_time: None,
                         }),
                         engine: self.engine,
                         limit_zero: false,
+                        event_time_window: None,
                     }))
                 }
                 "get_columns_in_relation" => {

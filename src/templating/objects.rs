@@ -25,6 +25,10 @@ pub struct RelationObj {
     pub engine: Engine,
     /// `--empty`: a ref or source reads no rows (dbt's `limit 0` relation).
     pub limit_zero: bool,
+    /// A microbatch batch's window (start, end), when the relation is read
+    /// from inside one: a relation with an `event_time` reads only the
+    /// window's rows.
+    pub event_time_window: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +38,9 @@ pub struct ResolvedRelation {
     pub identifier: String,
     /// `table`, `view`, `ephemeral`, … (dbt's `relation.type`).
     pub kind: String,
+    /// The node's `event_time` config: the column that places its rows in
+    /// time (for microbatch models downstream).
+    pub event_time: Option<String>,
 }
 
 impl ResolvedRelation {
@@ -158,8 +165,44 @@ impl Object for RelationObj {
     }
 }
 
+impl ResolvedRelation {
+    /// The relation filtered to a microbatch window on its `event_time`,
+    /// as dbt renders it: `(select * from <relation> where <event_time> >=
+    /// '<start>' and <event_time> < '<end>')`, aliased on PostgreSQL.
+    pub fn render_event_time_filtered(
+        &self,
+        rendered: String,
+        window: &(String, String),
+        engine: Engine,
+    ) -> String {
+        let Some(column) = self
+            .event_time
+            .as_deref()
+            .filter(|_| self.kind != "ephemeral")
+        else {
+            return rendered;
+        };
+        let alias = match engine {
+            Engine::Postgres => format!(" _dbt_et_filter_subq_{}", self.identifier),
+            Engine::DuckDb => String::new(),
+        };
+        format!(
+            "(select * from {rendered} where {column} >= '{}' and {column} < '{}'){alias}",
+            window.0, window.1
+        )
+    }
+}
+
 impl fmt::Display for RelationObj {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let (Some(r), Some(window)) = (&self.resolved, &self.event_time_window) {
+            let rendered = if self.limit_zero {
+                r.render_limit_zero(self.engine)
+            } else {
+                r.render()
+            };
+            return f.write_str(&r.render_event_time_filtered(rendered, window, self.engine));
+        }
         match (&self.resolved, self.limit_zero) {
             (Some(r), true) => f.write_str(&r.render_limit_zero(self.engine)),
             (Some(r), false) => f.write_str(&r.render()),
@@ -198,6 +241,8 @@ pub struct RenderScope {
     /// YAML): like one whose `config(enabled=false)` has run, it is never
     /// built, so a missing var or an unknown ref in it is not an error.
     pub disabled: bool,
+    /// Inside a microbatch batch: its window (start, end).
+    pub batch: Option<(String, String)>,
 }
 
 impl fmt::Debug for RenderScope {

@@ -34,8 +34,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::adapter::{
-    self, drop_relation_sql, get_columns, get_relation, quote, rename_relation_sql, render,
-    same_ident, with_suffix,
+    self, drop_relation_sql, get_columns, get_relation, literal, quote, rename_relation_sql,
+    render, same_ident, with_suffix,
 };
 use super::contract::{self, Contract};
 use super::post_build::{self, Comments, Index};
@@ -78,6 +78,10 @@ pub enum IncrementalStrategy {
     Append,
     DeleteInsert,
     Merge,
+    /// One batch of a microbatch model ([`crate::microbatch`]): its window
+    /// is replaced (DuckDB: delete and insert on `event_time`;
+    /// PostgreSQL: merge on the unique key, as dbt-postgres does).
+    Microbatch,
 }
 
 impl IncrementalStrategy {
@@ -91,9 +95,10 @@ impl IncrementalStrategy {
                 "append" => Ok(Self::Append),
                 "delete+insert" => Ok(Self::DeleteInsert),
                 "merge" => Ok(Self::Merge),
+                "microbatch" => Ok(Self::Microbatch),
                 other => Err(BuildError::Config(format!(
                     "invalid incremental strategy '{other}': expected one of 'append', \
-                     'delete+insert', 'merge'"
+                     'delete+insert', 'merge', 'microbatch'"
                 ))),
             },
         }
@@ -156,6 +161,12 @@ pub struct ModelBuild<'a> {
     pub indexes: &'a [Index],
     /// Descriptions to persist as comments (`persist_docs`).
     pub comments: Option<&'a Comments>,
+    /// `incremental_predicates`: extra conditions on the rows a
+    /// `delete+insert`, `merge` or microbatch replaces.
+    pub incremental_predicates: Vec<String>,
+    /// A microbatch batch: the `event_time` column and the window
+    /// (start, end) this build replaces.
+    pub batch: Option<(&'a str, String, String)>,
 }
 
 /// What a build did, in the shape of dbt's adapter response.
@@ -488,7 +499,7 @@ fn build_incremental(
     let source = get_columns(conn, engine, &staged)?;
     let target = get_columns(conn, engine, b.relation)?;
     let dest = process_schema_changes(conn, engine, b, &source, &target)?;
-    let outcome = apply_strategy(conn, strategy, b, &staged, &dest)?;
+    let outcome = apply_strategy(conn, engine, strategy, b, &staged, &dest)?;
     conn.execute(&drop_relation_sql(engine, &staged, RelationKind::Table))?;
     Ok(outcome)
 }
@@ -636,28 +647,92 @@ fn add_columns(
     Ok(())
 }
 
-const DEST: &str = "sluice_dest";
-const SRC: &str = "sluice_src";
+// dbt's aliases, which `incremental_predicates` refer to.
+const DEST: &str = "DBT_INTERNAL_DEST";
+const SRC: &str = "DBT_INTERNAL_SOURCE";
 
 fn apply_strategy(
     conn: &mut dyn Connection,
+    engine: Engine,
     strategy: IncrementalStrategy,
     b: &ModelBuild,
     staged: &Relation,
     dest: &[ColumnMeta],
 ) -> Result<BuildOutcome, BuildError> {
     let keyed = !b.unique_key.is_empty();
+    let predicates = &b.incremental_predicates;
     match strategy {
-        IncrementalStrategy::Merge if keyed => {
-            let n = conn.execute(&merge_sql(b.relation, staged, &b.unique_key, dest))?;
-            Ok(BuildOutcome::new(Some(n), format!("MERGE {n}")))
+        IncrementalStrategy::Microbatch => {
+            let Some((column, start, end)) = &b.batch else {
+                return Err(BuildError::Config(
+                    "the microbatch strategy builds in batches: `event_time`, `batch_size` \
+                     and `begin` configure them"
+                        .into(),
+                ));
+            };
+            match engine {
+                Engine::Postgres if keyed => merge(conn, b, staged, dest),
+                Engine::Postgres => Err(BuildError::Config(
+                    "dbt-postgres 'microbatch' requires a `unique_key` config".into(),
+                )),
+                Engine::DuckDb if keyed => Err(BuildError::Config(
+                    "microbatch incremental strategy does not support 'unique_key'. Microbatch \
+                     runs delete+insert per batch based on 'event_time' and does not do \
+                     key-based upserts. Remove 'unique_key' or use incremental_strategy='merge'."
+                        .into(),
+                )),
+                Engine::DuckDb => {
+                    let window = format!(
+                        "{column} >= {} and {column} < {}",
+                        literal(start),
+                        literal(end)
+                    );
+                    let mut delete = format!("DELETE FROM {} WHERE {window}", render(b.relation));
+                    for p in predicates {
+                        delete.push_str(&format!(" AND ({p})"));
+                    }
+                    conn.execute(&delete)?;
+                    let cols = column_list(dest, None);
+                    let n = conn.execute(&format!(
+                        "INSERT INTO {} ({cols}) SELECT {cols} FROM {} WHERE {window}",
+                        render(b.relation),
+                        render(staged)
+                    ))?;
+                    Ok(BuildOutcome::new(Some(n), format!("INSERT 0 {n}")))
+                }
+            }
         }
+        IncrementalStrategy::Merge if keyed => merge(conn, b, staged, dest),
         IncrementalStrategy::DeleteInsert if keyed => {
-            conn.execute(&delete_sql(b.relation, staged, &b.unique_key))?;
+            conn.execute(&delete_sql(b.relation, staged, &b.unique_key, predicates))?;
             insert_rows(conn, b.relation, staged, dest)
         }
         _ => insert_rows(conn, b.relation, staged, dest),
     }
+}
+
+fn merge(
+    conn: &mut dyn Connection,
+    b: &ModelBuild,
+    staged: &Relation,
+    dest: &[ColumnMeta],
+) -> Result<BuildOutcome, BuildError> {
+    let sql = merge_sql(
+        b.relation,
+        staged,
+        &b.unique_key,
+        dest,
+        &b.incremental_predicates,
+    );
+    let n = conn.execute(&sql)?;
+    Ok(BuildOutcome::new(Some(n), format!("MERGE {n}")))
+}
+
+/// `(p1) AND (p2)…` appended to a condition.
+fn and_predicates(condition: String, predicates: &[String]) -> String {
+    predicates
+        .iter()
+        .fold(condition, |acc, p| format!("{acc} AND ({p})"))
 }
 
 fn column_list(cols: &[ColumnMeta], qualifier: Option<&str>) -> String {
@@ -694,12 +769,17 @@ fn key_match(unique_key: &[String]) -> String {
         .join(" AND ")
 }
 
-fn delete_sql(target: &Relation, staged: &Relation, unique_key: &[String]) -> String {
+fn delete_sql(
+    target: &Relation,
+    staged: &Relation,
+    unique_key: &[String],
+    predicates: &[String],
+) -> String {
     format!(
-        "DELETE FROM {} AS {DEST} USING {} AS {SRC} WHERE ({})",
+        "DELETE FROM {} AS {DEST} USING {} AS {SRC} WHERE {}",
         render(target),
         render(staged),
-        key_match(unique_key)
+        and_predicates(format!("({})", key_match(unique_key)), predicates)
     )
 }
 
@@ -708,6 +788,7 @@ fn merge_sql(
     staged: &Relation,
     unique_key: &[String],
     dest: &[ColumnMeta],
+    predicates: &[String],
 ) -> String {
     let updates: Vec<String> = dest
         .iter()
@@ -720,11 +801,11 @@ fn merge_sql(
         format!("WHEN MATCHED THEN UPDATE SET {}\n", updates.join(", "))
     };
     format!(
-        "MERGE INTO {} AS {DEST}\nUSING {} AS {SRC}\nON ({})\n{when_matched}\
+        "MERGE INTO {} AS {DEST}\nUSING {} AS {SRC}\nON {}\n{when_matched}\
          WHEN NOT MATCHED THEN INSERT ({}) VALUES ({})",
         render(target),
         render(staged),
-        key_match(unique_key),
+        and_predicates(format!("({})", key_match(unique_key)), predicates),
         column_list(dest, None),
         column_list(dest, Some(SRC)),
     )

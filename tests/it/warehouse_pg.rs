@@ -819,6 +819,7 @@ mod cases {
         ephemeral_builds_nothing;
         hooks_run_in_order_inside_the_build;
         incremental_first_run_then_append;
+        incremental_predicates_narrow_the_replaced_rows;
         schema_change_ignore;
         schema_change_fail;
         schema_change_append_new_columns;
