@@ -482,11 +482,16 @@ impl Object for DateTimeModule {
     }
 }
 
-/// A query result as dbt's agate table: `.columns`, `.rows`, `columns[i].values()`.
+/// A query result as dbt's agate table: a sequence of rows, with `.rows`,
+/// `.columns` (`columns[i].values()`), `.column_names`.
 #[derive(Debug)]
 pub struct TableObj(pub QueryResult);
 
 impl Object for TableObj {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         match key.as_str() {
             Some("rows") => Some(Value::from(self.rows())),
@@ -498,22 +503,100 @@ impl Object for TableObj {
                     .map(|c| c.name.clone())
                     .collect::<Vec<_>>(),
             )),
-            _ => key.as_usize().and_then(|i| self.rows().get(i).cloned()),
+            _ => key
+                .as_usize()
+                .filter(|i| *i < self.0.rows.len())
+                .map(|index| self.row(index)),
         }
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::Values(self.rows())
+        Enumerator::Seq(self.0.rows.len())
     }
 }
 
 impl TableObj {
-    fn rows(&self) -> Vec<Value> {
-        self.0
-            .rows
-            .iter()
-            .map(|r| Value::from(r.iter().map(Value::from_serialize).collect::<Vec<_>>()))
-            .collect()
+    fn row(self: &Arc<Self>, index: usize) -> Value {
+        Value::from_object(RowObj {
+            table: self.clone(),
+            index,
+        })
+    }
+
+    fn rows(self: &Arc<Self>) -> Vec<Value> {
+        (0..self.0.rows.len()).map(|i| self.row(i)).collect()
+    }
+}
+
+/// An agate row: a sequence of values that can also be read by column name
+/// (`row.table_schema`, `row['id']`), with a dict's `keys()`, `values()`,
+/// `items()` and `get()`.
+#[derive(Debug)]
+struct RowObj {
+    table: Arc<TableObj>,
+    index: usize,
+}
+
+impl RowObj {
+    fn values(&self) -> &[serde_json::Value] {
+        self.table.0.rows.get(self.index).map_or(&[], Vec::as_slice)
+    }
+
+    fn by_name(&self, name: &str) -> Option<Value> {
+        let i = self.table.0.columns.iter().position(|c| c.name == name)?;
+        self.values().get(i).map(Value::from_serialize)
+    }
+}
+
+impl Object for RowObj {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        match key.as_str() {
+            Some(name) => self.by_name(name),
+            None => self
+                .values()
+                .get(key.as_usize()?)
+                .map(Value::from_serialize),
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Seq(self.values().len())
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        let names = self.table.0.columns.iter().map(|c| c.name.clone());
+        let values = self.values().iter().map(Value::from_serialize);
+        Ok(match method {
+            "keys" => Value::from(names.collect::<Vec<_>>()),
+            "values" => Value::from(values.collect::<Vec<_>>()),
+            "items" => Value::from(
+                names
+                    .zip(values)
+                    .map(|(k, v)| Value::from(vec![Value::from(k), v]))
+                    .collect::<Vec<_>>(),
+            ),
+            "dict" => Value::from(names.zip(values).collect::<BTreeMap<_, _>>()),
+            "get" => {
+                let (name, default): (String, Option<Value>) = minijinja::value::from_args(args)?;
+                self.by_name(&name)
+                    .unwrap_or_else(|| default.unwrap_or_default())
+            }
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::UnknownMethod,
+                    format!("row has no method `{method}`"),
+                ))
+            }
+        })
     }
 }
 

@@ -36,11 +36,17 @@ const OFFLINE_SETTINGS: &str = "SET GLOBAL autoinstall_known_extensions = false;
      SET GLOBAL autoload_known_extensions = false;";
 
 /// The bundled DuckDB has no ICU extension, which is where `current_date`
-/// and `today()` live; without them a model that says `current_date` fails.
-/// Each connection gets them as temporary macros (the UTC date; DuckDB's
-/// own follow the `TimeZone` setting), unless the engine has its own.
-const DATE_SHIMS: &str = "CREATE OR REPLACE TEMP MACRO current_date() AS \
-     cast(epoch_ms(epoch_ms(get_current_timestamp())) AS date); \
+/// and `today()` live, and without which a `TIMESTAMP WITH TIME ZONE`
+/// (what `now()` and `current_timestamp` return) can be neither shifted by
+/// an interval nor truncated nor cast. So each connection gets, as
+/// temporary macros, `now()`, `current_timestamp`, `get_current_timestamp()`
+/// as the plain UTC `TIMESTAMP` of the transaction's start, and
+/// `current_date` / `today()` as its date, unless the engine has ICU.
+const TIME_SHIMS: &str = "CREATE OR REPLACE TEMP MACRO get_current_timestamp() AS \
+     make_timestamp(epoch_us(transaction_timestamp())); \
+     CREATE OR REPLACE TEMP MACRO now() AS get_current_timestamp(); \
+     CREATE OR REPLACE TEMP MACRO current_timestamp() AS get_current_timestamp(); \
+     CREATE OR REPLACE TEMP MACRO current_date() AS cast(get_current_timestamp() AS date); \
      CREATE OR REPLACE TEMP MACRO today() AS current_date();";
 
 /// An open DuckDB database.
@@ -53,8 +59,8 @@ pub struct DuckDbWarehouse {
     live: Mutex<Vec<(Weak<()>, Arc<InterruptHandle>)>>,
     /// The catalog name DuckDB gives the database (file stem or `memory`).
     catalog: String,
-    /// Whether connections need `DATE_SHIMS`.
-    date_shims: bool,
+    /// Whether connections need `TIME_SHIMS`.
+    time_shims: bool,
 }
 
 /// Open the DuckDB database a target points at. A relative `path` resolves
@@ -96,7 +102,7 @@ impl DuckDbWarehouse {
             root: Mutex::new(root),
             live: Mutex::new(Vec::new()),
             catalog,
-            date_shims: builtin == 0,
+            time_shims: builtin == 0,
         })
     }
 
@@ -111,8 +117,8 @@ impl DuckDbWarehouse {
             let root = self.root.lock().unwrap_or_else(|e| e.into_inner());
             root.try_clone().map_err(db_error)?
         };
-        if self.date_shims {
-            conn.execute_batch(DATE_SHIMS).map_err(db_error)?;
+        if self.time_shims {
+            conn.execute_batch(TIME_SHIMS).map_err(db_error)?;
         }
         let token = Arc::new(());
         let handle = conn.interrupt_handle();

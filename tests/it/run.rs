@@ -992,6 +992,26 @@ fn show_previews_rows_and_run_operation_calls_a_macro() {
     let out = duck.run(root, &["run-operation", "no_such_macro"]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stderr.contains("no_such_macro"), "{}", out.stderr);
+
+    // Query results read like agate's: rows by position or by column name,
+    // a statement's table iterated row by row.
+    std::fs::write(
+        root.join("macros/rows.sql"),
+        "{% macro read_rows() %}\n\
+         {% call statement('t', fetch_result=True) %}select 1 as id, 'a' as tag union all select 2, 'b' order by id{% endcall %}\n\
+         {% set t = load_result('t')['table'] %}\n\
+         {% set out = [] %}{% for row in t %}{% do out.append(row.tag ~ row['id'] ~ row[0]) %}{% endfor %}\n\
+         {% do log('rows ' ~ out | join(',') ~ ' ' ~ (t | length) ~ ' ' ~ t.rows[1].get('tag') ~ ' ' ~ t.columns['tag'].values() | join('') ~ ' ' ~ t.rows[0].keys() | join('/'), info=True) %}\n\
+         {% endmacro %}\n",
+    )
+    .expect("write macro");
+    let out = duck.run(root, &["run-operation", "read_rows"]);
+    assert_ok(&out, "run-operation read_rows");
+    assert!(
+        out.stdout.contains("rows a11,b22 2 b ab id/tag"),
+        "{}",
+        out.stdout
+    );
 }
 
 /// Python-Jinja habits of real macro code (dbt_utils' among them), run on

@@ -174,6 +174,36 @@ fn extensions_are_never_fetched() {
     assert_eq!(got.rows, [[json!(false), json!(false)]]);
 }
 
+/// Without ICU a `TIMESTAMP WITH TIME ZONE` can be neither shifted nor
+/// truncated, so `now()`, `current_timestamp` and `current_date` are the
+/// plain UTC timestamp and date, and date arithmetic on them works.
+#[test]
+fn now_and_current_timestamp_take_intervals_without_icu() {
+    let wh = memory();
+    let mut c = wh.connect().expect("connect");
+    let got = c
+        .query(
+            "SELECT typeof(now()), typeof(current_timestamp), \
+             now() + INTERVAL 1 DAY > current_timestamp, \
+             date_trunc('day', now()) = current_date, \
+             current_date = today(), \
+             now() - make_timestamp(epoch_us(transaction_timestamp())) = INTERVAL 0 SECOND",
+        )
+        .expect("query")
+        .rows;
+    assert_eq!(
+        got,
+        vec![vec![
+            json!("TIMESTAMP"),
+            json!("TIMESTAMP"),
+            json!(true),
+            json!(true),
+            json!(true),
+            json!(true)
+        ]]
+    );
+}
+
 #[test]
 fn server_version_names_duckdb() {
     let version = memory().server_version().expect("version");
