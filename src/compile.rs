@@ -550,7 +550,7 @@ fn generic_test_call(n: &Node) -> String {
             ("model", Some(w)) => format!(
                 "model=('(select * from ' ~ {} ~ ' where ' ~ {} ~ ') dbt_subquery')",
                 jinja_literal(v),
-                serde_json::to_string(w).unwrap_or_default()
+                jinja_string(w)
             ),
             _ => format!("{k}={}", jinja_literal(v)),
         })
@@ -569,7 +569,7 @@ fn jinja_literal(v: &Value) -> String {
                 // dbt evaluates `to: ref('users')` as an expression.
                 format!("({t})")
             } else {
-                serde_json::to_string(s).unwrap_or_default()
+                jinja_string(s)
             }
         }
         Value::Null => "none".into(),
@@ -597,6 +597,29 @@ fn jinja_literal(v: &Value) -> String {
                 .join(", ")
         ),
     }
+}
+
+/// A string as a Jinja expression that renders the `{{ … }}` parts in it,
+/// as dbt renders a test argument such as `row_condition: "day = {{
+/// dbt_date.yesterday() }}"`: `("day = " ~ (dbt_date.yesterday()) ~ "")`.
+/// A plain string is a plain literal.
+fn jinja_string(s: &str) -> String {
+    let quoted = |t: &str| serde_json::to_string(t).unwrap_or_default();
+    let mut parts = Vec::new();
+    let mut rest = s;
+    while let Some(open) = rest.find("{{") {
+        let Some(len) = rest[open + 2..].find("}}") else {
+            break;
+        };
+        parts.push(quoted(&rest[..open]));
+        parts.push(format!("({})", rest[open + 2..open + 2 + len].trim()));
+        rest = &rest[open + 2 + len + 2..];
+    }
+    if parts.is_empty() {
+        return quoted(s);
+    }
+    parts.push(quoted(rest));
+    format!("({})", parts.join(" ~ "))
 }
 
 fn is_ref_or_source_call(s: &str) -> bool {
@@ -888,6 +911,11 @@ mod tests {
         assert_eq!(
             jinja_literal(&serde_json::json!(["a", 1, null, true])),
             "[\"a\", 1, none, true]"
+        );
+        // Jinja inside a test argument renders, as in dbt.
+        assert_eq!(
+            jinja_literal(&serde_json::json!("day = {{ dbt_date.yesterday() }}")),
+            "(\"day = \" ~ (dbt_date.yesterday()) ~ \"\")"
         );
     }
 }

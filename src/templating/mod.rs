@@ -14,6 +14,7 @@
 
 mod mutable;
 pub mod objects;
+mod python_datetime;
 mod python_re;
 
 use std::cell::RefCell;
@@ -27,10 +28,7 @@ use crate::diagnostics::{did_you_mean, Diagnostic};
 use crate::project::node::{Node, RefCall};
 use crate::project::Project;
 use crate::warehouse::{Connection, Engine};
-use objects::{
-    ConfigObj, DateTimeModule, DateTimeObj, Exceptions, RelationObj, RenderScope, ResolvedRelation,
-    TableObj, MARK,
-};
+use objects::{ConfigObj, Exceptions, RelationObj, RenderScope, ResolvedRelation, TableObj, MARK};
 
 /// Built-in macros written in Jinja: dbt's generic tests and helpers. Project
 /// macros with the same names override them.
@@ -178,7 +176,7 @@ impl Renderer {
         // Python's methods on strings, lists and dicts (`.upper()`,
         // `.split()`, `.items()`, …), and lists and dicts that change in
         // place (`{% do cols.append(c) %}`), as dbt's Jinja has them.
-        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.set_unknown_method_callback(python_methods);
         env.add_function(mutable::LIST, mutable::List::value);
         env.add_function(mutable::DICT, mutable::Dict::value);
         let resolver = Arc::new(build_resolver(project));
@@ -621,16 +619,47 @@ pub fn jinja_diagnostic(
     d
 }
 
+/// Python's methods on Jinja values: minijinja-contrib's `pycompat`, and
+/// `list.index(x)` it lacks.
+fn python_methods(
+    state: &minijinja::State,
+    value: &Value,
+    method: &str,
+    args: &[Value],
+) -> Result<Value, minijinja::Error> {
+    if method == "index" && value.kind() == minijinja::value::ValueKind::Seq {
+        let (wanted,): (Value,) = from_args(args)?;
+        return value
+            .try_iter()?
+            .position(|v| v == wanted)
+            .map(Value::from)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("{wanted} is not in list"),
+                )
+            });
+    }
+    minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args)
+}
+
 /// Jinja2 syntax minijinja does not have, rewritten into what it does
-/// (unary plus, then a conditional `do`); every line stays where it was.
+/// (unary plus, a conditional `do`, datetime arithmetic); every line stays
+/// where it was.
 /// Unchanged (and not copied) when there is none.
 pub fn jinja2_syntax(text: &str) -> std::borrow::Cow<'_, str> {
-    match unary_plus(text) {
-        std::borrow::Cow::Borrowed(_) => conditional_do(text),
-        std::borrow::Cow::Owned(changed) => {
-            std::borrow::Cow::Owned(conditional_do(&changed).into_owned())
+    use std::borrow::Cow;
+    let mut out = Cow::Borrowed(text);
+    for rewrite in [
+        unary_plus as fn(&str) -> Cow<'_, str>,
+        conditional_do,
+        python_datetime::timedelta_arithmetic,
+    ] {
+        if let Cow::Owned(changed) = rewrite(&out) {
+            out = Cow::Owned(changed);
         }
     }
+    out
 }
 
 /// Jinja2's `do` takes any expression, and dbt code writes
@@ -1216,17 +1245,19 @@ fn register_globals(
     env.add_global("dbt_version", Value::from("1.9.0"));
     env.add_global(
         "run_started_at",
-        Value::from_object(DateTimeObj(chrono::Utc::now())),
+        python_datetime::PyDateTime::utc_now().value(),
     );
     env.add_global(
         "invocation_id",
         Value::from(uuid::Uuid::new_v4().to_string()),
     );
     env.add_global("exceptions", Value::from_object(Exceptions));
+    python_datetime::register(env);
     env.add_global(
         "modules",
         context! {
-            datetime => context! { datetime => Value::from_object(DateTimeModule), date => Value::from_object(DateTimeModule) },
+            datetime => python_datetime::module(),
+            pytz => python_datetime::pytz_module(),
             re => python_re::module(),
         },
     );

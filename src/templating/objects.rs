@@ -83,6 +83,14 @@ impl ResolvedRelation {
     }
 }
 
+/// The error for a method an object does not have.
+pub fn no_method(what: &str, method: &str) -> Error {
+    Error::new(
+        ErrorKind::UnknownMethod,
+        format!("{what} has no method `{method}`"),
+    )
+}
+
 pub fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
@@ -153,10 +161,7 @@ impl Object for RelationObj {
                 }
                 Ok(Value::from_object(copy))
             }
-            _ => Err(Error::new(
-                ErrorKind::UnknownMethod,
-                format!("relation has no method `{method}`"),
-            )),
+            _ => Err(no_method("relation", method)),
         }
     }
 
@@ -368,10 +373,7 @@ impl Object for ConfigObj {
                 scope.with(|c| c.config.insert(key, to_json(&value)));
                 Ok(Value::from(""))
             }
-            _ => Err(Error::new(
-                ErrorKind::UnknownMethod,
-                format!("config has no method `{method}`"),
-            )),
+            _ => Err(no_method("config", method)),
         }
     }
 }
@@ -406,78 +408,7 @@ impl Object for Exceptions {
                 }
                 Ok(Value::from(""))
             }
-            _ => Err(Error::new(
-                ErrorKind::UnknownMethod,
-                format!("exceptions has no method `{method}`"),
-            )),
-        }
-    }
-}
-
-/// A timestamp with Python's datetime surface (`strftime`, `isoformat`).
-#[derive(Debug, Clone)]
-pub struct DateTimeObj(pub chrono::DateTime<chrono::Utc>);
-
-impl Object for DateTimeObj {
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        use chrono::{Datelike, Timelike};
-        let d = &self.0;
-        Some(Value::from(match key.as_str()? {
-            "year" => d.year() as i64,
-            "month" => d.month() as i64,
-            "day" => d.day() as i64,
-            "hour" => d.hour() as i64,
-            "minute" => d.minute() as i64,
-            "second" => d.second() as i64,
-            _ => return None,
-        }))
-    }
-
-    fn call_method(
-        self: &Arc<Self>,
-        _state: &State<'_, '_>,
-        method: &str,
-        args: &[Value],
-    ) -> Result<Value, Error> {
-        match method {
-            "strftime" => {
-                let (fmt,): (String,) = minijinja::value::from_args(args)?;
-                Ok(Value::from(self.0.format(&fmt).to_string()))
-            }
-            "isoformat" => Ok(Value::from(
-                self.0.to_rfc3339_opts(chrono::SecondsFormat::Micros, false),
-            )),
-            "timestamp" => Ok(Value::from(self.0.timestamp() as f64)),
-            "date" => Ok(Value::from(self.0.format("%Y-%m-%d").to_string())),
-            _ => Err(Error::new(
-                ErrorKind::UnknownMethod,
-                format!("datetime has no method `{method}`"),
-            )),
-        }
-    }
-
-    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0.format("%Y-%m-%d %H:%M:%S%.6f+00:00"))
-    }
-}
-
-/// `modules.datetime.datetime` / `.date`: `now()`, `utcnow()`, `today()`.
-#[derive(Debug)]
-pub struct DateTimeModule;
-
-impl Object for DateTimeModule {
-    fn call_method(
-        self: &Arc<Self>,
-        _state: &State<'_, '_>,
-        method: &str,
-        _args: &[Value],
-    ) -> Result<Value, Error> {
-        match method {
-            "now" | "utcnow" | "today" => Ok(Value::from_object(DateTimeObj(chrono::Utc::now()))),
-            _ => Err(Error::new(
-                ErrorKind::UnknownMethod,
-                format!("datetime has no method `{method}`"),
-            )),
+            _ => Err(no_method("exceptions", method)),
         }
     }
 }
@@ -590,12 +521,7 @@ impl Object for RowObj {
                 self.by_name(&name)
                     .unwrap_or_else(|| default.unwrap_or_default())
             }
-            _ => {
-                return Err(Error::new(
-                    ErrorKind::UnknownMethod,
-                    format!("row has no method `{method}`"),
-                ))
-            }
+            _ => return Err(no_method("row", method)),
         })
     }
 }
@@ -650,12 +576,7 @@ impl Object for TableColumns {
                     .map(|(i, name)| Value::from(vec![Value::from(name), self.column(i)]))
                     .collect::<Vec<_>>(),
             ),
-            _ => {
-                return Err(Error::new(
-                    ErrorKind::UnknownMethod,
-                    format!("columns have no method `{method}`"),
-                ))
-            }
+            _ => return Err(no_method("columns", method)),
         })
     }
 }
@@ -698,10 +619,7 @@ impl Object for ColumnValues {
                     })
                     .collect::<Vec<_>>(),
             )),
-            _ => Err(Error::new(
-                ErrorKind::UnknownMethod,
-                format!("column has no method `{method}`"),
-            )),
+            _ => Err(no_method("column", method)),
         }
     }
 }

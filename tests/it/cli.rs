@@ -1210,3 +1210,55 @@ fn descriptions_render_doc_blocks() {
         out.stderr
     );
 }
+
+/// Python habits of real packages (dbt_date, dbt_expectations): datetime
+/// arithmetic and comparisons at compile time, `list.index`, and Jinja
+/// inside a generic test's string argument, rendered as dbt renders it.
+#[test]
+fn python_datetimes_and_jinja_in_test_arguments_compile() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_tree(
+        &repo_root().join("tests/fixtures/bad/unknown_selector"),
+        dir.path(),
+    );
+    let root = dir.path();
+    write_all(
+        root,
+        &[
+            (
+                "models/dated.sql",
+                "{% set end = modules.datetime.datetime(2024, 3, 1).replace(hour=6) %}\n\
+                 {% set start = end - modules.datetime.timedelta(days=1, hours=6) %}\n\
+                 select '{{ start }}' as start_at, '{{ (end - modules.datetime.timedelta(hours=1)).hour }}' as hour,\n\
+                 '{{ start < end }}' as ordered, {{ ['a', 'b', 'c'].index('c') }} as idx,\n\
+                 '{{ modules.pytz.timezone(\"UTC\").localize(modules.datetime.datetime.strptime(\"2024-05-06\", \"%Y-%m-%d\")).isoformat() }}' as iso\n",
+            ),
+            (
+                "models/schema.yml",
+                "models:\n  - name: dated\n    data_tests:\n      - expression_holds:\n          condition: \"idx = {{ var('expected_idx', 2) }}\"\n",
+            ),
+            (
+                "tests/generic/expression_holds.sql",
+                "{% test expression_holds(model, condition) %}select * from {{ model }} where not ({{ condition }}){% endtest %}\n",
+            ),
+        ],
+    );
+    let out = run_in(root, &["compile"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let model = std::fs::read_to_string(root.join("target/compiled/bad/models/dated.sql"))
+        .expect("compiled model");
+    for expected in [
+        "'2024-02-29 00:00:00' as start_at",
+        "'5' as hour",
+        "'True' as ordered",
+        "2 as idx",
+        "'2024-05-06T00:00:00+00:00' as iso",
+    ] {
+        assert!(model.contains(expected), "no {expected:?} in:\n{model}");
+    }
+    let test = std::fs::read_dir(root.join("target/compiled/bad/models/schema.yml"))
+        .expect("compiled tests")
+        .map(|e| std::fs::read_to_string(e.expect("entry").path()).expect("test"))
+        .collect::<String>();
+    assert!(test.contains("where not (idx = 2)"), "{test}");
+}
