@@ -200,9 +200,16 @@ impl Renderer {
         // Installed packages' macros are called as `<package>.<macro>`;
         // inside a package, its own macros are also callable bare.
         let mut packages: BTreeMap<&str, PackageMacros> = BTreeMap::new();
+        // The root project's macros are also `<project name>.<macro>`.
+        let mut root_namespace = BTreeMap::new();
         for m in &project.macros {
             match &m.package {
-                None => add_macro_file(&mut env, &m.path, &m.text, &m.names)?,
+                None => {
+                    add_macro_file(&mut env, &m.path, &m.text, &m.names)?;
+                    for name in &m.names {
+                        root_namespace.insert(name.clone(), macro_function(&m.path, name, None));
+                    }
+                }
                 Some(package) => {
                     add_macro_templates(&mut env, &m.path, &m.text)?;
                     let p = packages.entry(package).or_default();
@@ -215,6 +222,11 @@ impl Renderer {
             for n in &m.names {
                 *dynamic_macros.entry(n.clone()).or_default() |= text_is_dynamic(&m.text);
             }
+        }
+        // (A project named like a package or `dbt` keeps those; dbt's
+        // globals, registered below, win over it too.)
+        if !packages.contains_key(project.config.name.as_str()) && project.config.name != "dbt" {
+            env.add_global(project.config.name.clone(), Value::from(root_namespace));
         }
         let mut package_macros = HashMap::new();
         for (package, p) in packages {
@@ -617,6 +629,38 @@ pub fn jinja_diagnostic(
     let mut d = Diagnostic::error(code, message).at(file, e.line());
     d.hints = hints;
     d
+}
+
+/// dbt's `builtins`: the original `ref`, `source` and `config`, whatever a
+/// project's macros override. `builtins.ref.config` is dbt's runtime
+/// config, which packages (elementary, the Tuva Project) read: the project
+/// and profile names, vars, and the installed packages' versions.
+fn builtins(project: &Project, settings: &RenderSettings) -> Value {
+    let dependencies: BTreeMap<String, Value> = project
+        .packages
+        .iter()
+        .map(|p| {
+            (
+                p.config.name.clone(),
+                context! { project_name => p.config.name.clone(), version => p.config.version.clone() },
+            )
+        })
+        .collect();
+    let config = context! {
+        project_name => project.config.name.clone(),
+        profile_name => project.config.profile.clone(),
+        target_name => settings.target.get("name").cloned().map(Value::from_serialize),
+        version => project.config.version.clone(),
+        args => context! { which => settings.which.clone() },
+        cli_vars => Value::from_serialize(&settings.cli_vars),
+        vars => Value::from_object(objects::VarsObj(Value::from_serialize(&project.config.vars))),
+        dependencies => Value::from(dependencies),
+    };
+    context! {
+        ref => Value::from_object(objects::Builtin { name: "ref", config: config.clone() }),
+        source => Value::from_object(objects::Builtin { name: "source", config: config.clone() }),
+        config => Value::from_object(objects::Builtin { name: "config", config }),
+    }
 }
 
 /// Python's methods on Jinja values: minijinja-contrib's `pycompat`, and
@@ -1268,6 +1312,11 @@ fn register_globals(
     env.add_global(
         "graph",
         Value::from_object(objects::GraphObj(graph.clone())),
+    );
+    env.add_global("builtins", builtins(project, settings));
+    env.add_global(
+        "invocation_args_dict",
+        context! { which => settings.which.clone(), vars => Value::from_serialize(&settings.cli_vars), full_refresh => settings.full_refresh },
     );
 
     env.add_function("is_incremental", |state: &State| -> Result<bool, Error> {

@@ -807,3 +807,62 @@ impl Object for ColumnObj {
         })
     }
 }
+
+/// One of dbt's `builtins` (`ref`, `source`, `config`): callable as the
+/// global of that name, with the runtime config as `.config`.
+#[derive(Debug)]
+pub struct Builtin {
+    pub name: &'static str,
+    pub config: Value,
+}
+
+impl Object for Builtin {
+    fn call(self: &Arc<Self>, state: &State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
+        let global = state
+            .env()
+            .globals()
+            .find(|(k, _)| *k == self.name)
+            .map(|(_, v)| v);
+        match global {
+            Some(f) => f.call(state, args),
+            None => Err(Error::new(
+                ErrorKind::UnknownFunction,
+                format!("builtins.{} is not available", self.name),
+            )),
+        }
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        (key.as_str()? == "config").then(|| self.config.clone())
+    }
+}
+
+/// The runtime config's `vars`: a mapping with `to_dict()`.
+#[derive(Debug)]
+pub struct VarsObj(pub Value);
+
+impl Object for VarsObj {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.0.get_item(key).ok().filter(|v| !v.is_undefined())
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Values(self.0.try_iter().map(|i| i.collect()).unwrap_or_default())
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &State<'_, '_>,
+        method: &str,
+        _args: &[Value],
+    ) -> Result<Value, Error> {
+        match method {
+            "to_dict" => Ok(self.0.clone()),
+            _ => Err(no_method("vars", method)),
+        }
+    }
+}

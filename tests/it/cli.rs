@@ -1213,7 +1213,10 @@ fn descriptions_render_doc_blocks() {
 
 /// Python habits of real packages (dbt_date, dbt_expectations): datetime
 /// arithmetic and comparisons at compile time, `list.index`, and Jinja
-/// inside a generic test's string argument, rendered as dbt renders it.
+/// inside a generic test's string argument, rendered as dbt renders it; the
+/// root project's macros under the project's name (`bad.shout()`); dbt's
+/// `builtins` (`builtins.ref(…)`, and the runtime config as
+/// `builtins.ref.config`).
 #[test]
 fn python_datetimes_and_jinja_in_test_arguments_compile() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -1231,11 +1234,17 @@ fn python_datetimes_and_jinja_in_test_arguments_compile() {
                  {% set start = end - modules.datetime.timedelta(days=1, hours=6) %}\n\
                  select '{{ start }}' as start_at, '{{ (end - modules.datetime.timedelta(hours=1)).hour }}' as hour,\n\
                  '{{ start < end }}' as ordered, {{ ['a', 'b', 'c'].index('c') }} as idx,\n\
-                 '{{ modules.pytz.timezone(\"UTC\").localize(modules.datetime.datetime.strptime(\"2024-05-06\", \"%Y-%m-%d\")).isoformat() }}' as iso\n",
+                 '{{ modules.pytz.timezone(\"UTC\").localize(modules.datetime.datetime.strptime(\"2024-05-06\", \"%Y-%m-%d\")).isoformat() }}' as iso,\n\
+                 '{{ bad.shout('root namespace') }}' as shouted,\n\
+                 '{{ builtins.ref.config.project_name }}' as project, (select 1 from {{ builtins.ref('base') }}) as one\n",
             ),
             (
                 "models/schema.yml",
                 "models:\n  - name: dated\n    data_tests:\n      - expression_holds:\n          condition: \"idx = {{ var('expected_idx', 2) }}\"\n",
+            ),
+            (
+                "macros/shout.sql",
+                "{% macro shout(x) %}{{ x | upper }}{% endmacro %}\n",
             ),
             (
                 "tests/generic/expression_holds.sql",
@@ -1253,6 +1262,8 @@ fn python_datetimes_and_jinja_in_test_arguments_compile() {
         "'True' as ordered",
         "2 as idx",
         "'2024-05-06T00:00:00+00:00' as iso",
+        "'ROOT NAMESPACE' as shouted",
+        "'bad' as project, (select 1 from ",
     ] {
         assert!(model.contains(expected), "no {expected:?} in:\n{model}");
     }
