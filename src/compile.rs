@@ -466,19 +466,68 @@ pub fn inject_ephemerals(
     nodes: &BTreeMap<String, Node>,
     renderer: &Renderer,
 ) -> String {
+    ephemeral_ctes(sql, node, nodes, |e| {
+        Ok::<_, std::convert::Infallible>(
+            renderer.substitute(e.compiled_code.as_deref().unwrap_or_default()),
+        )
+    })
+    .unwrap_or_else(|never| match never {})
+}
+
+/// `sql` with a CTE for each ephemeral model `node` reads, parents first,
+/// each body made by `body`.
+fn ephemeral_ctes<E>(
+    sql: &str,
+    node: &Node,
+    nodes: &BTreeMap<String, Node>,
+    mut body: impl FnMut(&Node) -> Result<String, E>,
+) -> Result<String, E> {
     let mut order: Vec<&Node> = Vec::new();
     collect_ephemerals(node, nodes, &mut order);
-    if order.is_empty() {
-        return sql.to_string();
+    let mut ctes = Vec::new();
+    for e in order {
+        ctes.push(format!(
+            "__dbt__cte__{} as (\n{}\n)",
+            e.name,
+            body(e)?.trim()
+        ));
     }
-    let ctes: Vec<String> = order
-        .iter()
-        .map(|e| {
-            let body = renderer.substitute(e.compiled_code.as_deref().unwrap_or_default());
-            format!("__dbt__cte__{} as (\n{}\n)", e.name, body.trim())
-        })
-        .collect();
-    with_ctes(sql, &ctes)
+    Ok(with_ctes(sql, &ctes))
+}
+
+/// [`inject_ephemerals`] at run time: an ephemeral model whose SQL depends
+/// on the warehouse (`adapter.get_columns_in_relation`, `run_query`, …) is
+/// rendered now, with the connection, as dbt compiles it when the model
+/// that selects from it runs.
+pub fn inject_ephemerals_at_run(
+    sql: &str,
+    node: &Node,
+    nodes: &BTreeMap<String, Node>,
+    renderer: &Renderer,
+    conn: &SharedConnection,
+) -> Result<String, Diagnostic> {
+    ephemeral_ctes(sql, node, nodes, |e| {
+        if !e.config.contains_key("__dynamic") {
+            return Ok(renderer.substitute(e.compiled_code.as_deref().unwrap_or_default()));
+        }
+        let r = renderer.render(
+            &e.original_file_path,
+            &e.raw_code,
+            Some(e),
+            true,
+            false,
+            Some(conn.clone()),
+        )?;
+        Ok(renderer.substitute(&r.output))
+    })
+}
+
+/// Whether a node selects from an ephemeral model (directly or through
+/// others) whose SQL is only final at run time.
+pub fn reads_dynamic_ephemeral(node: &Node, nodes: &BTreeMap<String, Node>) -> bool {
+    let mut order: Vec<&Node> = Vec::new();
+    collect_ephemerals(node, nodes, &mut order);
+    order.iter().any(|e| e.config.contains_key("__dynamic"))
 }
 
 /// `sql` with `ctes` (`name as (…)`) in front, merged into its own `with`.

@@ -836,12 +836,8 @@ fn render_at_run(
     for l in &r.logs {
         eprintln!("{l}");
     }
-    Ok(compile::inject_ephemerals(
-        &r.output,
-        n,
-        c.nodes(),
-        renderer,
-    ))
+    compile::inject_ephemerals_at_run(&r.output, n, c.nodes(), renderer, conn)
+        .map_err(|d| d.to_string())
 }
 
 fn string_or_list(v: Option<&Value>) -> Vec<String> {
@@ -907,7 +903,9 @@ fn build_batches(
                 Some(conn.clone()),
                 extra,
             )
-            .map(|r| compile::inject_ephemerals(&r.output, n, c.nodes(), &c.renderer))
+            .and_then(|r| {
+                compile::inject_ephemerals_at_run(&r.output, n, c.nodes(), &c.renderer, conn)
+            })
             .map_err(|d| BuildError::Config(d.to_string()))?;
         let build = ModelBuild {
             sql: &sql,
@@ -1034,7 +1032,9 @@ fn build_one_model(
     } else {
         false
     };
-    let rendered_at_run = incremental || n.config.contains_key("__dynamic");
+    let rendered_at_run = incremental
+        || n.config.contains_key("__dynamic")
+        || compile::reads_dynamic_ephemeral(n, c.nodes());
     let sql = if rendered_at_run {
         render_at_run(&c.renderer, c, n, conn, is_incremental)?
     } else {

@@ -196,7 +196,6 @@ impl Renderer {
                 dbt_namespace.insert(name, f);
             }
         }
-        env.add_global("dbt", Value::from(dbt_namespace));
         // Installed packages' macros are called as `<package>.<macro>`;
         // inside a package, its own macros are also callable bare.
         let mut packages: BTreeMap<&str, PackageMacros> = BTreeMap::new();
@@ -237,6 +236,19 @@ impl Renderer {
         }
         let graph = Arc::new(std::sync::OnceLock::new());
         register_globals(&mut env, project, &settings, &resolver, &graph);
+        // dbt's global project has these as macros, so packages call them as
+        // `dbt.run_query(…)` too; sluice has them as functions.
+        for name in [
+            "run_query",
+            "is_incremental",
+            "should_full_refresh",
+            "load_result",
+        ] {
+            if let Some((_, f)) = env.globals().find(|(k, _)| *k == name) {
+                dbt_namespace.entry(name.to_string()).or_insert(f);
+            }
+        }
+        env.add_global("dbt", Value::from(dbt_namespace));
         Ok(Renderer {
             env,
             resolver,
@@ -1311,7 +1323,7 @@ fn register_globals(
     );
     env.add_global(
         "graph",
-        Value::from_object(objects::GraphObj(graph.clone())),
+        Value::from_object(objects::GraphObj::new(graph.clone())),
     );
     env.add_global("builtins", builtins(project, settings));
     env.add_global(

@@ -629,7 +629,28 @@ const GRAPH_KEYS: &[&str] = &["nodes", "sources", "exposures", "metrics", "group
 /// dbt's `graph`: `nodes` and `sources` by unique id, empty until the
 /// renderer is given the parsed project (`Renderer::set_graph`).
 #[derive(Debug)]
-pub struct GraphObj(pub Arc<std::sync::OnceLock<Value>>);
+pub struct GraphObj {
+    pub graph: Arc<std::sync::OnceLock<Value>>,
+    /// Keys a run adds with `graph.setdefault(…)`: packages (elementary)
+    /// use dbt's `graph` as a cache shared by every node of the run.
+    pub added: Mutex<BTreeMap<String, Value>>,
+}
+
+impl GraphObj {
+    pub fn new(graph: Arc<std::sync::OnceLock<Value>>) -> Self {
+        GraphObj {
+            graph,
+            added: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn added(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Value>> {
+        match self.added.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+}
 
 impl Object for GraphObj {
     fn repr(self: &Arc<Self>) -> ObjectRepr {
@@ -639,10 +660,10 @@ impl Object for GraphObj {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let key = key.as_str()?;
         if !GRAPH_KEYS.contains(&key) {
-            return None;
+            return self.added().get(key).cloned();
         }
         Some(
-            self.0
+            self.graph
                 .get()
                 .and_then(|g| g.get_attr(key).ok())
                 .filter(|v| !v.is_undefined())
@@ -652,6 +673,32 @@ impl Object for GraphObj {
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
         Enumerator::Str(GRAPH_KEYS)
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        match method {
+            "setdefault" => {
+                let (key, default): (String, Option<Value>) = minijinja::value::from_args(args)?;
+                if let Some(v) = self.get_value(&Value::from(key.as_str())) {
+                    return Ok(v);
+                }
+                let v = default.unwrap_or_default();
+                self.added().insert(key, v.clone());
+                Ok(v)
+            }
+            "get" => {
+                let (key, default): (String, Option<Value>) = minijinja::value::from_args(args)?;
+                Ok(self
+                    .get_value(&Value::from(key.as_str()))
+                    .unwrap_or_else(|| default.unwrap_or_default()))
+            }
+            _ => Err(no_method("graph", method)),
+        }
     }
 }
 

@@ -1657,3 +1657,49 @@ fn microbatch_builds_in_batches_on_postgres() {
 fn microbatch_builds_in_batches_on_duckdb() {
     microbatch_builds_in_batches(&Engine::duckdb(), "main");
 }
+
+/// An ephemeral model whose SQL depends on the warehouse (here the columns
+/// of its parent) is rendered when the model selecting from it runs, as dbt
+/// compiles it then; `dbt.run_query` is the global project's macro.
+#[cfg(feature = "duckdb")]
+#[test]
+fn dynamic_ephemeral_models_render_at_run_time() {
+    let duck = Engine::duckdb();
+    let dir = jaffle();
+    let root = dir.path();
+    write_all(
+        root,
+        &[
+            (
+                "models/wide.sql",
+                "{{ config(materialized='table') }}\nselect 1 as id, 'a' as x_first, 'b' as x_second, 'c' as other\n",
+            ),
+            (
+                "models/only_x.sql",
+                "{{ config(materialized='ephemeral') }}\n\
+                 {%- set cols = [] -%}\n\
+                 {%- if execute -%}{%- for c in adapter.get_columns_in_relation(ref('wide')) -%}{%- if c.name.startswith('x_') -%}{%- do cols.append(c.name) -%}{%- endif -%}{%- endfor -%}{%- endif %}\n\
+                 select id{% for c in cols %}, {{ c }}{% endfor %} from {{ ref('wide') }}\n",
+            ),
+            (
+                "models/uses_only_x.sql",
+                "{{ config(materialized='table') }}\nselect * from {{ ref('only_x') }}\n",
+            ),
+            (
+                "models/answer.sql",
+                "select {{ dbt.run_query('select 42 as n').columns[0].values()[0] if execute else 0 }} as answer\n",
+            ),
+        ],
+    );
+    let out = duck.run(root, &["run", "-s", "+uses_only_x", "answer"]);
+    assert_ok(&out, "run");
+    let rows = duck.query(root, "select id, x_first, x_second from main.uses_only_x");
+    assert_eq!(
+        rows,
+        vec![vec![Value::from(1), Value::from("a"), Value::from("b")]]
+    );
+    assert_eq!(
+        duck.query(root, "select answer from main.answer"),
+        vec![vec![Value::from(42)]]
+    );
+}
