@@ -1720,6 +1720,24 @@ mod tests {
     }
 
     #[test]
+    fn graph_setdefault_is_a_cache_shared_by_renders() {
+        let mut env = Environment::new();
+        env.add_function(mutable::DICT, mutable::Dict::value);
+        env.set_unknown_method_callback(python_methods);
+        let graph = Arc::new(std::sync::OnceLock::new());
+        env.add_global("graph", Value::from_object(objects::GraphObj::new(graph)));
+        let r = |t: &str| {
+            env.render_str(&mutable::literals(t), context! {})
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        r("{% do graph.setdefault('cache', {}).update({'a': 1}) %}");
+        assert_eq!(
+            r("{{ graph.setdefault('cache', {}).get('a') }}|{{ graph.get('cache').a }}|{{ graph.nodes | length }}|{{ [3, 4].index(4) }}"),
+            "1|1|0|1"
+        );
+    }
+
+    #[test]
     fn int_float_and_round_filters_behave_as_in_jinja2() {
         let mut env = Environment::new();
         add_dbt_filters(&mut env);

@@ -687,7 +687,14 @@ impl Object for GraphObj {
                 if let Some(v) = self.get_value(&Value::from(key.as_str())) {
                     return Ok(v);
                 }
-                let v = default.unwrap_or_default();
+                // Stored to change in place, as a Python dict would.
+                let v = match default {
+                    Some(d) if d.kind() == minijinja::value::ValueKind::Map => {
+                        super::mutable::Dict::value(d)?
+                    }
+                    Some(d) => super::mutable::changeable(d),
+                    None => Value::from(()),
+                };
                 self.added().insert(key, v.clone());
                 Ok(v)
             }
