@@ -216,11 +216,15 @@ fn render_config_value(value: &mut Value, renderer: &Renderer, fail: &mut dyn Fn
 
 /// Descriptions are Jinja, as in dbt: `{{ doc('orders') }}` becomes the
 /// text of that docs block (in the manifest, the docs site and persisted
-/// comments alike).
+/// comments alike). So are columns' `data_type`s (`"{{ 'UInt8' if
+/// target.type == 'clickhouse' else 'integer' }}"`).
 fn render_descriptions(node: &mut Node, renderer: &Renderer, found: &mut Vec<Diagnostic>) {
     let has_jinja = |t: &str| t.contains("{{") || t.contains("{%");
     let needs = has_jinja(&node.description)
-        || node.columns.values().any(|c| has_jinja(&c.description))
+        || node
+            .columns
+            .values()
+            .any(|c| has_jinja(&c.description) || c.data_type.as_deref().is_some_and(has_jinja))
         || node
             .source
             .as_ref()
@@ -246,6 +250,9 @@ fn render_descriptions(node: &mut Node, renderer: &Renderer, found: &mut Vec<Dia
     render(&mut node.description, found);
     for c in node.columns.values_mut() {
         render(&mut c.description, found);
+        if let Some(t) = c.data_type.as_mut() {
+            render(t, found);
+        }
     }
     if let Some(s) = node.source.as_mut() {
         render(&mut s.source_description, found);

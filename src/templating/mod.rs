@@ -276,9 +276,11 @@ impl Renderer {
                     .map(|n| (n.unique_id.as_str(), crate::artifacts::ManifestNode(n)))
                     .collect()
             }
+            // Dicts and lists that change in place, as Python's do: packages
+            // (elementary) `update` a node's `meta` they read from here.
             context! {
-                nodes => Value::from_serialize(by_id(others)),
-                sources => Value::from_serialize(by_id(sources)),
+                nodes => mutable::deep(Value::from_serialize(by_id(others))),
+                sources => mutable::deep(Value::from_serialize(by_id(sources))),
             }
         });
     }

@@ -46,6 +46,38 @@ pub fn changeable(v: Value) -> Value {
     }
 }
 
+/// `v` with every dict and list in it (at any depth) able to change in
+/// place, as the Python structures dbt hands to Jinja (`graph`) are.
+pub fn deep(v: Value) -> Value {
+    use minijinja::value::ValueKind;
+    let is_ours =
+        v.downcast_object_ref::<Dict>().is_some() || v.downcast_object_ref::<List>().is_some();
+    match v.kind() {
+        _ if is_ours => v,
+        ValueKind::Map => {
+            let entries: IndexMap<Value, Value> = v
+                .try_iter()
+                .map(|keys| {
+                    keys.map(|k| {
+                        let item = v.get_item(&k).unwrap_or_default();
+                        (k, deep(item))
+                    })
+                    .collect()
+                })
+                .unwrap_or_default();
+            Value::from_object(Dict(Mutex::new(entries)))
+        }
+        ValueKind::Seq => {
+            let items: Vec<Value> = v
+                .try_iter()
+                .map(|i| i.map(deep).collect())
+                .unwrap_or_default();
+            Value::from_object(List(Mutex::new(items)))
+        }
+        _ => v,
+    }
+}
+
 /// A list with Python's mutating methods.
 #[derive(Debug, Default)]
 pub struct List(Mutex<Vec<Value>>);

@@ -1164,8 +1164,9 @@ fn disabled_nodes_may_reference_what_does_not_exist() {
 }
 
 /// Descriptions are Jinja: `{{ doc('…') }}` in a model's, a column's or a
-/// source's description is the docs block's text in the manifest; a doc that
-/// does not exist is an error at the YAML entry.
+/// source's description is the docs block's text in the manifest (and a
+/// column's `data_type` renders too); a doc that does not exist is an error
+/// at the YAML entry.
 #[test]
 fn descriptions_render_doc_blocks() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -1182,7 +1183,7 @@ fn descriptions_render_doc_blocks() {
     write(
         "models/schema.yml",
         "sources:\n  - name: raw\n    description: 'Raw: {{ doc(\"id_doc\") }}'\n    tables:\n      - name: things\n        description: '{{ doc(\"base_doc\") }}'\n\
-         models:\n  - name: base\n    description: '{{ doc(\"base_doc\") }}'\n    columns:\n      - name: id\n        description: \"{{ doc('bad', 'id_doc') }} Never null.\"\n",
+         models:\n  - name: base\n    description: '{{ doc(\"base_doc\") }}'\n    columns:\n      - name: id\n        description: \"{{ doc('bad', 'id_doc') }} Never null.\"\n        data_type: \"{{ 'UInt8' if target.type == 'clickhouse' else 'integer' }}\"\n",
     );
     let out = run_in(root, &["parse"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -1193,6 +1194,7 @@ fn descriptions_render_doc_blocks() {
     let base = &manifest["nodes"]["model.bad.base"];
     assert_eq!(base["description"], "One row per **thing**.");
     assert_eq!(base["columns"]["id"]["description"], "The key. Never null.");
+    assert_eq!(base["columns"]["id"]["data_type"], "integer");
     let src = &manifest["sources"]["source.bad.raw.things"];
     assert_eq!(src["description"], "One row per **thing**.");
     assert_eq!(src["source_description"], "Raw: The key.");
