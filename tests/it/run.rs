@@ -630,8 +630,11 @@ fn graph_holds_the_projects_nodes_when_executing() {
         "{% set names = [] %}{% if execute %}\
          {% for node in graph.nodes.values() | selectattr('resource_type', 'equalto', 'model') %}\
          {% do names.append(node.name) %}{% endfor %}{% endif %}\
+         {% set meta = {} %}{% if execute %}{% set meta = graph.nodes['model.jaffle.customers'].config.meta %}\
+         {% do meta.update({'touched': 'yes'}) %}{% endif %}\
          select {{ names | length }} as models, '{{ names | sort | join(',') }}' as names, \
-         {{ graph.sources.values() | list | length }} as sources\n",
+         {{ graph.sources.values() | list | length }} as sources, \
+         '{{ graph.nodes['model.jaffle.customers'].config.meta.touched if execute }}' as touched\n",
     )
     .expect("write model");
     let listed = duck.run(
@@ -648,13 +651,18 @@ fn graph_holds_the_projects_nodes_when_executing() {
     models.sort();
     assert!(models.len() > 3, "{models:?}");
     assert_ok(&duck.run(root, &["run", "-s", "model_census"]), "run");
-    let rows = duck.query(root, "select models, names, sources from main.model_census");
+    let rows = duck.query(
+        root,
+        "select models, names, sources, touched from main.model_census",
+    );
+    // The graph's dicts change in place, as Python's do.
     assert_eq!(
         rows,
         vec![vec![
             Value::from(models.len()),
             Value::from(models.join(",")),
-            Value::from(0)
+            Value::from(0),
+            Value::from("yes")
         ]]
     );
 }
