@@ -1371,10 +1371,20 @@ fn register_globals(
         });
         Err(Error::new(ErrorKind::InvalidOperation, RETURN_SIGNAL))
     });
-    env.add_function("tojson", |v: Value| -> Result<String, Error> {
-        serde_json::to_string(&objects::to_json(&v))
-            .map_err(|e| Error::new(ErrorKind::BadSerialization, e.to_string()))
-    });
+    // Python's `json.dumps`: `sort_keys=true` orders every object's keys.
+    env.add_function(
+        "tojson",
+        |v: Value, kwargs: Kwargs| -> Result<String, Error> {
+            let mut json = objects::to_json(&v);
+            if kwargs.get::<Option<bool>>("sort_keys")?.unwrap_or(false) {
+                json.sort_all_objects();
+            }
+            let _ = kwargs.get::<Option<Value>>("indent")?;
+            kwargs.assert_all_used()?;
+            serde_json::to_string(&json)
+                .map_err(|e| Error::new(ErrorKind::BadSerialization, e.to_string()))
+        },
+    );
     env.add_function(
         "fromjson",
         |s: String, default: Option<Value>| -> Result<Value, Error> {

@@ -444,6 +444,33 @@ impl Object for TableObj {
     fn enumerate(self: &Arc<Self>) -> Enumerator {
         Enumerator::Seq(self.0.rows.len())
     }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        match method {
+            // agate's `rename(column_names)`: a dict old → new, or a list of
+            // the new names in order.
+            "rename" => {
+                let (names,): (Value,) = minijinja::value::from_args(args)?;
+                let mut renamed = self.0.clone();
+                for (i, c) in renamed.columns.iter_mut().enumerate() {
+                    let new = match names.kind() {
+                        minijinja::value::ValueKind::Seq => names.get_item_by_index(i).ok(),
+                        _ => names.get_item(&Value::from(c.name.as_str())).ok(),
+                    };
+                    if let Some(n) = new.filter(|n| !n.is_undefined() && !n.is_none()) {
+                        c.name = n.to_string();
+                    }
+                }
+                Ok(Value::from_object(TableObj(renamed)))
+            }
+            _ => Err(no_method("table", method)),
+        }
+    }
 }
 
 impl TableObj {

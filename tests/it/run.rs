@@ -1009,14 +1009,15 @@ fn show_previews_rows_and_run_operation_calls_a_macro() {
          {% call statement('t', fetch_result=True) %}select 1 as id, 'a' as tag union all select 2, 'b' order by id{% endcall %}\n\
          {% set t = load_result('t')['table'] %}\n\
          {% set out = [] %}{% for row in t %}{% do out.append(row.tag ~ row['id'] ~ row[0]) %}{% endfor %}\n\
-         {% do log('rows ' ~ out | join(',') ~ ' ' ~ (t | length) ~ ' ' ~ t.rows[1].get('tag') ~ ' ' ~ t.columns['tag'].values() | join('') ~ ' ' ~ t.rows[0].keys() | join('/'), info=True) %}\n\
+         {% do log('rows ' ~ out | join(',') ~ ' ' ~ (t | length) ~ ' ' ~ t.rows[1].get('tag') ~ ' ' ~ t.columns['tag'].values() | join('') ~ ' ' ~ t.rows[0].keys() | join('/') ~ ' ' ~ t.rename({'tag': 'label'}).column_names | join('/') ~ ' ' ~ tojson({'b': 1, 'a': 2}, sort_keys=true), info=True) %}\n\
          {% endmacro %}\n",
     )
     .expect("write macro");
     let out = duck.run(root, &["run-operation", "read_rows"]);
     assert_ok(&out, "run-operation read_rows");
     assert!(
-        out.stdout.contains("rows a11,b22 2 b ab id/tag"),
+        out.stdout
+            .contains("rows a11,b22 2 b ab id/tag id/label {\"a\":2,\"b\":1}"),
         "{}",
         out.stdout
     );
