@@ -43,3 +43,21 @@ from child
 left join parent on child.from_field = parent.to_field
 where parent.to_field is null
 {% endmacro %}
+
+{# dbt's relation-naming helpers (global project, adapters/relation.sql). #}
+{% macro make_temp_relation(base_relation, suffix='__dbt_tmp') %}{{ return(api.Relation.create(database=base_relation.database, schema=base_relation.schema, identifier=base_relation.identifier ~ suffix, type=base_relation.type)) }}{% endmacro %}
+{% macro make_intermediate_relation(base_relation, suffix='__dbt_tmp') %}{{ return(make_temp_relation(base_relation, suffix)) }}{% endmacro %}
+{% macro make_backup_relation(base_relation, backup_relation_type, suffix='__dbt_backup') %}{{ return(api.Relation.create(database=base_relation.database, schema=base_relation.schema, identifier=base_relation.identifier ~ suffix, type=backup_relation_type)) }}{% endmacro %}
+{# dbt's DDL helpers (global project, relations/table|view/create.sql); a temporary table has no schema. #}
+{% macro create_table_as(temporary, relation, compiled_code, language='sql') %}{{ return(get_create_table_as_sql(temporary, relation, compiled_code)) }}{% endmacro %}
+{% macro get_create_table_as_sql(temporary, relation, sql) -%}
+create {% if temporary %}temporary {% endif %}table {% if temporary %}{{ relation.identifier }}{% else %}{{ relation }}{% endif %} as (
+{{ sql }}
+);
+{%- endmacro %}
+{% macro create_view_as(relation, sql) %}{{ return(get_create_view_as_sql(relation, sql)) }}{% endmacro %}
+{% macro get_create_view_as_sql(relation, sql) -%}
+create view {{ relation }} as (
+{{ sql }}
+);
+{%- endmacro %}

@@ -1238,7 +1238,8 @@ fn python_datetimes_and_jinja_in_test_arguments_compile() {
                  '{{ start < end }}' as ordered, {{ ['a', 'b', 'c'].index('c') }} as idx,\n\
                  '{{ modules.pytz.timezone(\"UTC\").localize(modules.datetime.datetime.strptime(\"2024-05-06\", \"%Y-%m-%d\")).isoformat() }}' as iso,\n\
                  '{{ bad.shout('root namespace') }}' as shouted,\n\
-                 '{{ builtins.ref.config.project_name }}' as project, (select 1 from {{ builtins.ref('base') }}) as one\n",
+                 '{{ builtins.ref.config.project_name }}' as project, (select 1 from {{ builtins.ref('base') }}) as one,\n\
+                 '{{ make_temp_relation(ref('base')).identifier }}' as temp_name, '{{ create_table_as(true, make_temp_relation(ref('base')), 'select 1') | trim }}' as ddl\n",
             ),
             (
                 "models/schema.yml",
@@ -1266,6 +1267,7 @@ fn python_datetimes_and_jinja_in_test_arguments_compile() {
         "'2024-05-06T00:00:00+00:00' as iso",
         "'ROOT NAMESPACE' as shouted",
         "'bad' as project, (select 1 from ",
+        "'base__dbt_tmp' as temp_name, 'create temporary table base__dbt_tmp as (\nselect 1\n);' as ddl",
     ] {
         assert!(model.contains(expected), "no {expected:?} in:\n{model}");
     }
