@@ -55,6 +55,8 @@ pub enum Materialization {
     Table,
     Incremental,
     Ephemeral,
+    /// PostgreSQL's materialized view (dbt-postgres; dbt-duckdb has none).
+    MaterializedView,
 }
 
 impl FromStr for Materialization {
@@ -65,8 +67,10 @@ impl FromStr for Materialization {
             "table" => Ok(Materialization::Table),
             "incremental" => Ok(Materialization::Incremental),
             "ephemeral" => Ok(Materialization::Ephemeral),
+            "materialized_view" => Ok(Materialization::MaterializedView),
             other => Err(BuildError::Config(format!(
-                "unknown materialization '{other}': expected one of view, table, incremental, ephemeral"
+                "unknown materialization '{other}': expected one of view, table, incremental, \
+                 ephemeral, materialized_view"
             ))),
         }
     }
@@ -242,6 +246,17 @@ pub fn build_model(
                 build_table(c, engine, b.relation, b.sql, b.contract)
             })
         }),
+        Materialization::MaterializedView if engine == Engine::DuckDb => Err(BuildError::Config(
+            "No materialization 'materialized_view' was found for adapter duckdb: DuckDB has no \
+             materialized views (use `table`)"
+                .into(),
+        )),
+        Materialization::MaterializedView => in_transaction(conn, |c| {
+            with_hooks(c, engine, b, |c| {
+                assert_contract(c, b)?;
+                build_materialized_view(c, engine, b)
+            })
+        }),
         Materialization::Incremental => {
             let strategy =
                 IncrementalStrategy::resolve(b.incremental_strategy.as_deref(), &b.unique_key)?;
@@ -293,13 +308,17 @@ fn with_hooks(
 ) -> Result<BuildOutcome, BuildError> {
     run_hooks(conn, HookPhase::Pre, b.pre_hooks)?;
     let outcome = build(conn)?;
-    let is_view = b.materialized == Materialization::View;
-    if !is_view {
+    let kind = match b.materialized {
+        Materialization::View => "view",
+        Materialization::MaterializedView => "materialized view",
+        _ => "table",
+    };
+    if kind != "view" {
         post_build::create_indexes(conn, engine, b.relation, b.indexes)?;
     }
     run_hooks(conn, HookPhase::Post, b.post_hooks)?;
     if let Some(comments) = b.comments.filter(|c| !c.is_empty()) {
-        post_build::persist_docs(conn, engine, b.relation, is_view, comments)?;
+        post_build::persist_docs(conn, engine, b.relation, kind, comments)?;
     }
     Ok(outcome)
 }
@@ -417,6 +436,45 @@ fn build_table(
     };
     swap_in(conn, engine, &tmp, relation, method)?;
     Ok(BuildOutcome::new(Some(rows), format!("SELECT {rows}")))
+}
+
+/// A PostgreSQL materialized view, as dbt-postgres builds one: created when
+/// missing (replacing a table or view of that name), refreshed when it
+/// exists (its SQL is only replaced by `--full-refresh`, as in dbt, whose
+/// `on_configuration_change` compares indexes only), recreated on a full
+/// refresh.
+fn build_materialized_view(
+    conn: &mut dyn Connection,
+    engine: Engine,
+    b: &ModelBuild,
+) -> Result<BuildOutcome, BuildError> {
+    let relation = b.relation;
+    let exists = !conn
+        .query(&format!(
+            "SELECT 1 FROM pg_catalog.pg_matviews WHERE schemaname = {} AND matviewname = {}",
+            adapter::literal(&relation.schema),
+            adapter::literal(&relation.identifier)
+        ))?
+        .rows
+        .is_empty();
+    if exists && !b.full_refresh {
+        conn.execute(&format!("REFRESH MATERIALIZED VIEW {}", render(relation)))?;
+        return Ok(BuildOutcome::new(None, "REFRESH MATERIALIZED VIEW"));
+    }
+    if exists {
+        conn.execute(&format!(
+            "DROP MATERIALIZED VIEW IF EXISTS {} CASCADE",
+            render(relation)
+        ))?;
+    } else if let Some(kind) = get_relation(conn, engine, relation)? {
+        conn.execute(&drop_relation_sql(engine, relation, kind))?;
+    }
+    conn.execute(&format!(
+        "CREATE MATERIALIZED VIEW {} AS (\n{}\n)",
+        render(relation),
+        clean_sql(b.sql)
+    ))?;
+    Ok(BuildOutcome::new(None, "CREATE MATERIALIZED VIEW"))
 }
 
 /// How a freshly built table replaces the existing one. See the module docs.

@@ -108,16 +108,15 @@ impl Comments {
     }
 }
 
-/// `comment on table|view … is …`, and one `comment on column` for each
+/// `comment on <kind> … is …` (`table`, `view`, `materialized view`), and one `comment on column` for each
 /// documented column the relation has (dbt leaves out columns it lacks).
 pub fn persist_docs(
     conn: &mut dyn Connection,
     engine: Engine,
     relation: &Relation,
-    is_view: bool,
+    kind: &str,
     comments: &Comments,
 ) -> Result<(), WarehouseError> {
-    let kind = if is_view { "view" } else { "table" };
     if let Some(text) = &comments.relation {
         conn.execute(&format!(
             "comment on {kind} {} is {}",

@@ -1712,3 +1712,90 @@ fn dynamic_ephemeral_models_render_at_run_time() {
         vec![vec![Value::from(42)]]
     );
 }
+
+/// `materialized: materialized_view` on PostgreSQL, as dbt-postgres builds
+/// it: created, then refreshed on later runs (new rows appear; a changed
+/// query waits for `--full-refresh`, which recreates it), with its indexes.
+/// DuckDB has none, and says so.
+#[test]
+fn materialized_views_build_and_refresh_on_postgres() {
+    let pg = Engine::postgres();
+    let dir = jaffle();
+    let root = dir.path();
+    let model = |extra: &str| {
+        format!(
+            "{{{{ config(materialized='materialized_view', indexes=[{{'columns': ['status']}}]) }}}}\n\
+             select status, count(*) as n{extra} from {{{{ ref('stg_orders') }}}} group by status\n"
+        )
+    };
+    write_all(root, &[("models/order_counts.sql", &model(""))]);
+    assert_ok(&pg.run(root, &["seed"]), "seed");
+    assert_ok(&pg.run(root, &["run", "-s", "+order_counts"]), "first run");
+    let total = || {
+        pg.query(
+            root,
+            "select cast(sum(n) as integer) from jaffle.order_counts",
+        )[0][0]
+            .clone()
+    };
+    let before = total();
+    assert_eq!(
+        pg.query(root, "select count(*) from pg_matviews where schemaname = 'jaffle' and matviewname = 'order_counts'")[0][0],
+        Value::from(1)
+    );
+    assert_eq!(
+        pg.query(root, "select count(*) from pg_indexes where schemaname = 'jaffle' and tablename = 'order_counts'")[0][0],
+        Value::from(1)
+    );
+    pg.execute(root, "insert into jaffle.raw_orders select id + 1000, user_id, order_date, status from jaffle.raw_orders");
+    // A changed query is not applied by a refresh…
+    write_all(root, &[("models/order_counts.sql", &model(", 1 as added"))]);
+    let out = pg.run(root, &["run", "-s", "order_counts"]);
+    assert_ok(&out, "refresh");
+    assert!(
+        out.stderr.contains("REFRESH MATERIALIZED VIEW"),
+        "{}",
+        out.stderr
+    );
+    let after = total();
+    assert_eq!(
+        after.as_i64().expect("int"),
+        2 * before.as_i64().expect("int"),
+        "refreshed rows"
+    );
+    let added = "select count(*) from pg_attribute where attrelid = 'jaffle.order_counts'::regclass and attname = 'added'";
+    assert_eq!(pg.query(root, added)[0][0], Value::from(0));
+    // …a full refresh recreates the view with it.
+    assert_ok(
+        &pg.run(root, &["run", "-s", "order_counts", "--full-refresh"]),
+        "full refresh",
+    );
+    assert_eq!(pg.query(root, added)[0][0], Value::from(1));
+    assert_eq!(
+        pg.query(root, "select min(added) from jaffle.order_counts")[0][0],
+        Value::from(1)
+    );
+}
+
+#[cfg(feature = "duckdb")]
+#[test]
+fn materialized_views_are_an_error_on_duckdb() {
+    let duck = Engine::duckdb();
+    let dir = jaffle();
+    let root = dir.path();
+    write_all(
+        root,
+        &[(
+            "models/mv.sql",
+            "{{ config(materialized='materialized_view') }}\nselect 1 as x\n",
+        )],
+    );
+    let out = duck.run(root, &["run", "-s", "mv"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("No materialization 'materialized_view' was found for adapter duckdb"),
+        "{}",
+        out.stderr
+    );
+}
