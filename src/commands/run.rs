@@ -1122,6 +1122,8 @@ fn build_one_model(
                 comments: Some(&comments),
                 incremental_predicates: string_or_list(n.config.get("incremental_predicates")),
                 batch: None,
+                merge_update_columns: string_or_list(n.config.get("merge_update_columns")),
+                merge_exclude_columns: string_or_list(n.config.get("merge_exclude_columns")),
             };
             if incremental && crate::microbatch::is_microbatch(n) {
                 build_batches(c, n, conn, engine, a, &build, is_incremental)

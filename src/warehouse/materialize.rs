@@ -171,6 +171,10 @@ pub struct ModelBuild<'a> {
     /// A microbatch batch: the `event_time` column and the window
     /// (start, end) this build replaces.
     pub batch: Option<(&'a str, String, String)>,
+    /// `merge_update_columns` / `merge_exclude_columns`: which columns a
+    /// `merge` updates on matched rows (all by default).
+    pub merge_update_columns: Vec<String>,
+    pub merge_exclude_columns: Vec<String>,
 }
 
 /// What a build did, in the shape of dbt's adapter response.
@@ -775,11 +779,18 @@ fn merge(
     staged: &Relation,
     dest: &[ColumnMeta],
 ) -> Result<BuildOutcome, BuildError> {
+    let updates = merge_update_set(
+        dest,
+        &b.unique_key,
+        &b.merge_update_columns,
+        &b.merge_exclude_columns,
+    )?;
     let sql = merge_sql(
         b.relation,
         staged,
         &b.unique_key,
         dest,
+        &updates,
         &b.incremental_predicates,
     );
     let n = conn.execute(&sql)?;
@@ -841,17 +852,50 @@ fn delete_sql(
     )
 }
 
+/// The columns a merge updates on matched rows, as dbt's
+/// `get_merge_update_columns` chooses them: `merge_update_columns` as
+/// written, or every column but `merge_exclude_columns` (and the keys), or
+/// every column but the keys.
+fn merge_update_set(
+    dest: &[ColumnMeta],
+    unique_key: &[String],
+    update: &[String],
+    exclude: &[String],
+) -> Result<Vec<String>, BuildError> {
+    if !update.is_empty() && !exclude.is_empty() {
+        return Err(BuildError::Config(
+            "Model cannot specify merge_update_columns and merge_exclude_columns. Please update \
+             model to use only one config"
+                .into(),
+        ));
+    }
+    if !update.is_empty() {
+        return Ok(update.to_vec());
+    }
+    let bare = |s: &str| s.trim_matches('"').to_ascii_lowercase();
+    Ok(dest
+        .iter()
+        .filter(|c| !unique_key.iter().any(|k| k.eq_ignore_ascii_case(&c.name)))
+        .filter(|c| {
+            !exclude
+                .iter()
+                .any(|e| bare(e) == c.name.to_ascii_lowercase())
+        })
+        .map(|c| quote(&c.name))
+        .collect())
+}
+
 fn merge_sql(
     target: &Relation,
     staged: &Relation,
     unique_key: &[String],
     dest: &[ColumnMeta],
+    update_columns: &[String],
     predicates: &[String],
 ) -> String {
-    let updates: Vec<String> = dest
+    let updates: Vec<String> = update_columns
         .iter()
-        .filter(|c| !unique_key.iter().any(|k| k.eq_ignore_ascii_case(&c.name)))
-        .map(|c| format!("{} = {SRC}.{}", quote(&c.name), quote(&c.name)))
+        .map(|c| format!("{c} = {SRC}.{c}"))
         .collect();
     let when_matched = if updates.is_empty() {
         String::new()
@@ -875,6 +919,31 @@ mod tests {
 
     fn col(name: &str, t: &str) -> ColumnMeta {
         ColumnMeta::new(name, t)
+    }
+
+    #[test]
+    fn merge_updates_what_the_config_names() {
+        let dest = [col("id", "int"), col("a", "text"), col("b", "text")];
+        let key = ["id".to_string()];
+        let set = |u: &[&str], e: &[&str]| {
+            let u: Vec<String> = u.iter().map(|s| s.to_string()).collect();
+            let e: Vec<String> = e.iter().map(|s| s.to_string()).collect();
+            merge_update_set(&dest, &key, &u, &e)
+        };
+        assert_eq!(set(&[], &[]).unwrap(), ["\"a\"", "\"b\""]);
+        assert_eq!(set(&["b"], &[]).unwrap(), ["b"]);
+        assert_eq!(set(&[], &["A"]).unwrap(), ["\"b\""]);
+        assert!(set(&["a"], &["b"]).is_err());
+        let rel = Relation {
+            database: None,
+            schema: "s".into(),
+            identifier: "t".into(),
+        };
+        let sql = merge_sql(&rel, &rel, &key, &dest, &["b".into()], &[]);
+        assert!(
+            sql.contains("WHEN MATCHED THEN UPDATE SET b = DBT_INTERNAL_SOURCE.b\n"),
+            "{sql}"
+        );
     }
 
     #[test]

@@ -56,6 +56,8 @@ pub fn model<'a>(
         comments: None,
         incremental_predicates: Vec::new(),
         batch: None,
+        merge_update_columns: Vec::new(),
+        merge_exclude_columns: Vec::new(),
     }
 }
 
