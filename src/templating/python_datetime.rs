@@ -9,8 +9,10 @@
 //! [`timedelta_arithmetic`]) into a call of `__sluice_sub`, which knows
 //! datetimes and timedeltas and does ordinary arithmetic otherwise.
 //!
-//! Time zones are labels: `localize` and `astimezone` attach a zone name
-//! without shifting the clock (the bundled build carries no zone database).
+//! Aware datetimes carry their zone (IANA names through chrono-tz, or a
+//! fixed `±HH:MM`): `localize` attaches one to a wall-clock time,
+//! `astimezone` converts, and comparisons and differences are between
+//! instants.
 
 use std::fmt;
 use std::sync::Arc;
@@ -25,13 +27,91 @@ fn invalid(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidOperation, msg.into())
 }
 
+/// The zone of an aware datetime: its name (`UTC`, `America/New_York`,
+/// `+02:00`) and its offset from UTC at that datetime, in seconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Zone {
+    pub name: String,
+    pub offset: i32,
+}
+
+impl Zone {
+    fn utc() -> Self {
+        Zone {
+            name: "UTC".into(),
+            offset: 0,
+        }
+    }
+
+    /// The zone `name` (an IANA name, `UTC`, or `±HH:MM`) at local time `at`.
+    fn at_local(name: &str, at: NaiveDateTime) -> Result<Zone, Error> {
+        use chrono::{Offset, TimeZone as _};
+        if let Some(offset) = fixed_offset(name) {
+            return Ok(Zone {
+                name: name.to_string(),
+                offset,
+            });
+        }
+        let tz: chrono_tz::Tz = name
+            .parse()
+            .map_err(|_| invalid(format!("UnknownTimeZoneError: '{name}'")))?;
+        let local = tz
+            .from_local_datetime(&at)
+            .earliest()
+            .ok_or_else(|| invalid(format!("{at} does not exist in {name}")))?;
+        Ok(Zone {
+            name: name.to_string(),
+            offset: local.offset().fix().local_minus_utc(),
+        })
+    }
+
+    /// The local time in zone `name` of the UTC instant `utc`.
+    fn from_utc(name: &str, utc: NaiveDateTime) -> Result<(NaiveDateTime, Zone), Error> {
+        use chrono::{Offset, TimeZone as _};
+        if let Some(offset) = fixed_offset(name) {
+            let zone = Zone {
+                name: name.to_string(),
+                offset,
+            };
+            return Ok((utc + Duration::seconds(offset as i64), zone));
+        }
+        let tz: chrono_tz::Tz = name
+            .parse()
+            .map_err(|_| invalid(format!("UnknownTimeZoneError: '{name}'")))?;
+        let local = tz.from_utc_datetime(&utc);
+        let offset = local.offset().fix().local_minus_utc();
+        Ok((
+            local.naive_local(),
+            Zone {
+                name: name.to_string(),
+                offset,
+            },
+        ))
+    }
+}
+
+/// `±HH:MM` (and `UTC`/`Z`) as seconds east of UTC.
+fn fixed_offset(name: &str) -> Option<i32> {
+    if matches!(name, "UTC" | "utc" | "Z" | "GMT") {
+        return Some(0);
+    }
+    let (sign, rest) = match name.as_bytes().first()? {
+        b'+' => (1, &name[1..]),
+        b'-' => (-1, &name[1..]),
+        _ => return None,
+    };
+    let (h, m) = rest.split_once(':')?;
+    Some(sign * (h.parse::<i32>().ok()? * 3600 + m.parse::<i32>().ok()? * 60))
+}
+
 /// A Python `datetime` (with `date: false`) or `date`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PyDateTime {
+    /// The wall-clock time (local to `tz` when aware).
     pub at: NaiveDateTime,
     pub is_date: bool,
-    /// The zone label of an aware datetime (`UTC`, `America/New_York`).
-    pub tz: Option<String>,
+    /// The zone of an aware datetime.
+    pub tz: Option<Zone>,
 }
 
 impl PyDateTime {
@@ -39,7 +119,7 @@ impl PyDateTime {
         PyDateTime {
             at: chrono::Utc::now().naive_utc(),
             is_date: false,
-            tz: Some("UTC".into()),
+            tz: Some(Zone::utc()),
         }
     }
 
@@ -63,11 +143,29 @@ impl PyDateTime {
         Value::from_object(self)
     }
 
-    fn offset(&self) -> &'static str {
-        match self.tz {
-            Some(_) => "+00:00",
-            None => "",
+    /// `+09:00`, or nothing for a naive datetime.
+    fn offset(&self) -> String {
+        match &self.tz {
+            Some(z) => {
+                let sign = if z.offset < 0 { '-' } else { '+' };
+                let a = z.offset.abs();
+                format!("{sign}{:02}:{:02}", a / 3600, a / 60 % 60)
+            }
+            None => String::new(),
         }
+    }
+
+    /// The instant in UTC (a naive datetime is taken as UTC).
+    fn utc(&self) -> NaiveDateTime {
+        self.at - Duration::seconds(self.tz.as_ref().map_or(0, |z| z.offset) as i64)
+    }
+
+    /// This wall-clock time in zone `name` (pytz's `localize`).
+    fn localized(&self, name: &str) -> Result<Self, Error> {
+        Ok(PyDateTime {
+            tz: Some(Zone::at_local(name, self.at)?),
+            ..self.clone()
+        })
     }
 
     fn isoformat(&self, sep: &str) -> String {
@@ -100,13 +198,14 @@ fn parse_iso(s: &str) -> Option<PyDateTime> {
         return Some(PyDateTime::date(d));
     }
     let (body, tz) = match s.len().checked_sub(6).map(|i| s.split_at(i)) {
-        Some((b, z)) if (z.starts_with('+') || z.starts_with('-')) && z.as_bytes()[3] == b':' => {
-            (b, Some(z.to_string()))
-        }
-        _ => (
-            s.trim_end_matches('Z'),
-            s.ends_with('Z').then(|| "UTC".to_string()),
+        Some((b, z)) if (z.starts_with('+') || z.starts_with('-')) && z.as_bytes()[3] == b':' => (
+            b,
+            fixed_offset(z).map(|offset| Zone {
+                name: z.to_string(),
+                offset,
+            }),
         ),
+        _ => (s.trim_end_matches('Z'), s.ends_with('Z').then(Zone::utc)),
     };
     for f in [
         "%Y-%m-%dT%H:%M:%S%.f",
@@ -138,7 +237,7 @@ impl Object for PyDateTime {
 
     /// `<`, `==`, … between datetimes (and dates), as in Python.
     fn custom_cmp(self: &Arc<Self>, other: &DynObject) -> Option<std::cmp::Ordering> {
-        Some(self.at.cmp(&other.downcast_ref::<Self>()?.at))
+        Some(self.utc().cmp(&other.downcast_ref::<Self>()?.utc()))
     }
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
@@ -153,7 +252,7 @@ impl Object for PyDateTime {
             "second" => time(a.second()),
             "microsecond" => time(a.and_utc().timestamp_subsec_micros()),
             "tzinfo" if !self.is_date => Some(match &self.tz {
-                Some(z) => Value::from_object(TimeZone(z.clone())),
+                Some(z) => Value::from_object(TimeZone(z.name.clone())),
                 None => Value::from(()),
             }),
             _ => None,
@@ -176,16 +275,21 @@ impl Object for PyDateTime {
                 let (sep,): (Option<String>,) = from_args(args)?;
                 Value::from(self.isoformat(sep.as_deref().unwrap_or("T")))
             }
-            "timestamp" => Value::from(d.and_utc().timestamp_micros() as f64 / 1e6),
+            "timestamp" => Value::from(self.utc().and_utc().timestamp_micros() as f64 / 1e6),
             "date" => PyDateTime::date(d.date()).value(),
             "weekday" => Value::from(d.weekday().num_days_from_monday()),
             "isoweekday" => Value::from(d.weekday().number_from_monday()),
             "toordinal" => Value::from(d.date().num_days_from_ce()),
             "astimezone" => {
                 let (tz,): (Option<Value>,) = from_args(args)?;
-                let mut out = (**self).clone();
-                out.tz = Some(tz.map_or_else(|| "UTC".to_string(), |t| t.to_string()));
-                out.value()
+                let name = tz.map_or_else(|| "UTC".to_string(), |t| t.to_string());
+                let (at, zone) = Zone::from_utc(&name, self.utc())?;
+                PyDateTime {
+                    at,
+                    tz: Some(zone),
+                    ..(**self).clone()
+                }
+                .value()
             }
             "replace" => {
                 let (_, kwargs): (&[Value], Kwargs) = from_args(args)?;
@@ -208,7 +312,10 @@ impl Object for PyDateTime {
                 out.at = date.and_time(time);
                 if kwargs.has("tzinfo") {
                     let tz: Value = kwargs.get("tzinfo")?;
-                    out.tz = (!tz.is_none()).then(|| tz.to_string());
+                    out.tz = match tz.is_none() {
+                        true => None,
+                        false => Some(Zone::at_local(&tz.to_string(), out.at)?),
+                    };
                 }
                 kwargs.assert_all_used()?;
                 out.value()
@@ -273,7 +380,7 @@ impl Object for PyTimeDelta {
     }
 }
 
-/// A pytz zone (a label here).
+/// A pytz zone, by name.
 #[derive(Debug, Clone)]
 struct TimeZone(String);
 
@@ -295,11 +402,8 @@ impl Object for TimeZone {
         match method {
             "localize" => {
                 let (dt,): (Value,) = from_args(args)?;
-                let mut d = as_datetime(&dt)
-                    .ok_or_else(|| invalid("localize() takes a datetime"))?
-                    .clone();
-                d.tz = Some(self.0.clone());
-                Ok(d.value())
+                let d = as_datetime(&dt).ok_or_else(|| invalid("localize() takes a datetime"))?;
+                Ok(d.localized(&self.0)?.value())
             }
             _ => Err(no_method("timezone", method)),
         }
@@ -353,7 +457,9 @@ impl Object for Class {
                     .ok_or_else(|| invalid("time out of range"))?;
                     let mut dt = PyDateTime::naive(date.and_time(time));
                     if let Some(tz) = kwargs.get::<Option<Value>>("tzinfo")? {
-                        dt.tz = (!tz.is_none()).then(|| tz.to_string());
+                        if !tz.is_none() {
+                            dt = dt.localized(&tz.to_string())?;
+                        }
                     }
                     dt.value()
                 }
@@ -477,7 +583,7 @@ pub fn sub(state: &State, a: Value, b: Value) -> Result<Value, Error> {
             ..d.clone()
         }
         .value()),
-        (Some(x), _, Some(y), _) => Ok(Value::from_object(PyTimeDelta(x.at - y.at))),
+        (Some(x), _, Some(y), _) => Ok(Value::from_object(PyTimeDelta(x.utc() - y.utc()))),
         (_, Some(x), _, Some(y)) => Ok(Value::from_object(PyTimeDelta(x.0 - y.0))),
         _ => plain(state, "a - b", a, b),
     }
@@ -692,6 +798,19 @@ mod tests {
         assert_eq!(
             render("{{ datetime.date.fromisoformat('2024-02-03').weekday() }}"),
             "5"
+        );
+        // Zones shift instants: midnight in Tokyo is 15:00 UTC the day before.
+        assert_eq!(
+            render("{% set t = pytz.timezone('Asia/Tokyo').localize(datetime.datetime(2026, 9, 1)) %}{{ t }} {{ t.astimezone(pytz.utc) }} {{ 'before' if t < datetime.datetime.fromisoformat('2026-08-31T15:00:01+00:00') else 'after' }} {{ 'yes' if t and t == t.astimezone(pytz.utc) }}"),
+            "2026-09-01 00:00:00+09:00 2026-08-31 15:00:00+00:00 before yes"
+        );
+        assert_eq!(
+            render("{{ pytz.timezone('America/Los_Angeles').localize(datetime.datetime(2026, 1, 15)).isoformat() }}"),
+            "2026-01-15T00:00:00-08:00"
+        );
+        assert_eq!(
+            render("{{ pytz.timezone('Asia/Tokyo').localize(datetime.datetime(1970, 1, 1, 9)).timestamp() }}"),
+            "0.0"
         );
         assert_eq!(
             render("{{ 5 - 2 }} {{ __sluice_sub(5, 2) }} {{ __sluice_add('a', 'b') }}"),
