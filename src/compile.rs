@@ -77,10 +77,13 @@ pub fn parse(
                 .unwrap_or_default();
             node.config
                 .insert("tags".into(), Value::from(node.tags.clone()));
-            if node.resource_type == ResourceType::Model {
-                check_constraints(node, &renderer, &mut found);
+            // A disabled node leaves the graph below: nothing more to check.
+            if node.enabled() {
+                if node.resource_type == ResourceType::Model {
+                    check_constraints(node, &renderer, &mut found);
+                }
+                render_descriptions(node, &renderer, &mut found);
             }
-            render_descriptions(node, &renderer, &mut found);
             found
         })
         .collect();
@@ -181,9 +184,14 @@ fn render_config_values(
     }
 }
 
+/// Whether a YAML string holds Jinja to render.
+fn has_jinja(text: &str) -> bool {
+    text.contains("{{") || text.contains("{%")
+}
+
 fn render_config_value(value: &mut Value, renderer: &Renderer, fail: &mut dyn FnMut(Diagnostic)) {
     match value {
-        Value::String(text) if text.contains("{{") || text.contains("{%") => {
+        Value::String(text) if has_jinja(text) => {
             match renderer.render("dbt_project.yml", text, None, false, false, None) {
                 Ok(r) => {
                     let out = r.output.trim();
@@ -219,7 +227,6 @@ fn render_config_value(value: &mut Value, renderer: &Renderer, fail: &mut dyn Fn
 /// comments alike). So are columns' `data_type`s (`"{{ 'UInt8' if
 /// target.type == 'clickhouse' else 'integer' }}"`).
 fn render_descriptions(node: &mut Node, renderer: &Renderer, found: &mut Vec<Diagnostic>) {
-    let has_jinja = |t: &str| t.contains("{{") || t.contains("{%");
     let needs = has_jinja(&node.description)
         || node
             .columns
@@ -364,7 +371,7 @@ fn render_yaml_properties(project: &mut Project, renderer: &Renderer, diags: &mu
         let file = n.defining_file().to_string();
         let line = n.line;
         let mut render = |v: &str| -> Option<String> {
-            if !v.contains("{{") && !v.contains("{%") {
+            if !has_jinja(v) {
                 return Some(v.to_string());
             }
             match renderer.render(&file, v, None, false, false, None) {

@@ -1032,9 +1032,12 @@ fn build_one_model(
     } else {
         false
     };
-    let rendered_at_run = incremental
-        || n.config.contains_key("__dynamic")
-        || compile::reads_dynamic_ephemeral(n, c.nodes());
+    // A microbatch model renders once per batch (`build_batches`), not here.
+    let microbatch = incremental && crate::microbatch::is_microbatch(n);
+    let rendered_at_run = !microbatch
+        && (incremental
+            || n.config.contains_key("__dynamic")
+            || compile::reads_dynamic_ephemeral(n, c.nodes()));
     let sql = if rendered_at_run {
         render_at_run(&c.renderer, c, n, conn, is_incremental)?
     } else {
@@ -1071,6 +1074,11 @@ fn build_one_model(
         // A broken contract is fixed in the model's YAML (or its SQL).
         if let (materialize::BuildError::Contract(_), Some(yml)) = (&e, &n.patch_path) {
             return format!("{e}\n  --> {yml}:{}", n.patch_line.unwrap_or(1));
+        }
+        // A bad setting (a strategy, a microbatch's `begin`, …) is the
+        // model's, not its compiled SQL's.
+        if let materialize::BuildError::Config(_) = &e {
+            return format!("{e}\n  --> {}:{}", n.original_file_path, n.line);
         }
         let compiled = format!(
             "{}/run/{}/{}",
@@ -1125,7 +1133,7 @@ fn build_one_model(
                 merge_update_columns: string_or_list(n.config.get("merge_update_columns")),
                 merge_exclude_columns: string_or_list(n.config.get("merge_exclude_columns")),
             };
-            if incremental && crate::microbatch::is_microbatch(n) {
+            if microbatch {
                 build_batches(c, n, conn, engine, a, &build, is_incremental)
             } else {
                 materialize::build_model(lock(conn).as_mut(), engine, &build)

@@ -1259,11 +1259,7 @@ fn generic_test_name(
     };
     let full = format!("{identifier}_{}", flat.join("__"));
     if full.len() >= 64 {
-        use md5::Digest;
-        let label: String = md5::Md5::digest(full.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let label = md5_hex(&full);
         let trunc: String = identifier.chars().take(30).collect();
         format!("{trunc}_{label}")
     } else {
@@ -1355,6 +1351,14 @@ pub fn apply_inline_config(node: &mut Node, inline: &Config) {
     }
 }
 
+/// The MD5 digest of `text` in lower-case hex (dbt's `local_md5`).
+pub fn md5_hex(text: &str) -> String {
+    use md5::Digest;
+    md5::Md5::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1421,13 +1421,7 @@ fn register_globals(
             )
         })
     });
-    env.add_function("local_md5", |s: String| -> String {
-        use md5::Digest;
-        md5::Md5::digest(s.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    });
+    env.add_function("local_md5", |s: String| crate::project::md5_hex(&s));
     // dbt's `_strict` variants raise where Python would on bad input;
     // arguments that convert to lists cannot fail here.
     for name in ["zip", "zip_strict"] {

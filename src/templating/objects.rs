@@ -715,13 +715,7 @@ impl Object for GraphObj {
                     return Ok(v);
                 }
                 // Stored to change in place, as a Python dict would.
-                let v = match default {
-                    Some(d) if d.kind() == minijinja::value::ValueKind::Map => {
-                        super::mutable::Dict::value(d)?
-                    }
-                    Some(d) => super::mutable::changeable(d),
-                    None => Value::from(()),
-                };
+                let v = super::mutable::deep(default.unwrap_or_else(|| Value::from(())));
                 self.added().insert(key, v.clone());
                 Ok(v)
             }

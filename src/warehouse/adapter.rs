@@ -59,6 +59,12 @@ pub fn render_schema(engine: Engine, database: Option<&str>, schema: &str) -> St
     }
 }
 
+/// Whether two column types are spelled the same (case and outer spaces
+/// aside).
+pub fn same_type(a: &str, b: &str) -> bool {
+    a.trim().eq_ignore_ascii_case(b.trim())
+}
+
 /// Whether two identifiers name the same object on this engine.
 pub fn same_ident(engine: Engine, a: &str, b: &str) -> bool {
     match engine {

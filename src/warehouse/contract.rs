@@ -19,7 +19,7 @@
 
 use serde_json::Value;
 
-use super::adapter::{quote, render};
+use super::adapter::{quote, render, same_type};
 use super::{ColumnMeta, Connection, Relation, WarehouseError};
 use crate::project::config::string_list;
 use crate::project::node::Node;
@@ -423,10 +423,6 @@ pub fn mismatches(yaml: &[ColumnMeta], sql: &[ColumnMeta]) -> Option<String> {
         out.push(line([&r[0], &r[1], &r[2], &r[3]]));
     }
     Some(out.join("\n"))
-}
-
-fn same_type(a: &str, b: &str) -> bool {
-    a.trim().eq_ignore_ascii_case(b.trim())
 }
 
 /// Create `relation` from the contract's columns and constraints and fill

@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use super::adapter::{
     self, drop_relation_sql, get_columns, get_relation, literal, quote, rename_relation_sql,
-    render, same_ident, with_suffix,
+    render, same_ident, same_type, with_suffix,
 };
 use super::contract::{self, Contract};
 use super::post_build::{self, Comments, Index};
@@ -239,14 +239,10 @@ pub fn build_model(
     match b.materialized {
         Materialization::Ephemeral => Ok(BuildOutcome::new(None, "EPHEMERAL")),
         Materialization::View => in_transaction(conn, |c| {
-            with_hooks(c, engine, b, |c| {
-                assert_contract(c, b)?;
-                build_view(c, engine, b.relation, b.sql)
-            })
+            with_hooks(c, engine, b, |c| build_view(c, engine, b.relation, b.sql))
         }),
         Materialization::Table => in_transaction(conn, |c| {
             with_hooks(c, engine, b, |c| {
-                assert_contract(c, b)?;
                 build_table(c, engine, b.relation, b.sql, b.contract)
             })
         }),
@@ -256,10 +252,7 @@ pub fn build_model(
                 .into(),
         )),
         Materialization::MaterializedView => in_transaction(conn, |c| {
-            with_hooks(c, engine, b, |c| {
-                assert_contract(c, b)?;
-                build_materialized_view(c, engine, b)
-            })
+            with_hooks(c, engine, b, |c| build_materialized_view(c, engine, b))
         }),
         Materialization::Incremental => {
             let strategy =
@@ -302,8 +295,9 @@ where
     result
 }
 
-/// Pre-hooks, the build, the table's indexes, post-hooks, then the
-/// persisted docs: the order of dbt's materializations.
+/// Pre-hooks, an enforced contract's column check, the build, the table's
+/// indexes, post-hooks, then the persisted docs: the order of dbt's
+/// materializations.
 fn with_hooks(
     conn: &mut dyn Connection,
     engine: Engine,
@@ -311,6 +305,7 @@ fn with_hooks(
     build: impl FnOnce(&mut dyn Connection) -> Result<BuildOutcome, BuildError>,
 ) -> Result<BuildOutcome, BuildError> {
     run_hooks(conn, HookPhase::Pre, b.pre_hooks)?;
+    assert_contract(conn, b)?;
     let outcome = build(conn)?;
     let kind = match b.materialized {
         Materialization::View => "view",
@@ -540,17 +535,12 @@ pub fn same_columns(engine: Engine, a: &[ColumnMeta], b: &[ColumnMeta]) -> bool 
         })
 }
 
-fn same_type(a: &str, b: &str) -> bool {
-    a.trim().eq_ignore_ascii_case(b.trim())
-}
-
 fn build_incremental(
     conn: &mut dyn Connection,
     engine: Engine,
     b: &ModelBuild,
     strategy: IncrementalStrategy,
 ) -> Result<BuildOutcome, BuildError> {
-    assert_contract(conn, b)?;
     let existing = get_relation(conn, engine, b.relation)?;
     if b.full_refresh || existing != Some(RelationKind::Table) {
         return build_table(conn, engine, b.relation, b.sql, b.contract);

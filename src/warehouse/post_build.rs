@@ -2,7 +2,6 @@
 //! build's transaction: its `indexes:` (dbt-postgres; tables only) and its
 //! descriptions as comments (`persist_docs: {relation: true, columns: true}`).
 
-use md5::Digest;
 use serde_json::Value;
 
 use crate::project::config::string_list;
@@ -54,10 +53,7 @@ impl Index {
             self.kind.as_deref().unwrap_or(""),
             render(relation)
         );
-        md5::Md5::digest(key.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        crate::project::md5_hex(&key)
     }
 
     fn create_sql(&self, relation: &Relation) -> String {

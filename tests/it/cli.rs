@@ -289,11 +289,7 @@ fn init_scaffolds_a_project_that_compiles_and_clean_removes_target() {
 
 #[test]
 fn static_sql_check_reports_syntax_errors_at_the_compiled_line() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    copy_tree(
-        &repo_root().join("tests/fixtures/bad/unknown_selector"),
-        dir.path(),
-    );
+    let dir = one_model_project();
     std::fs::write(
         dir.path().join("models/broken.sql"),
         "select id,\n  from\n{{ ref('base') }} where (\n",
@@ -316,11 +312,7 @@ fn static_sql_check_reports_syntax_errors_at_the_compiled_line() {
 
 #[test]
 fn a_repeated_compile_rewrites_and_rechecks_only_what_changed() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    copy_tree(
-        &repo_root().join("tests/fixtures/bad/unknown_selector"),
-        dir.path(),
-    );
+    let dir = one_model_project();
     let model = dir.path().join("models/extra.sql");
     let compiled = dir.path().join("target/compiled/bad/models/extra.sql");
     let compile = || run_in(dir.path(), &["compile"]);
@@ -1090,11 +1082,7 @@ fn deps_installs_hub_and_local_packages() {
 /// is none, not a missing var. Jinja2's `do … if …` and unary plus render.
 #[test]
 fn disabled_nodes_may_reference_what_does_not_exist() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    copy_tree(
-        &repo_root().join("tests/fixtures/bad/unknown_selector"),
-        dir.path(),
-    );
+    let dir = one_model_project();
     let root = dir.path();
     let write = |path: &str, text: &str| write_all(root, &[(path, text)]);
     write(
@@ -1169,11 +1157,7 @@ fn disabled_nodes_may_reference_what_does_not_exist() {
 /// at the YAML entry.
 #[test]
 fn descriptions_render_doc_blocks() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    copy_tree(
-        &repo_root().join("tests/fixtures/bad/unknown_selector"),
-        dir.path(),
-    );
+    let dir = one_model_project();
     let root = dir.path();
     let write = |path: &str, text: &str| write_all(root, &[(path, text)]);
     write(
@@ -1221,11 +1205,7 @@ fn descriptions_render_doc_blocks() {
 /// `builtins.ref.config`).
 #[test]
 fn python_datetimes_and_jinja_in_test_arguments_compile() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    copy_tree(
-        &repo_root().join("tests/fixtures/bad/unknown_selector"),
-        dir.path(),
-    );
+    let dir = one_model_project();
     let root = dir.path();
     write_all(
         root,

@@ -1650,7 +1650,8 @@ fn microbatch_builds_in_batches(engine: &Engine, schema: &str) {
     let out = engine.run(root, &["run", "-s", "daily_events", "--full-refresh"]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(
-        out.stderr.contains("needs a `begin` config"),
+        out.stderr.contains("needs a `begin` config")
+            && out.stderr.contains("--> models/daily_events.sql:1"),
         "{}",
         out.stderr
     );
