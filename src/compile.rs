@@ -780,6 +780,7 @@ fn name_relations(project: &mut Project, renderer: &Renderer, diags: &mut Diagno
     let custom_schema_macro = renderer.has_macro("generate_schema_name");
     let custom_alias_macro = renderer.has_macro("generate_alias_name");
     let custom_db_macro = renderer.has_macro("generate_database_name");
+    let engine = renderer.settings.engine;
     let name_one = |n: &mut Node| -> Result<(String, ResolvedRelation), Diagnostic> {
         if n.resource_type == ResourceType::Source {
             if n.database.is_none() {
@@ -844,6 +845,8 @@ fn name_relations(project: &mut Project, renderer: &Renderer, diags: &mut Diagno
         }
         let kind = match n.resource_type {
             ResourceType::Seed | ResourceType::Source => "table".to_string(),
+            // dbt-duckdb: `this.incorporate(type='view')` over the file.
+            _ if n.materialized() == "external" => "view".to_string(),
             _ => n.materialized().to_string(),
         };
         let resolved = if kind == "ephemeral" {
@@ -853,6 +856,7 @@ fn name_relations(project: &mut Project, renderer: &Renderer, diags: &mut Diagno
                 identifier: format!("__dbt__cte__{}", n.name),
                 kind,
                 event_time: None,
+                external: None,
             }
         } else {
             ResolvedRelation {
@@ -865,6 +869,16 @@ fn name_relations(project: &mut Project, renderer: &Renderer, diags: &mut Diagno
                     .get("event_time")
                     .and_then(Value::as_str)
                     .map(str::to_string),
+                external: match n.resource_type {
+                    ResourceType::Source if engine == crate::sql::Engine::DuckDb => {
+                        crate::warehouse::external::source_location(n).map_err(|m| {
+                            Diagnostic::error("E0120", format!("source `{}.{}`: {m}", n.source.as_ref().map_or("", |s| s.source_name.as_str()), n.name))
+                                .at(n.original_file_path.clone(), Some(n.line))
+                                .hint("dbt-duckdb formats `external_location` with the source's name, identifier, schema, database, tags and meta")
+                        })?
+                    }
+                    _ => None,
+                },
             }
         };
         if matches!(

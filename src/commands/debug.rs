@@ -19,6 +19,12 @@ pub fn debug(g: &GlobalArgs, _ui: &Ui) -> Result<Exit, Failure> {
     let shown = serde_json::to_value(target.config.masked()).unwrap_or_default();
     if let Some(m) = shown.as_object() {
         for (k, v) in m {
+            let unset = v.is_null()
+                || v.as_array().is_some_and(|a| a.is_empty())
+                || v.as_object().is_some_and(|o| o.is_empty());
+            if unset {
+                continue;
+            }
             eprintln!(
                 "  {k}: {}",
                 v.as_str()
@@ -32,6 +38,9 @@ pub fn debug(g: &GlobalArgs, _ui: &Ui) -> Result<Exit, Failure> {
     {
         Ok((w, version)) => match w.connect() {
             Ok(_) => {
+                for warning in w.warnings() {
+                    eprintln!("warning: {warning}");
+                }
                 eprintln!("connection: OK ({version})");
                 Ok(0)
             }

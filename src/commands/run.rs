@@ -204,6 +204,19 @@ fn execute_selected(
         Diagnostic::error("E0701", e.to_string())
             .hint("run `sluice debug` to check the profile and connection")
     })?;
+    for w in warehouse.warnings() {
+        ui.info(format!("warning: {w}"));
+    }
+    // dbt-duckdb's `apply_grants` warns once and grants nothing.
+    let grants = |id: &String| {
+        c.nodes()
+            .get(id)
+            .and_then(|n| n.config.get("grants"))
+            .is_some_and(|g| g.as_object().is_some_and(|m| !m.is_empty()))
+    };
+    if engine == Engine::DuckDb && selected.iter().any(grants) {
+        ui.info("warning: Grants for relations are not supported by DuckDB");
+    }
     if a.defer {
         defer_to_state(&c, &selected, a, warehouse.as_ref(), engine)?;
     }
@@ -1111,6 +1124,24 @@ fn build_one_model(
             let indexes = Index::from_config(n.config.get("indexes"))
                 .map_err(|e| format!("{e}\n  --> {}", n.defining_file()))?;
             let comments = comments_to_persist(n);
+            let grants = crate::warehouse::post_build::grants_from_config(n.config.get("grants"))
+                .map_err(|e| format!("{e}\n  --> {}", n.defining_file()))?;
+            let external = match materialized {
+                Materialization::External => Some(
+                    crate::warehouse::external::ExternalModel::from_config(
+                        &n.config,
+                        &relation.identifier,
+                        c.renderer
+                            .settings
+                            .target
+                            .get("external_root")
+                            .and_then(Value::as_str)
+                            .unwrap_or("."),
+                    )
+                    .map_err(|e| format!("{e}\n  --> {}:{}", n.original_file_path, n.line))?,
+                ),
+                _ => None,
+            };
             let build = ModelBuild {
                 relation: &relation,
                 materialized: *materialized,
@@ -1132,6 +1163,8 @@ fn build_one_model(
                 batch: None,
                 merge_update_columns: string_or_list(n.config.get("merge_update_columns")),
                 merge_exclude_columns: string_or_list(n.config.get("merge_exclude_columns")),
+                external: external.as_ref(),
+                grants: &grants,
             };
             if microbatch {
                 build_batches(c, n, conn, engine, a, &build, is_incremental)

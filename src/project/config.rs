@@ -133,7 +133,15 @@ pub const KNOWN_CONFIG_KEYS: &[&str] = &[
     "format",
     "partitioned_by",
     "glue_register",
+    "glue_database",
+    "partition_columns",
     "microbatch",
+    // dbt-duckdb's `external` materialization and sources.
+    "location",
+    "formatter",
+    "parquet_read_options",
+    "csv_read_options",
+    "json_read_options",
 ];
 
 /// Config keys whose values accumulate as lists down the config levels

@@ -716,8 +716,19 @@ impl<'a> Builder<'a> {
                 config,
                 description: t.description.clone(),
                 columns: t.columns.clone(),
-                meta: t.meta.clone(),
-                tags: t.tags.clone(),
+                // dbt: the source's meta under the table's, tags of both
+                // sorted without repeats.
+                meta: {
+                    let mut meta = t.source_meta.clone();
+                    meta.extend(t.meta.clone());
+                    meta
+                },
+                tags: {
+                    let mut tags = t.tags.clone();
+                    tags.sort();
+                    tags.dedup();
+                    tags
+                },
                 refs: Vec::new(),
                 sources: Vec::new(),
                 depends_on: DependsOn::default(),
@@ -1267,14 +1278,33 @@ fn generic_test_name(
     }
 }
 
-/// A value as Python's `str()` prints it (what dbt puts in test names).
-fn py_str(v: &Value) -> String {
+/// A value as Python's `str()` prints it (what dbt puts in test names,
+/// what dbt-duckdb formats locations with).
+pub(crate) fn py_str(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => "None".into(),
         Value::Bool(true) => "True".into(),
         Value::Bool(false) => "False".into(),
-        other => other.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(py_repr).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Object(m) => format!(
+            "{{{}}}",
+            m.iter()
+                .map(|(k, v)| format!("'{k}': {}", py_repr(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+pub(crate) fn py_repr(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'")),
+        other => py_str(other),
     }
 }
 

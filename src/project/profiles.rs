@@ -119,6 +119,15 @@ pub fn resolve(
                 .hint("supported types: duckdb (path, schema, threads) and postgres (host, port, user, password, dbname, schema, threads, sslmode)"),
         )
     })?;
+    if let TargetConfig::Duckdb(d) = &config {
+        d.check().map_err(|m| {
+            Diagnostics::from(
+                Diagnostic::error("E0504", format!("invalid target `{target_name}`: {m}"))
+                    .at(shown_path, line)
+                    .hint("leave `database` out, or set it to the alias of a database under `attach:`"),
+            )
+        })?;
+    }
     Ok(Target {
         profile_name: profile_name.to_string(),
         target_name,

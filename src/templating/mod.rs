@@ -1876,6 +1876,7 @@ mod adapter {
                 identifier: part("identifier")?.unwrap_or_default(),
                 kind: part("type")?.unwrap_or_else(|| "table".into()),
                 event_time: None,
+                external: None,
             };
             Ok(Value::from_object(RelationObj {
                 unique_id: String::new(),
@@ -2064,6 +2065,7 @@ mod adapter {
                             identifier,
                             kind: kind.into(),
                             event_time: None,
+                            external: None,
                         }),
                         engine: self.engine,
                         limit_zero: false,

@@ -41,12 +41,18 @@ pub struct ResolvedRelation {
     /// The node's `event_time` config: the column that places its rows in
     /// time (for microbatch models downstream).
     pub event_time: Option<String>,
+    /// dbt-duckdb: a source read from a file renders as its location
+    /// (`'data/x.parquet'`, `read_csv(…)`), see `warehouse::external`.
+    pub external: Option<String>,
 }
 
 impl ResolvedRelation {
     pub fn render(&self) -> String {
         if self.kind == "ephemeral" {
             return self.identifier.clone();
+        }
+        if let Some(location) = &self.external {
+            return location.clone();
         }
         let mut parts = Vec::new();
         if let Some(db) = &self.database {

@@ -61,6 +61,96 @@ pub struct DuckDbWarehouse {
     catalog: String,
     /// Whether connections need `TIME_SHIMS`.
     time_shims: bool,
+    /// The profile's `settings:` as `SET` statements, run on every
+    /// connection as dbt-duckdb does on every cursor (name, statement).
+    settings: Vec<String>,
+    /// See [`DuckDbWarehouse::warnings`].
+    warnings: Vec<String>,
+}
+
+/// The profile's `settings:` as dbt-duckdb runs them: `SET key = 'value'`
+/// (DuckDB casts the string).
+fn connection_settings(target: &DuckDbTarget) -> Vec<(String, String)> {
+    target
+        .settings
+        .iter()
+        .map(|(k, v)| {
+            let value = match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (
+                k.clone(),
+                format!("SET {k} = '{}'", value.replace('\'', "''")),
+            )
+        })
+        .collect()
+}
+
+/// The profile's `extensions:`, `attach:` and `settings:` on a freshly
+/// opened database, as dbt-duckdb's `initialize_db`. Nothing is downloaded:
+/// an extension this build does not carry (json and parquet are built in)
+/// or a setting it does not know is a warning, so a profile written for
+/// dbt-duckdb with, say, `httpfs` still runs the models that need none.
+/// An attachment that fails is an error: models read from it.
+fn set_up(
+    root: &::duckdb::Connection,
+    target: &DuckDbTarget,
+    project_dir: &Path,
+) -> std::result::Result<Vec<String>, String> {
+    let mut warnings = Vec::new();
+    for ext in &target.extensions {
+        let name = match ext {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Object(m) => match m.get("name").and_then(|v| v.as_str()) {
+                Some(n) => n.to_string(),
+                None => return Err(format!("Failed to parse extension: {ext} has no `name`")),
+            },
+            other => return Err(format!("Failed to parse extension: {other}")),
+        };
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!(
+                "Failed to parse extension: `{name}` is not an extension name"
+            ));
+        }
+        if let Err(e) = root.execute_batch(&format!("LOAD {name}")) {
+            warnings.push(format!(
+                "extension `{name}` is not available offline in sluice's embedded DuckDB ({}); models that need it will fail",
+                first_line(&e.to_string())
+            ));
+        }
+    }
+    for a in &target.attach {
+        let sql = DuckDbTarget::attach_sql(a, project_dir)?;
+        root.execute_batch(&sql).map_err(|e| {
+            format!(
+                "could not attach `{}`: {}",
+                a.path,
+                first_line(&e.to_string())
+            )
+        })?;
+    }
+    for (key, sql) in connection_settings(target) {
+        if let Err(e) = root.execute_batch(&sql) {
+            // The value may be a credential: only the name is shown.
+            let msg = e.to_string();
+            let shown = match target.settings.get(&key) {
+                Some(serde_json::Value::String(v)) if !v.is_empty() => {
+                    msg.replace(v.as_str(), "****")
+                }
+                _ => msg,
+            };
+            warnings.push(format!(
+                "setting `{key}` was not applied: {}",
+                first_line(&shown)
+            ));
+        }
+    }
+    Ok(warnings)
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or_default()
 }
 
 /// Open the DuckDB database a target points at. A relative `path` resolves
@@ -88,6 +178,11 @@ impl DuckDbWarehouse {
         }
         .map_err(connect_err)?;
         root.execute_batch(OFFLINE_SETTINGS).map_err(connect_err)?;
+        let warnings =
+            set_up(&root, target, project_dir).map_err(|message| WarehouseError::Connect {
+                target: path.display().to_string(),
+                message,
+            })?;
         let catalog: String = root
             .query_row("SELECT current_database()", [], |r| r.get(0))
             .map_err(connect_err)?;
@@ -98,11 +193,17 @@ impl DuckDbWarehouse {
                 |r| r.get(0),
             )
             .map_err(connect_err)?;
+        let settings = connection_settings(target)
+            .into_iter()
+            .map(|(_, sql)| sql)
+            .collect();
         Ok(DuckDbWarehouse {
             root: Mutex::new(root),
             live: Mutex::new(Vec::new()),
             catalog,
             time_shims: builtin == 0,
+            settings,
+            warnings,
         })
     }
 
@@ -119,6 +220,10 @@ impl DuckDbWarehouse {
         };
         if self.time_shims {
             conn.execute_batch(TIME_SHIMS).map_err(db_error)?;
+        }
+        for sql in &self.settings {
+            // A setting this engine lacks was reported once, at open.
+            let _ = conn.execute_batch(sql);
         }
         let token = Arc::new(());
         let handle = conn.interrupt_handle();
@@ -151,6 +256,10 @@ impl Warehouse for DuckDbWarehouse {
 
     fn connect(&self) -> Result<Box<dyn Connection>> {
         Ok(Box::new(self.connect_duckdb()?))
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.warnings.clone()
     }
 
     fn cancel_all(&self) {

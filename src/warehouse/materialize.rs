@@ -38,7 +38,8 @@ use super::adapter::{
     render, same_ident, same_type, with_suffix,
 };
 use super::contract::{self, Contract};
-use super::post_build::{self, Comments, Index};
+use super::external::ExternalModel;
+use super::post_build::{self, Comments, Grants, Index};
 use super::{ColumnMeta, Connection, Engine, Relation, RelationKind, WarehouseError};
 
 /// Suffix of the relation a table (or a full-refresh incremental) is built
@@ -57,6 +58,8 @@ pub enum Materialization {
     Ephemeral,
     /// PostgreSQL's materialized view (dbt-postgres; dbt-duckdb has none).
     MaterializedView,
+    /// dbt-duckdb's: the rows written to a file, a view reading it.
+    External,
 }
 
 impl FromStr for Materialization {
@@ -68,9 +71,10 @@ impl FromStr for Materialization {
             "incremental" => Ok(Materialization::Incremental),
             "ephemeral" => Ok(Materialization::Ephemeral),
             "materialized_view" => Ok(Materialization::MaterializedView),
+            "external" => Ok(Materialization::External),
             other => Err(BuildError::Config(format!(
                 "unknown materialization '{other}': expected one of view, table, incremental, \
-                 ephemeral, materialized_view"
+                 ephemeral, materialized_view, external (DuckDB)"
             ))),
         }
     }
@@ -175,6 +179,10 @@ pub struct ModelBuild<'a> {
     /// `merge` updates on matched rows (all by default).
     pub merge_update_columns: Vec<String>,
     pub merge_exclude_columns: Vec<String>,
+    /// An `external` model's file (DuckDB).
+    pub external: Option<&'a ExternalModel>,
+    /// `grants:` to apply once built (PostgreSQL).
+    pub grants: &'a Grants,
 }
 
 /// What a build did, in the shape of dbt's adapter response.
@@ -254,6 +262,21 @@ pub fn build_model(
         Materialization::MaterializedView => in_transaction(conn, |c| {
             with_hooks(c, engine, b, |c| build_materialized_view(c, engine, b))
         }),
+        Materialization::External if engine == Engine::Postgres => Err(BuildError::Config(
+            "No materialization 'external' was found for adapter postgres: it is dbt-duckdb's \
+             (use `table`)"
+                .into(),
+        )),
+        Materialization::External => {
+            let Some(file) = b.external else {
+                return Err(BuildError::Config(
+                    "an external model without its file".into(),
+                ));
+            };
+            in_transaction(conn, |c| {
+                with_hooks(c, engine, b, |c| build_external(c, engine, b, file))
+            })
+        }
         Materialization::Incremental => {
             let strategy =
                 IncrementalStrategy::resolve(b.incremental_strategy.as_deref(), &b.unique_key)?;
@@ -308,7 +331,7 @@ fn with_hooks(
     assert_contract(conn, b)?;
     let outcome = build(conn)?;
     let kind = match b.materialized {
-        Materialization::View => "view",
+        Materialization::View | Materialization::External => "view",
         Materialization::MaterializedView => "materialized view",
         _ => "table",
     };
@@ -316,6 +339,7 @@ fn with_hooks(
         post_build::create_indexes(conn, engine, b.relation, b.indexes)?;
     }
     run_hooks(conn, HookPhase::Post, b.post_hooks)?;
+    post_build::apply_grants(conn, engine, b.relation, b.grants)?;
     if let Some(comments) = b.comments.filter(|c| !c.is_empty()) {
         post_build::persist_docs(conn, engine, b.relation, kind, comments)?;
     }
@@ -474,6 +498,68 @@ fn build_materialized_view(
         clean_sql(b.sql)
     ))?;
     Ok(BuildOutcome::new(None, "CREATE MATERIALIZED VIEW"))
+}
+
+/// dbt-duckdb's `external` materialization: the rows built into a
+/// scratch table, written to the file with `COPY … TO` (a model without
+/// rows writes one row of NULLs, so the file has its columns, and the view
+/// filters it out), then a view reading the file replaces whatever had the
+/// model's name. The file is written before the view: a failure after it
+/// leaves the new file beside the old relation, as in dbt-duckdb.
+fn build_external(
+    conn: &mut dyn Connection,
+    engine: Engine,
+    b: &ModelBuild,
+    file: &ExternalModel,
+) -> Result<BuildOutcome, BuildError> {
+    let tmp = with_suffix(b.relation, "__dbt_tmp");
+    conn.execute(&drop_relation_sql(engine, &tmp, RelationKind::Table))?;
+    create_table_as(conn, &tmp, b.sql)?;
+    let count = conn.query(&format!("select count(*) from {}", render(&tmp)))?;
+    let rows = count
+        .rows
+        .first()
+        .and_then(|r| r.first())
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0);
+    let columns = get_columns(conn, engine, &tmp)?;
+    let empty_columns: Vec<String> = if rows == 0 {
+        let nulls = vec!["NULL"; columns.len()].join(", ");
+        conn.execute(&format!("insert into {} values ({nulls})", render(&tmp)))?;
+        columns.iter().map(|c| c.name.clone()).collect()
+    } else {
+        Vec::new()
+    };
+    // A local file's directory is made, so a fresh `external_root` works.
+    let local = !file.location.contains("://");
+    if local && !file.write_options.contains("partition_by") {
+        if let Some(dir) = std::path::Path::new(&file.location).parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    BuildError::Config(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+        }
+    } else if local {
+        std::fs::create_dir_all(&file.location)
+            .map_err(|e| BuildError::Config(format!("cannot create {}: {e}", file.location)))?;
+    }
+    conn.execute(&format!(
+        "copy {} to '{}' ({})",
+        render(&tmp),
+        file.location.replace('\'', "''"),
+        file.write_options
+    ))?;
+    if let Some(kind) = get_relation(conn, engine, b.relation)? {
+        conn.execute(&drop_relation_sql(engine, b.relation, kind))?;
+    }
+    conn.execute(&format!(
+        "create or replace view {} as (\n{}\n)",
+        render(b.relation),
+        file.view_select(&empty_columns)
+    ))?;
+    conn.execute(&drop_relation_sql(engine, &tmp, RelationKind::Table))?;
+    Ok(BuildOutcome::new(Some(rows), format!("COPY {rows}")))
 }
 
 /// How a freshly built table replaces the existing one. See the module docs.

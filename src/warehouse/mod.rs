@@ -18,6 +18,7 @@ pub mod adapter;
 pub mod contract;
 #[cfg(feature = "duckdb")]
 pub mod duckdb;
+pub mod external;
 pub mod materialize;
 pub mod post_build;
 pub mod postgres;
@@ -43,9 +44,169 @@ pub struct DuckDbTarget {
     pub schema: String,
     #[serde(default)]
     pub threads: Option<usize>,
+    /// dbt-duckdb's `database`: the catalog models are built in. The path's
+    /// stem unless it names an attached database (see [`DuckDbTarget::check`]).
+    #[serde(default)]
+    pub database: Option<String>,
+    /// Extensions to load on connect: a name, or `{name, repo}`.
+    #[serde(default)]
+    pub extensions: Vec<serde_json::Value>,
+    /// `SET key = 'value'` on every connection (values may be secrets).
+    #[serde(default)]
+    pub settings: std::collections::BTreeMap<String, serde_json::Value>,
+    /// Other databases attached on connect, as dbt-duckdb's `attach:`.
+    #[serde(default)]
+    pub attach: Vec<DuckDbAttachment>,
+    /// Where `materialized: external` models write their files by default.
+    #[serde(default = "default_external_root")]
+    pub external_root: String,
     /// Extra keys are accepted (dbt-duckdb has many) but unused.
     #[serde(flatten)]
     pub extra: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// One entry of a DuckDB target's `attach:` (dbt-duckdb's `Attachment`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct DuckDbAttachment {
+    pub path: String,
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub alias: Option<String>,
+    #[serde(default)]
+    pub secret: Option<String>,
+    #[serde(default)]
+    pub read_only: bool,
+    #[serde(default)]
+    pub options: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+impl Default for DuckDbTarget {
+    fn default() -> Self {
+        DuckDbTarget {
+            path: default_duckdb_path(),
+            schema: default_duckdb_schema(),
+            threads: None,
+            database: None,
+            extensions: Vec::new(),
+            settings: Default::default(),
+            attach: Vec::new(),
+            external_root: default_external_root(),
+            extra: Default::default(),
+        }
+    }
+}
+
+fn default_external_root() -> String {
+    ".".to_string()
+}
+
+impl DuckDbTarget {
+    /// The catalog DuckDB names the database at `path` (dbt-duckdb's
+    /// `path_derived_database_name`): the file's stem, `memory` in memory.
+    pub fn path_database(&self) -> String {
+        if self.path == ":memory:" || self.path.is_empty() {
+            return "memory".to_string();
+        }
+        let path = self.path.split(['?', '#']).next().unwrap_or_default();
+        Path::new(path)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "memory".to_string())
+    }
+
+    /// dbt-duckdb's profile check: `database` must be the path's catalog or
+    /// the alias of an attached database.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let Some(db) = &self.database else {
+            return Ok(());
+        };
+        let from_path = self.path_database();
+        let attached = self.attach.iter().any(|a| a.alias.as_ref() == Some(db));
+        if *db != from_path && !attached {
+            return Err(format!(
+                "Inconsistency detected between 'path' and 'database' fields in profile; \
+                 the 'database' property must be set to '{from_path}' to match the 'path'"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The `ATTACH` statement for `a`, as dbt-duckdb writes it; a relative
+    /// local path resolves against `project_dir`, like `path`.
+    pub fn attach_sql(
+        a: &DuckDbAttachment,
+        project_dir: &Path,
+    ) -> std::result::Result<String, String> {
+        // `md:db`, `s3://…`, `ducklake:…`: a scheme, not a file name.
+        let scheme = a
+            .path
+            .split_once(':')
+            .is_some_and(|(s, _)| s.len() > 1 && s.chars().all(|c| c.is_ascii_alphanumeric()));
+        let path = if scheme || a.path == ":memory:" || Path::new(&a.path).is_absolute() {
+            a.path.clone()
+        } else {
+            project_dir.join(&a.path).to_string_lossy().into_owned()
+        };
+        let mut sql = format!("ATTACH IF NOT EXISTS '{}'", path.replace('\'', "''"));
+        if let Some(alias) = &a.alias {
+            sql.push_str(&format!(" AS {alias}"));
+        }
+        let mut options = Vec::new();
+        for key in ["type", "secret", "read_only"] {
+            let direct = match key {
+                "type" => a.kind.is_some(),
+                "secret" => a.secret.is_some(),
+                _ => a.read_only,
+            };
+            if direct && a.options.contains_key(key) {
+                return Err(format!(
+                    "attachment option `{key}` is given both directly and under `options`; give it once"
+                ));
+            }
+        }
+        let opt_str = |k: &str| {
+            a.options.get(k).map(|v| match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+        };
+        if let Some(t) = a.kind.clone().or_else(|| opt_str("type")) {
+            options.push(format!("TYPE {t}"));
+        }
+        if let Some(s) = a.secret.clone().or_else(|| opt_str("secret")) {
+            options.push(format!("SECRET {s}"));
+        }
+        if a.read_only || a.options.get("read_only") == Some(&serde_json::Value::Bool(true)) {
+            options.push("READ_ONLY".to_string());
+        }
+        for (k, v) in &a.options {
+            if matches!(k.as_str(), "type" | "secret" | "read_only") {
+                continue;
+            }
+            match v {
+                serde_json::Value::Bool(true) => options.push(k.to_uppercase()),
+                serde_json::Value::Bool(false) | serde_json::Value::Null => {}
+                serde_json::Value::String(s) => {
+                    let t = s.trim();
+                    let quoted = t.len() >= 2
+                        && ((t.starts_with('\'') && t.ends_with('\''))
+                            || (t.starts_with('"') && t.ends_with('"')));
+                    if quoted {
+                        options.push(format!("{} {s}", k.to_uppercase()));
+                    } else {
+                        options.push(format!("{} '{}'", k.to_uppercase(), s.replace('\'', "''")));
+                    }
+                }
+                other => options.push(format!("{} {other}", k.to_uppercase())),
+            }
+        }
+        if !options.is_empty() {
+            sql.push_str(&format!(" ({})", options.join(", ")));
+        }
+        Ok(sql)
+    }
 }
 
 fn default_duckdb_path() -> String {
@@ -110,25 +271,40 @@ impl TargetConfig {
     /// DuckDB (`memory` for `:memory:`), `dbname` for Postgres.
     pub fn database(&self) -> String {
         match self {
-            TargetConfig::Duckdb(t) => {
-                if t.path == ":memory:" {
-                    "memory".to_string()
-                } else {
-                    Path::new(&t.path)
-                        .file_stem()
-                        .map(|s| s.to_string_lossy().into_owned())
-                        .unwrap_or_else(|| "memory".to_string())
-                }
-            }
+            TargetConfig::Duckdb(t) => t.database.clone().unwrap_or_else(|| t.path_database()),
             TargetConfig::Postgres(t) => t.dbname.clone(),
         }
     }
     /// A copy safe to print or serialize: secrets replaced by `****`.
     pub fn masked(&self) -> TargetConfig {
         let mut t = self.clone();
-        if let TargetConfig::Postgres(p) = &mut t {
-            if !p.password.is_empty() {
-                p.password = "****".to_string();
+        match &mut t {
+            TargetConfig::Postgres(p) => {
+                if !p.password.is_empty() {
+                    p.password = "****".to_string();
+                }
+            }
+            TargetConfig::Duckdb(d) => {
+                // dbt-duckdb's settings carry cloud keys; its secrets too.
+                for (k, v) in d.settings.iter_mut() {
+                    if is_secret_key(k) {
+                        *v = serde_json::Value::from("****");
+                    }
+                }
+                if let Some(serde_json::Value::Array(secrets)) = d.extra.get_mut("secrets") {
+                    for s in secrets.iter_mut() {
+                        if let serde_json::Value::Object(m) = s {
+                            for (k, v) in m.iter_mut() {
+                                if !matches!(
+                                    k.as_str(),
+                                    "type" | "name" | "provider" | "scope" | "region"
+                                ) {
+                                    *v = serde_json::Value::from("****");
+                                }
+                            }
+                        }
+                    }
+                }
             }
         }
         t
@@ -196,6 +372,11 @@ pub trait Warehouse: Send + Sync {
     fn cancel_all(&self);
     /// e.g. `PostgreSQL 15.18` or `DuckDB v1.2.0`.
     fn server_version(&self) -> Result<String>;
+    /// What the profile asked for that the engine could not do, to show
+    /// once (an extension DuckDB cannot load offline, an unknown setting).
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// One session. Not shared between threads.
@@ -264,4 +445,22 @@ pub fn open(target: &TargetConfig, project_dir: &Path) -> Result<Arc<dyn Warehou
             ))
         }
     }
+}
+
+/// Whether a profile setting's name says its value is a credential.
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    [
+        "secret",
+        "password",
+        "token",
+        "key_id",
+        "access_key",
+        "session",
+        "credential",
+        "sas",
+        "connection_string",
+    ]
+    .iter()
+    .any(|w| k.contains(w))
 }

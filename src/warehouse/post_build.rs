@@ -1,6 +1,7 @@
 //! What dbt applies to a model's relation once it is built, inside the
-//! build's transaction: its `indexes:` (dbt-postgres; tables only) and its
-//! descriptions as comments (`persist_docs: {relation: true, columns: true}`).
+//! build's transaction: its `indexes:` (dbt-postgres; tables only), its
+//! `grants:` (PostgreSQL; dbt-duckdb only warns) and its descriptions as
+//! comments (`persist_docs: {relation: true, columns: true}`).
 
 use serde_json::Value;
 
@@ -142,9 +143,124 @@ pub fn persist_docs(
     Ok(())
 }
 
+/// A relation's `grants:` config: privilege → grantees.
+pub type Grants = std::collections::BTreeMap<String, Vec<String>>;
+
+/// The `grants:` config (`{select: [a, b], insert: c}`).
+pub fn grants_from_config(v: Option<&Value>) -> Result<Grants, String> {
+    match v {
+        None | Some(Value::Null) => Ok(Grants::new()),
+        Some(Value::Object(m)) => Ok(m
+            .iter()
+            .map(|(privilege, grantees)| (privilege.clone(), string_list(grantees)))
+            .filter(|(_, g)| !g.is_empty())
+            .collect()),
+        Some(other) => Err(format!(
+            "`grants` must map privileges to grantees (`select: [reporter]`), got {other}"
+        )),
+    }
+}
+
+/// dbt's `diff_of_two_dicts`: the grantees in `a` that `b` lacks, per
+/// privilege, compared without regard to case.
+fn grants_missing(a: &Grants, b: &Grants) -> Grants {
+    let mut out = Grants::new();
+    for (privilege, grantees) in a {
+        let have: Vec<String> = b
+            .iter()
+            .filter(|(p, _)| p.to_lowercase() == privilege.to_lowercase())
+            .flat_map(|(_, g)| g.iter().map(|x| x.to_lowercase()))
+            .collect();
+        let missing: Vec<String> = grantees
+            .iter()
+            .filter(|g| !have.contains(&g.to_lowercase()))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            out.insert(privilege.clone(), missing);
+        }
+    }
+    out
+}
+
+/// dbt's `apply_grants` on PostgreSQL: the grants this role gave on the
+/// relation are read back, those the config lacks are revoked and those it
+/// adds are granted (`grant select on <relation> to a, b`), grantees
+/// written as in the config, as dbt does. A relation just created has none,
+/// so that is a plain grant. DuckDB has no grants (the run warns once).
+pub fn apply_grants(
+    conn: &mut dyn Connection,
+    engine: Engine,
+    relation: &Relation,
+    grants: &Grants,
+) -> Result<(), WarehouseError> {
+    if grants.is_empty() || engine != Engine::Postgres {
+        return Ok(());
+    }
+    let current_rows = conn.query(&format!(
+        "select grantee, privilege_type from information_schema.role_table_grants \
+         where grantor = current_role and grantee != current_role \
+         and table_schema = {} and table_name = {}",
+        literal(&relation.schema),
+        literal(&relation.identifier)
+    ))?;
+    let mut current = Grants::new();
+    for row in &current_rows.rows {
+        if let (Some(grantee), Some(privilege)) = (
+            row.first().and_then(Value::as_str),
+            row.get(1).and_then(Value::as_str),
+        ) {
+            current
+                .entry(privilege.to_string())
+                .or_default()
+                .push(grantee.to_string());
+        }
+    }
+    let target = render(relation);
+    for (privilege, grantees) in grants_missing(&current, grants) {
+        conn.execute(&format!(
+            "revoke {privilege} on {target} from {}",
+            grantees.join(", ")
+        ))?;
+    }
+    for (privilege, grantees) in grants_missing(grants, &current) {
+        conn.execute(&format!(
+            "grant {privilege} on {target} to {}",
+            grantees.join(", ")
+        ))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grants_are_compared_as_dbt_does() {
+        let config = grants_from_config(Some(
+            &serde_json::json!({"select": ["Reporter", "bi"], "insert": "etl"}),
+        ))
+        .unwrap();
+        let current: Grants = [(
+            "SELECT".to_string(),
+            vec!["reporter".to_string(), "old".to_string()],
+        )]
+        .into();
+        assert_eq!(
+            grants_missing(&config, &current),
+            [
+                ("insert".to_string(), vec!["etl".to_string()]),
+                ("select".to_string(), vec!["bi".to_string()])
+            ]
+            .into()
+        );
+        assert_eq!(
+            grants_missing(&current, &config),
+            [("SELECT".to_string(), vec!["old".to_string()])].into()
+        );
+        assert!(grants_from_config(Some(&serde_json::json!(["x"]))).is_err());
+    }
     use serde_json::json;
 
     fn rel() -> Relation {

@@ -1800,3 +1800,220 @@ fn materialized_views_are_an_error_on_duckdb() {
         out.stderr
     );
 }
+
+/// A dbt-duckdb project's DuckDB habits: sources read straight from files
+/// (`external_location`), `external` models written to files with a view
+/// over them, and the profile's `attach`, `settings` and `extensions`.
+#[cfg(feature = "duckdb")]
+#[test]
+fn dbt_duckdb_files_attachments_and_profile_options() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let secret = "Sup3rS3cretValue";
+    write_all(
+        root,
+        &[
+            ("dbt_project.yml", "name: files\nprofile: files\n"),
+            (
+                "profiles.yml",
+                &format!(
+                    "files:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: dev.duckdb\n      \
+                     extensions: [parquet, json, httpfs]\n      settings:\n        threads: 2\n        \
+                     s3_secret_access_key: {secret}\n      attach:\n        - path: lake.duckdb\n          alias: lake\n      \
+                     external_root: exports\n    \
+                     bad:\n      type: duckdb\n      path: dev.duckdb\n      database: elsewhere\n"
+                ),
+            ),
+            ("data/orders.csv", "id,amount\n1,10\n2,20\n3,30\n"),
+            (
+                "models/sources.yml",
+                "sources:\n  - name: raw\n    meta:\n      external_location: \"data/{name}.csv\"\n    tables:\n      \
+                 - name: orders\n        columns:\n          - name: id\n            data_tests: [unique, not_null]\n      \
+                 - name: refunds\n        config:\n          external_location: \"read_csv('data/orders.csv', header = true)\"\n",
+            ),
+            (
+                "models/orders_file.sql",
+                "{{ config(materialized='external') }}\nselect id, amount * 2 as doubled from {{ source('raw', 'orders') }}\n",
+            ),
+            (
+                "models/refunds_csv.sql",
+                "{{ config(materialized='external', location='exports/csv/refunds.csv') }}\n\
+                 select * from {{ source('raw', 'refunds') }} where amount > 100\n",
+            ),
+            (
+                "models/by_id.sql",
+                "{{ config(materialized='external', options={'partition_by': 'id', 'overwrite': true}) }}\nselect * from {{ ref('orders_file') }}\n",
+            ),
+            (
+                "models/in_lake.sql",
+                "{{ config(materialized='table', database='lake') }}\nselect count(*) as n from {{ ref('by_id') }}\n",
+            ),
+            (
+                "models/summary.sql",
+                "{{ config(materialized='table', grants={'select': ['reporter']}) }}\n\
+                 select (select sum(doubled) from {{ ref('orders_file') }}) as doubled,\n\
+                 (select count(*) from {{ ref('refunds_csv') }}) as refunds,\n\
+                 (select n from {{ ref('in_lake') }}) as in_lake\n",
+            ),
+        ],
+    );
+    let run = |args: &[&str]| crate::cli::run_in(root, args);
+    let out = run(&["build"]);
+    assert_ok(&out, "build");
+    // What this offline engine cannot do is said once, without the secret.
+    assert!(
+        out.stderr.contains("extension `httpfs` is not available"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("setting `s3_secret_access_key` was not applied"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("Grants for relations are not supported by DuckDB"),
+        "{}",
+        out.stderr
+    );
+    let compiled =
+        std::fs::read_to_string(root.join("target/compiled/files/models/orders_file.sql"))
+            .expect("compiled");
+    assert!(compiled.contains("from 'data/orders.csv'"), "{compiled}");
+    assert!(root.join("exports/orders_file.parquet").is_file());
+    assert!(root.join("exports/by_id/id=3").is_dir());
+    // A model without rows still writes its columns.
+    assert_eq!(
+        std::fs::read_to_string(root.join("exports/csv/refunds.csv")).expect("csv"),
+        "id,amount\n,\n"
+    );
+    let db: TargetConfig = serde_json::from_value(serde_json::json!({
+        "type": "duckdb", "path": root.join("dev.duckdb").display().to_string(),
+        "attach": [{"path": root.join("lake.duckdb").display().to_string(), "alias": "lake"}]
+    }))
+    .expect("target");
+    let w = warehouse::open(&db, root).expect("open");
+    let mut conn = w.connect().expect("connect");
+    let rows = conn
+        .query("select * from main.summary")
+        .expect("summary")
+        .rows;
+    assert_eq!(
+        rows,
+        vec![vec![Value::from(120), Value::from(0), Value::from(3)]]
+    );
+    let kinds = conn
+        .query("select table_catalog, table_name, table_type from information_schema.tables where table_name in ('orders_file', 'in_lake') order by 2")
+        .expect("kinds")
+        .rows;
+    assert_eq!(
+        kinds,
+        vec![
+            vec![
+                Value::from("lake"),
+                Value::from("in_lake"),
+                Value::from("BASE TABLE")
+            ],
+            vec![
+                Value::from("dev"),
+                Value::from("orders_file"),
+                Value::from("VIEW")
+            ],
+        ]
+    );
+    drop(conn);
+    drop(w);
+    // A rebuild replaces the files and views.
+    assert_ok(&run(&["run", "-s", "orders_file+"]), "rebuild");
+    for entry in walkdir::WalkDir::new(root.join("target")) {
+        let entry = entry.expect("walk");
+        if entry.file_type().is_file() {
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            assert!(
+                !text.contains(secret),
+                "{} holds the secret",
+                entry.path().display()
+            );
+        }
+    }
+    let debug = run(&["debug"]);
+    assert!(
+        !debug.stderr.contains(secret) && !debug.stdout.contains(secret),
+        "{}",
+        debug.stderr
+    );
+    // dbt-duckdb's profile check.
+    let bad = run(&["run", "-t", "bad"]);
+    assert_eq!(bad.code, 1, "{}", bad.stderr);
+    assert!(
+        bad.stderr
+            .contains("the 'database' property must be set to 'dev' to match the 'path'"),
+        "{}",
+        bad.stderr
+    );
+}
+
+#[test]
+fn grants_are_applied_and_revoked_on_postgres() {
+    let pg = Engine::postgres();
+    let dir = jaffle();
+    let root = dir.path();
+    for role in ["reporter", "analyst"] {
+        pg.execute(
+            root,
+            &format!(
+                "do $$ begin create role {role}; exception when duplicate_object then null; end $$"
+            ),
+        );
+    }
+    let model = |grants: &str| {
+        format!("{{{{ config(materialized='table', grants={grants}) }}}}\nselect 1 as x\n")
+    };
+    let can = |role: &str, privilege: &str| {
+        pg.query(
+            root,
+            &format!("select has_table_privilege('{role}', 'jaffle.granted', '{privilege}')"),
+        )[0][0]
+            .clone()
+    };
+    write_all(
+        root,
+        &[(
+            "models/granted.sql",
+            &model("{'select': ['reporter', 'analyst']}"),
+        )],
+    );
+    assert_ok(&pg.run(root, &["run", "-s", "granted"]), "first run");
+    assert_eq!(can("reporter", "select"), Value::from(true));
+    assert_eq!(can("analyst", "select"), Value::from(true));
+    // Rebuilt with fewer grantees and another privilege: the rest is revoked.
+    write_all(
+        root,
+        &[(
+            "models/granted.sql",
+            &model("{'select': 'reporter', 'insert': ['analyst']}"),
+        )],
+    );
+    assert_ok(&pg.run(root, &["run", "-s", "granted"]), "second run");
+    assert_eq!(can("reporter", "select"), Value::from(true));
+    assert_eq!(can("analyst", "select"), Value::from(false));
+    assert_eq!(can("analyst", "insert"), Value::from(true));
+    // An external model is dbt-duckdb's.
+    write_all(
+        root,
+        &[(
+            "models/ext.sql",
+            "{{ config(materialized='external') }}\nselect 1 as x\n",
+        )],
+    );
+    let out = pg.run(root, &["run", "-s", "ext"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("No materialization 'external' was found for adapter postgres"),
+        "{}",
+        out.stderr
+    );
+}

@@ -17,8 +17,7 @@ fn target(path: &str) -> TargetConfig {
     TargetConfig::Duckdb(DuckDbTarget {
         path: path.to_string(),
         schema: SCHEMA.to_string(),
-        threads: None,
-        extra: Default::default(),
+        ..DuckDbTarget::default()
     })
 }
 

@@ -58,8 +58,12 @@ pub fn model<'a>(
         batch: None,
         merge_update_columns: Vec::new(),
         merge_exclude_columns: Vec::new(),
+        external: None,
+        grants: &NO_GRANTS,
     }
 }
+
+static NO_GRANTS: sluice::warehouse::post_build::Grants = std::collections::BTreeMap::new();
 
 pub fn rows(conn: &mut dyn Connection, sql: &str) -> Vec<Vec<Value>> {
     conn.query(sql)
