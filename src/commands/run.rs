@@ -836,14 +836,34 @@ fn render_at_run(
     conn: &SharedConn,
     is_incremental: bool,
 ) -> Result<String, String> {
+    render_at_run_with(
+        renderer,
+        c,
+        n,
+        conn,
+        is_incremental,
+        minijinja::Value::UNDEFINED,
+    )
+}
+
+/// `render_at_run` with more in the context (a unit test's overrides).
+fn render_at_run_with(
+    renderer: &Renderer,
+    c: &Compiled,
+    n: &Node,
+    conn: &SharedConn,
+    is_incremental: bool,
+    extra: minijinja::Value,
+) -> Result<String, String> {
     let r = renderer
-        .render(
+        .render_with(
             &n.original_file_path,
             &n.raw_code,
             Some(n),
             true,
             is_incremental,
             Some(conn.clone()),
+            extra,
         )
         .map_err(|d| d.to_string())?;
     for l in &r.logs {
@@ -1225,7 +1245,8 @@ fn run_unit_test(
         .and_then(|m| m.get("is_incremental"))
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let mut sql = render_at_run(&c.renderer, c, model, conn, is_incremental)?;
+    let overrides = c.renderer.unit_test_overrides(&spec.overrides);
+    let mut sql = render_at_run_with(&c.renderer, c, model, conn, is_incremental, overrides)?;
     let mut ctes = Vec::new();
     for g in &spec.given {
         let input = ut::parse_input(&g.input).ok_or_else(|| {
@@ -1241,10 +1262,16 @@ fn run_unit_test(
         }
         .and_then(|id| c.nodes().get(id))
         .ok_or_else(|| at(format!("input `{}` names nothing in the project", g.input)))?;
+        let fixture = ut::read_fixture(&g.rows, root, test_paths)
+            .map_err(|e| at(format!("input `{}`: {e}", g.input)))?;
         let relation = relation_of(node);
-        let columns = adapter::get_columns(lock(conn).as_mut(), engine, &relation)
-            .map_err(|e| e.to_string())?;
-        if columns.is_empty() {
+        // A SQL fixture is its own query: the input need not exist.
+        let columns = match &fixture {
+            Fixture::Sql(_) => Vec::new(),
+            Fixture::Rows(_) => adapter::get_columns(lock(conn).as_mut(), engine, &relation)
+                .map_err(|e| e.to_string())?,
+        };
+        if columns.is_empty() && matches!(fixture, Fixture::Rows(_)) {
             return Err(at(format!(
                 "input `{}`: {} has no columns in the warehouse; build it first \
                  (`sluice build` builds a unit test's inputs before it)",
@@ -1252,8 +1279,6 @@ fn run_unit_test(
                 adapter::render(&relation)
             )));
         }
-        let fixture = ut::read_fixture(&g.rows, root, test_paths)
-            .map_err(|e| at(format!("input `{}`: {e}", g.input)))?;
         let body = ut::fixture_sql(&fixture, &columns, engine)
             .map_err(|e| at(format!("input `{}`: {e}", g.input)))?;
         let cte = ut::cte_name(&input);

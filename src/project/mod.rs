@@ -190,6 +190,15 @@ fn load_resources(
         analysis_files,
         snapshot_files,
     ) = collected.map_err(Diagnostics::from)?;
+    // `<test path>/fixtures/` holds unit tests' fixtures, not singular tests.
+    let fixture_dirs: Vec<String> = test_paths
+        .iter()
+        .map(|p| format!("{p}/fixtures/"))
+        .collect();
+    let test_files: Vec<_> = test_files
+        .into_iter()
+        .filter(|f| !fixture_dirs.iter().any(|d| f.path.starts_with(d.as_str())))
+        .collect();
     for paths in [&snapshot_paths, &analysis_paths, &seed_paths, &macro_paths] {
         yaml_files.extend(read(paths, &["yml", "yaml"]).map_err(Diagnostics::from)?);
     }

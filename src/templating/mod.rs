@@ -12,6 +12,7 @@
 //! Nodes whose templates depend on execution (`execute`, `run_query`,
 //! adapter calls, `is_incremental`) are rendered again at execution time.
 
+mod adapter_ops;
 mod mutable;
 pub mod objects;
 mod python_datetime;
@@ -306,6 +307,41 @@ impl Renderer {
         )
     }
 
+    /// The context a unit test's `overrides:` add to its model's render
+    /// (pass it as `render_with`'s `extra`): `vars` and `env_vars` for
+    /// `var()`/`env_var()`, and each overridden macro returning the given
+    /// value, whether the model calls it or a macro does, bare
+    /// (`is_incremental()`) or through its package
+    /// (`audit_helper._get_comparison_bounds`); `invocation_id` is a value.
+    pub fn unit_test_overrides(&self, overrides: &BTreeMap<String, serde_json::Value>) -> Value {
+        let mut ctx: BTreeMap<String, Value> = BTreeMap::new();
+        let mut by_name = serde_json::Map::new();
+        if let Some(serde_json::Value::Object(macros)) = overrides.get("macros") {
+            for (name, value) in macros {
+                let bare = name.rsplit('.').next().unwrap_or(name);
+                by_name.insert(bare.to_string(), value.clone());
+                let v = Value::from_serialize(value);
+                ctx.insert(
+                    bare.to_string(),
+                    if bare == "invocation_id" {
+                        v
+                    } else {
+                        Value::from_function(move |_args: minijinja::value::Rest<Value>| v.clone())
+                    },
+                );
+            }
+        }
+        ctx.insert(
+            "__sluice_overrides".into(),
+            Value::from_serialize(serde_json::json!({
+                "vars": overrides.get("vars"),
+                "env_vars": overrides.get("env_vars"),
+                "macros": by_name,
+            })),
+        );
+        Value::from(ctx)
+    }
+
     /// `render` with more variables in the context (`extra`, a map), e.g.
     /// an on-run-end hook's `results` and `schemas`.
     #[allow(clippy::too_many_arguments)]
@@ -333,6 +369,14 @@ impl Renderer {
             };
             Some((at("event_time_start")?, at("event_time_end")?))
         });
+        // A unit test's overrides, passed in `extra`.
+        let overrides = |key: &str| {
+            extra
+                .get_attr("__sluice_overrides")
+                .ok()
+                .and_then(|o| o.get_attr(key).ok())
+                .filter(|v| !v.is_undefined() && !v.is_none())
+        };
         let scope = Arc::new(RenderScope {
             node_id: node_id.clone(),
             captured: Mutex::new(Default::default()),
@@ -341,6 +385,9 @@ impl Renderer {
             connection,
             disabled: node.is_some_and(|n| !n.enabled()),
             batch: window,
+            var_overrides: overrides("vars"),
+            env_var_overrides: overrides("env_vars"),
+            macro_overrides: overrides("macros"),
         });
         let this = node.map(|n| {
             Value::from_object(RelationObj {
@@ -415,6 +462,9 @@ impl Renderer {
             connection: None,
             disabled: false,
             batch: None,
+            var_overrides: None,
+            env_var_overrides: None,
+            macro_overrides: None,
         });
         let ctx = context! {
             __sluice => Value::from_dyn_object(scope.clone()),
@@ -711,6 +761,7 @@ pub fn jinja2_syntax(text: &str) -> std::borrow::Cow<'_, str> {
     for rewrite in [
         unary_plus as fn(&str) -> Cow<'_, str>,
         conditional_do,
+        macro_defaults,
         python_datetime::timedelta_arithmetic,
     ] {
         if let Cow::Owned(changed) = rewrite(&out) {
@@ -718,6 +769,115 @@ pub fn jinja2_syntax(text: &str) -> std::borrow::Cow<'_, str> {
         }
     }
     out
+}
+
+/// The value a rewritten macro default stands in with (see
+/// `macro_defaults`).
+const UNSET_DEFAULT: &str = "'__sluice_unset_default__'";
+
+/// Jinja2 evaluates a macro argument's default when the macro is called,
+/// where earlier arguments are visible: dbt-codegen writes
+/// `{% macro generate_source(schema_name, …, name=schema_name) %}`.
+/// minijinja evaluates defaults outside the macro, so such a default
+/// becomes a marker, and the macro's first statements (on the same line)
+/// replace the marker with the default evaluated inside. Defaults that name
+/// no earlier argument are left alone.
+fn macro_defaults(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains("macro") {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    rewrite_tags(text, |body, body_at, close| {
+        let sig = body.strip_prefix("macro")?;
+        let (lp, rp) = (sig.find('(')?, sig.rfind(')')?);
+        if lp > rp {
+            return None;
+        }
+        let mut names: Vec<&str> = Vec::new();
+        let mut late: Vec<(&str, &str)> = Vec::new();
+        let mut params: Vec<String> = Vec::new();
+        for p in split_top_level(&sig[lp + 1..rp]) {
+            let (name, default) = match p.split_once('=') {
+                Some((n, d)) => (n.trim(), Some(d.trim())),
+                None => (p.trim(), None),
+            };
+            match default {
+                Some(d) if names.iter().any(|n| mentions(d, n)) => {
+                    late.push((name, d));
+                    params.push(format!("{name}={UNSET_DEFAULT}"));
+                }
+                _ => params.push(p.trim().to_string()),
+            }
+            names.push(name);
+        }
+        if late.is_empty() {
+            return None;
+        }
+        // The parameter list replaced, the tag kept, and after it (on the
+        // same line) each late default set where the arguments are known.
+        let list_start = body_at + "macro".len() + lp + 1;
+        let trims_after = text[..close].ends_with('-');
+        let mut with = params.join(", ");
+        with.push_str(&text[body_at + "macro".len() + rp..close + 2]);
+        for (name, default) in late {
+            with.push_str(&format!(
+                "{{% if {name} == {UNSET_DEFAULT} %}}{{% set {name} = ({default}) %}}{{% endif {}%}}",
+                if trims_after { "-" } else { "" }
+            ));
+        }
+        Some((list_start, close + 2, with))
+    })
+}
+
+/// `s` split at commas outside brackets and strings.
+fn split_top_level(s: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut depth, mut start, mut quote) = (0i32, 0, None::<char>);
+    for (i, c) in s.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '(' | '[' | '{') => depth += 1,
+            (None, ')' | ']' | '}') => depth -= 1,
+            (None, ',') if depth == 0 => {
+                parts.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if !s[start..].trim().is_empty() {
+        parts.push(&s[start..]);
+    }
+    parts
+}
+
+/// Whether expression `expr` names the variable `name` (not an attribute,
+/// not inside a string).
+fn mentions(expr: &str, name: &str) -> bool {
+    let bytes = expr.as_bytes();
+    let mut quote = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == b'\'' || c == b'"' => quote = Some(c),
+            None if expr[i..].starts_with(name) => {
+                let before = i.checked_sub(1).map(|j| bytes[j]);
+                let after = bytes.get(i + name.len()).copied();
+                let ident =
+                    |b: Option<u8>| b.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
+                if !ident(before) && before != Some(b'.') && !ident(after) {
+                    return true;
+                }
+            }
+            None => {}
+        }
+        i += 1;
+    }
+    false
 }
 
 /// Jinja2's `do` takes any expression, and dbt code writes
@@ -728,6 +888,23 @@ fn conditional_do(text: &str) -> std::borrow::Cow<'_, str> {
     if !text.contains("do ") || !text.contains(" if ") {
         return std::borrow::Cow::Borrowed(text);
     }
+    rewrite_tags(text, |body, body_at, _close| {
+        let expr = body
+            .strip_prefix("do")
+            .filter(|e| e.starts_with(char::is_whitespace))?;
+        has_top_level_if(expr).then(|| (body_at, body_at + 2, "set __sluice_do =".to_string()))
+    })
+}
+
+/// `text` with some `{% … %}` tags rewritten: `rewrite` sees each tag's
+/// statement (`body`, after `{%`, whitespace control and blanks) and the
+/// tag's closing `%}` offset, and returns what replaces `text[from..to]`
+/// (`from` inside the tag or at its start, `to` anywhere up to past the
+/// tag). Unchanged (and not copied) when no tag is rewritten.
+fn rewrite_tags<'a>(
+    text: &'a str,
+    mut rewrite: impl FnMut(&str, usize, usize) -> Option<(usize, usize, String)>,
+) -> std::borrow::Cow<'a, str> {
     let mut out = String::new();
     let mut copied = 0;
     let mut at = 0;
@@ -738,20 +915,14 @@ fn conditional_do(text: &str) -> std::borrow::Cow<'_, str> {
         };
         let inner = &text[at..close];
         let body = inner.trim_start_matches(['-', '+']).trim_start();
-        let Some(expr) = body
-            .strip_prefix("do")
-            .filter(|e| e.starts_with(char::is_whitespace))
-        else {
+        let body_at = at + (inner.len() - body.len());
+        let Some((from, to, with)) = rewrite(&text[body_at..close], body_at, close) else {
             continue;
         };
-        if !has_top_level_if(expr) {
-            continue;
-        }
-        let do_at = at + (inner.len() - body.len());
-        out.push_str(&text[copied..do_at]);
-        out.push_str("set __sluice_do =");
-        copied = do_at + 2;
-        at = close + 2;
+        out.push_str(&text[copied..from]);
+        out.push_str(&with);
+        copied = to;
+        at = to.max(close + 2);
     }
     if copied == 0 {
         return std::borrow::Cow::Borrowed(text);
@@ -1002,6 +1173,15 @@ fn call_macro_in(
     locals: Option<&Value>,
 ) -> Result<Value, Error> {
     if let Ok(scope) = RenderScope::of(state) {
+        // A unit test's `overrides: {macros: …}` answer for the macro.
+        if let Some(v) = scope
+            .macro_overrides
+            .as_ref()
+            .and_then(|o| o.get_attr(macro_name).ok())
+            .filter(|v| !v.is_undefined())
+        {
+            return Ok(v);
+        }
         scope.with(|c| {
             if !c.macros.iter().any(|m| m == macro_name) {
                 c.macros.push(macro_name.to_string());
@@ -1268,6 +1448,14 @@ fn register_globals(
     env.add_function("var", move |state: &State, name: String, args: Rest<Value>| -> Result<Value, Error> {
         let default = var_default(&args)?;
         let scope = RenderScope::of(state).ok();
+        if let Some(v) = scope
+            .as_ref()
+            .and_then(|s| s.var_overrides.as_ref())
+            .and_then(|o| o.get_attr(&name).ok())
+            .filter(|v| !v.is_undefined())
+        {
+            return Ok(v);
+        }
         let package = scope
             .as_ref()
             .and_then(|s| package_of(&s.node_id))
@@ -1509,6 +1697,21 @@ fn add_dbt_filters(env: &mut Environment<'static>) {
     env.add_filter("int", jinja_int);
     env.add_filter("round", jinja_round);
     env.add_filter("float", jinja_float);
+    // Jinja2's Undefined has length 0 (`column.fields | length` on an
+    // adapter whose columns have no `fields`).
+    fn length(v: &Value) -> Result<usize, minijinja::Error> {
+        if v.is_undefined() {
+            return Ok(0);
+        }
+        minijinja::filters::length(v)
+    }
+    env.add_filter("length", length);
+    env.add_filter("count", length);
+    // Python's `list(…)` makes a list that changes in place
+    // (`(nodes | selectattr(…) | list).pop()`).
+    env.add_filter("list", |state: &minijinja::State, v: Value| {
+        mutable::List::value(minijinja::filters::list(state, v)?)
+    });
 }
 
 /// Jinja2's `int` filter: a number, a numeric string (`"3"`, `"3.7"`,
@@ -1610,6 +1813,14 @@ fn env_var(
     kwargs: minijinja::value::Kwargs,
 ) -> Result<Value, Error> {
     let default = positional_or_keyword(default, &kwargs, "default")?;
+    if let Some(v) = RenderScope::of(state)
+        .ok()
+        .and_then(|s| s.env_var_overrides.clone())
+        .and_then(|o| o.get_attr(&name).ok())
+        .filter(|v| !v.is_undefined())
+    {
+        return Ok(v);
+    }
     match (std::env::var(&name), default) {
         (Ok(v), _) => Ok(Value::from(v)),
         (Err(_), Some(d)) => Ok(d),
@@ -1698,6 +1909,31 @@ mod tests {
             out,
             "{% macro materialization_table_x_duckdb() -%}\n  {{ return('t') }}\n{%- endmacro %}\n{% macro materialization_view_x_default() %}v{% endmacro %}"
         );
+    }
+
+    #[test]
+    fn macro_defaults_may_name_earlier_arguments() {
+        let src = "{%- macro gen(schema_name, db=target.database, name=schema_name, n=[schema_name, 'name']) -%}\n{{ name }}/{{ n | join(',') }}/{{ db }}{%- endmacro %}";
+        let rewritten = macro_defaults(src);
+        assert_eq!(rewritten.lines().count(), src.lines().count());
+        assert!(
+            rewritten.contains("name='__sluice_unset_default__'"),
+            "{rewritten}"
+        );
+        assert!(rewritten.contains("db=target.database,"), "{rewritten}");
+        let mut env = minijinja::Environment::new();
+        env.add_global("target", minijinja::context! { database => "dev" });
+        env.add_template("m", &rewritten).unwrap();
+        let t = env
+            .template_from_str(
+                "{% from 'm' import gen %}[{{ gen('raw') }}][{{ gen('raw', name='x', n=[]) }}]",
+            )
+            .unwrap();
+        assert_eq!(t.render(()).unwrap(), "[raw/raw,name/dev][x//dev]");
+        assert!(matches!(
+            macro_defaults("{% macro f(a, b=1) %}{% endmacro %}"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]
@@ -2074,43 +2310,22 @@ mod adapter {
                 }
                 "get_columns_in_relation" => {
                     let (rel,): (Value,) = from_args(args)?;
-                    let schema = rel.get_attr("schema")?.to_string();
-                    let ident = rel.get_attr("identifier")?.to_string();
-                    let rows = scope.run_query(&format!(
-                        "select column_name, data_type, character_maximum_length, numeric_precision, numeric_scale \
-                         from information_schema.columns where lower(table_schema) = lower({}) and lower(table_name) = lower({}) order by ordinal_position",
-                        lit(&schema),
-                        lit(&ident)
-                    ))?;
-                    let text = |r: &[serde_json::Value], i: usize| {
-                        r.get(i)
-                            .and_then(|v| v.as_str())
-                            .unwrap_or_default()
-                            .to_string()
-                    };
-                    let number = |r: &[serde_json::Value], i: usize| {
-                        r.get(i)
-                            .and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
-                    };
-                    Ok(Value::from(
-                        rows.rows
-                            .iter()
-                            .map(|r| {
-                                Value::from_object(crate::templating::objects::ColumnObj {
-                                    name: text(r, 0),
-                                    dtype: text(r, 1),
-                                    char_size: number(r, 2),
-                                    numeric_precision: number(r, 3),
-                                    numeric_scale: number(r, 4),
-                                })
-                            })
-                            .collect::<Vec<_>>(),
-                    ))
+                    super::adapter_ops::columns_in_relation(&scope, &rel)
                 }
-                _ => Err(Error::new(
-                    ErrorKind::UnknownMethod,
-                    format!("adapter has no method `{method}`"),
-                )),
+                _ => {
+                    let external_root = state
+                        .lookup("target")
+                        .and_then(|t| t.get_attr("external_root").ok())
+                        .filter(|v| !v.is_undefined() && !v.is_none())
+                        .map(|v| v.to_string());
+                    super::adapter_ops::call(&scope, self.engine, external_root, method, args)
+                        .unwrap_or_else(|| {
+                            Err(Error::new(
+                                ErrorKind::UnknownMethod,
+                                format!("adapter has no method `{method}`"),
+                            ))
+                        })
+                }
             }
         }
     }

@@ -325,7 +325,8 @@ fn set_literal(text: &str, from: usize) -> Option<(usize, usize)> {
         return None;
     }
     i = name_start;
-    while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+    // `name` or a namespace's attribute, `ns.name`.
+    while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || matches!(bytes[i], b'_' | b'.')) {
         i += 1;
     }
     if i == name_start {
@@ -386,6 +387,10 @@ mod tests {
         assert_eq!(
             literals(src),
             "{%- set cols = __sluice_list([]) -%}\n{% set d = __sluice_dict({'a': [1, ']'], \"b\": '}'}) %}\n{% set x = y %}{% set z = [1] + w %}{% for c in [1] %}{% endfor %}"
+        );
+        assert_eq!(
+            literals("{% set ns.cols = [] %}"),
+            "{% set ns.cols = __sluice_list([]) %}"
         );
         assert!(matches!(literals("select 1"), Cow::Borrowed(_)));
         assert!(matches!(literals("{% set a = 1 %}"), Cow::Borrowed(_)));

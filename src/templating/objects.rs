@@ -135,6 +135,8 @@ impl Object for RelationObj {
                 Value::from(r.is_some_and(|r| r.kind == "table" || r.kind == "incremental"))
             }
             "is_view" => Value::from(r.is_some_and(|r| r.kind == "view")),
+            "is_cte" => Value::from(r.is_some_and(|r| r.kind == "ephemeral" || r.kind == "cte")),
+            "is_materialized_view" => Value::from(r.is_some_and(|r| r.kind == "materialized_view")),
             "unique_id" => Value::from(self.unique_id.clone()),
             "metadata" => {
                 let kind = match self.engine {
@@ -155,18 +157,86 @@ impl Object for RelationObj {
     ) -> Result<Value, Error> {
         match method {
             "render" => Ok(Value::from(self.to_string())),
-            // `include(schema=False)` etc.: return the relation unchanged but honour
-            // the common `include(database=False)` by dropping the database.
-            "include" | "incorporate" | "quote" => {
+            // dbt's `include(database=False, …)`: the part is left out of
+            // the rendered name.
+            "include" => {
                 let (_, kwargs): (&[Value], Kwargs) = minijinja::value::from_args(args)?;
                 let mut copy = (**self).clone();
                 if let Some(r) = &mut copy.resolved {
                     if kwargs.get::<Option<bool>>("database")? == Some(false) {
                         r.database = None;
                     }
+                    if kwargs.get::<Option<bool>>("schema")? == Some(false) {
+                        r.schema.clear();
+                    }
+                    if kwargs.get::<Option<bool>>("identifier")? == Some(false) {
+                        r.identifier.clear();
+                    }
                 }
                 Ok(Value::from_object(copy))
             }
+            // `incorporate(path={'identifier': …}, type='view')` and
+            // `replace_path(identifier=…)`: a copy with parts replaced.
+            "incorporate" | "replace_path" => {
+                let (_, kwargs): (&[Value], Kwargs) = minijinja::value::from_args(args)?;
+                let mut copy = (**self).clone();
+                if let Some(r) = &mut copy.resolved {
+                    let path: Option<Value> = if method == "incorporate" {
+                        kwargs.get("path")?
+                    } else {
+                        None
+                    };
+                    for part in ["database", "schema", "identifier"] {
+                        let v = match &path {
+                            Some(p) => p.get_attr(part).ok(),
+                            None => kwargs.get::<Option<Value>>(part)?,
+                        };
+                        let Some(v) = v.filter(|v| !v.is_undefined()) else {
+                            continue;
+                        };
+                        let text = (!v.is_none()).then(|| v.to_string());
+                        match part {
+                            "database" => r.database = text,
+                            "schema" => r.schema = text.unwrap_or_default(),
+                            _ => r.identifier = text.unwrap_or_default(),
+                        }
+                    }
+                    if method == "incorporate" {
+                        if let Some(t) = kwargs.get::<Option<String>>("type")? {
+                            r.kind = t;
+                        }
+                    }
+                }
+                Ok(Value::from_object(copy))
+            }
+            "without_identifier" => {
+                let mut copy = (**self).clone();
+                if let Some(r) = &mut copy.resolved {
+                    r.identifier.clear();
+                }
+                Ok(Value::from_object(copy))
+            }
+            // `relation.information_schema('columns')`: the catalog's views,
+            // in the relation's database.
+            "information_schema" => {
+                let (view,): (Option<String>,) = minijinja::value::from_args(args)?;
+                let database = self.resolved.as_ref().and_then(|r| r.database.clone());
+                Ok(Value::from_object(RelationObj {
+                    unique_id: String::new(),
+                    resolved: Some(ResolvedRelation {
+                        database,
+                        schema: "information_schema".into(),
+                        identifier: view.unwrap_or_default(),
+                        kind: "view".into(),
+                        event_time: None,
+                        external: None,
+                    }),
+                    engine: self.engine,
+                    limit_zero: false,
+                    event_time_window: None,
+                }))
+            }
+            "quote" => Ok(Value::from_object((**self).clone())),
             _ => Err(no_method("relation", method)),
         }
     }
@@ -254,6 +324,12 @@ pub struct RenderScope {
     pub disabled: bool,
     /// Inside a microbatch batch: its window (start, end).
     pub batch: Option<(String, String)>,
+    /// A unit test's `overrides: {vars: …, env_vars: …}`: what `var()` and
+    /// `env_var()` answer first.
+    pub var_overrides: Option<Value>,
+    pub env_var_overrides: Option<Value>,
+    /// A unit test's overridden macros: bare macro name → what it returns.
+    pub macro_overrides: Option<Value>,
 }
 
 impl fmt::Debug for RenderScope {

@@ -161,8 +161,10 @@ fn call(re: &Regex, method: &str, args: &[Value]) -> Result<Value, Error> {
             Ok(Value::from(all))
         }
         "sub" => {
-            let (repl, text, kwargs): (String, String, Kwargs) = from_args(args)?;
-            let count: Option<usize> = kwargs.get("count")?;
+            // Python's `sub(repl, string, count=0)`: count by position too.
+            let (repl, text, count, kwargs): (String, String, Option<usize>, Kwargs) =
+                from_args(args)?;
+            let count: Option<usize> = count.or(kwargs.get("count")?);
             let repl = replacement(&repl);
             Ok(Value::from(
                 re.try_replacen(&text, count.unwrap_or(0), repl.as_str())
@@ -227,6 +229,7 @@ impl Object for Module {
         let positional_flags = match method {
             "compile" => 1,
             "match" | "search" | "fullmatch" | "findall" | "split" => 2,
+            "sub" => 4,
             _ => usize::MAX,
         };
         if rest.len() == positional_flags {
@@ -332,6 +335,12 @@ mod tests {
         assert_eq!(
             render("{{ re.sub('(\\\\w+)@(\\\\w+)', '\\\\2 at \\\\1', 'me@home, you@work') }}"),
             "home at me, work at you"
+        );
+        assert_eq!(
+            render(
+                "{{ re.sub('o', '0', 'foo boo', 1) }}|{{ re.sub('o', '0', 'foo boo', count=2) }}"
+            ),
+            "f0o boo|f00 boo"
         );
         assert_eq!(
             render("{{ re.findall('[0-9]+', 'a1b22c333') | join(',') }}|{{ re.split(',\\\\s*', 'a, b,c') | join('|') }}"),

@@ -257,6 +257,9 @@ fn csv_error(path: &Path, e: csv::Error) -> SeedError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum InferredType {
     Integer,
+    /// Whole numbers beyond 32 bits (dbt would still say `integer`, and
+    /// fail to load them).
+    BigInteger,
     Number,
     Boolean,
     Date,
@@ -268,9 +271,11 @@ impl InferredType {
     /// The SQL type used for this kind on `engine`.
     pub fn sql_type(self, engine: Engine) -> &'static str {
         match (self, engine) {
-            (InferredType::Integer, _) => "BIGINT",
-            (InferredType::Number, Engine::DuckDb) => "DOUBLE",
-            (InferredType::Number, Engine::Postgres) => "NUMERIC",
+            // dbt's SQL adapters (dbt-postgres, dbt-duckdb): `integer`,
+            // and `float8` for numbers with decimals.
+            (InferredType::Integer, _) => "INTEGER",
+            (InferredType::BigInteger, _) => "BIGINT",
+            (InferredType::Number, _) => "DOUBLE PRECISION",
             (InferredType::Boolean, _) => "BOOLEAN",
             (InferredType::Date, _) => "DATE",
             (InferredType::Timestamp, _) => "TIMESTAMP",
@@ -280,7 +285,9 @@ impl InferredType {
     }
 }
 
-/// The narrowest kind every value fits; `Text` when there are no values.
+/// The narrowest kind every value fits; `Integer` when there are no
+/// values (agate's first type accepts an all-empty column, so dbt types it
+/// `integer`).
 pub fn infer_type<'a>(values: impl IntoIterator<Item = &'a str>) -> InferredType {
     let mut kind = None;
     for v in values {
@@ -289,7 +296,7 @@ pub fn infer_type<'a>(values: impl IntoIterator<Item = &'a str>) -> InferredType
             break;
         }
     }
-    kind.unwrap_or(InferredType::Text)
+    kind.unwrap_or(InferredType::Integer)
 }
 
 /// Widen a column's kind so far to fit one more non-empty value.
@@ -305,7 +312,8 @@ fn widen(a: InferredType, b: InferredType) -> InferredType {
     use InferredType::*;
     match (a, b) {
         _ if a == b => a,
-        (Integer, Number) | (Number, Integer) => Number,
+        (Integer, BigInteger) | (BigInteger, Integer) => BigInteger,
+        (Integer | BigInteger, Number) | (Number, Integer | BigInteger) => Number,
         (Date, Timestamp) | (Timestamp, Date) => Timestamp,
         _ => Text,
     }
@@ -313,8 +321,12 @@ fn widen(a: InferredType, b: InferredType) -> InferredType {
 
 fn classify(v: &str) -> InferredType {
     let t = v.trim();
-    if t.parse::<i64>().is_ok() {
-        InferredType::Integer
+    if let Ok(n) = t.parse::<i64>() {
+        if i32::try_from(n).is_ok() {
+            InferredType::Integer
+        } else {
+            InferredType::BigInteger
+        }
     } else if is_number(t) {
         InferredType::Number
     } else if t.eq_ignore_ascii_case("true") || t.eq_ignore_ascii_case("false") {
@@ -398,7 +410,8 @@ pub fn seed_columns(
                 })
                 .cloned()
                 .unwrap_or_else(|| {
-                    kind.unwrap_or(InferredType::Text)
+                    // All empty: see `infer_type`.
+                    kind.unwrap_or(InferredType::Integer)
                         .sql_type(engine)
                         .to_string()
                 });
@@ -570,6 +583,8 @@ mod tests {
     fn infers_narrowest_type() {
         assert_eq!(infer_type(["1", "-2", "30"]), InferredType::Integer);
         assert_eq!(infer_type(["1", "2.5"]), InferredType::Number);
+        assert_eq!(infer_type(["1", "3000000000"]), InferredType::BigInteger);
+        assert_eq!(infer_type(["3000000000", "0.5"]), InferredType::Number);
         assert_eq!(infer_type(["1e3"]), InferredType::Number);
         assert_eq!(infer_type(["nan"]), InferredType::Text);
         assert_eq!(infer_type(["true", "FALSE"]), InferredType::Boolean);
@@ -585,6 +600,6 @@ mod tests {
         assert_eq!(infer_type(["2024-01-31 10:00:00."]), InferredType::Text);
         assert_eq!(infer_type(["2024-01-31 10:00"]), InferredType::Text);
         assert_eq!(infer_type(["1", "x"]), InferredType::Text);
-        assert_eq!(infer_type(std::iter::empty()), InferredType::Text);
+        assert_eq!(infer_type(std::iter::empty()), InferredType::Integer);
     }
 }

@@ -2017,3 +2017,107 @@ fn grants_are_applied_and_revoked_on_postgres() {
         out.stderr
     );
 }
+
+/// What macros and unit tests of real projects (dbt-codegen's, dbt-audit-helper's
+/// integration tests) ask of dbt: the adapter's schema and relation methods,
+/// relation helpers, dbt's naming macros, Jinja2's habits (a default naming an
+/// earlier argument, `| list` that changes, `length` of nothing), and a unit
+/// test's `overrides` (vars, env vars, macros called directly or by another
+/// macro) with a SQL fixture from `tests/fixtures/`, which is no singular test.
+fn macros_and_unit_tests_behave_as_in_dbt(engine: &Engine, schema: &str) {
+    let dir = jaffle();
+    let root = dir.path();
+    write_all(
+        root,
+        &[
+            ("macros/ops.sql", OPS),
+            ("tests/fixtures/seven.sql", "select 7 as id\n"),
+            ("models/uses_overrides.sql", MODEL),
+            ("models/never_built.sql", "select 1 as id\n"),
+            ("models/unit.yml", UNIT),
+        ],
+    );
+    let out = engine.run(root, &["run-operation", "ops_demo"]);
+    assert_ok(&out, "run-operation");
+    let database = match engine {
+        Engine::DuckDb { .. } => "warehouse",
+        Engine::Postgres { .. } => "postgres",
+    };
+    for line in [
+        "listed=t2".to_string(),
+        "missing=b".into(),
+        "answer=42".into(),
+        "exists=False".into(),
+        format!("schema={schema}_extra|{schema}"),
+        format!("columns_view=\"{database}\".\"information_schema\".\"columns\"|\"{schema}_ops\".\"t1\""),
+        "greet=hi bob|yo".into(),
+        "jinja=1|3|0|f0o".into(),
+        "schema_gone=True".into(),
+    ] {
+        assert!(out.stderr.contains(&line) || out.stdout.contains(&line), "{line} missing:\n{}{}", out.stdout, out.stderr);
+    }
+    let listed = engine.run(root, &["ls", "--resource-type", "test"]);
+    assert!(!listed.stdout.contains("seven"), "{}", listed.stdout);
+    // Neither the model nor its input is built: the unit test needs neither.
+    let out = engine.run(root, &["test", "-s", "uses_overrides"]);
+    assert_ok(&out, "unit test");
+    assert!(out.stderr.contains("PASS=1 "), "{}", out.stderr);
+}
+
+const OPS: &str = r#"{% macro pick() %}real{% endmacro %}
+{% macro wrap_pick() %}{{ pick() }}{% endmacro %}
+{% macro greet(name, greeting='hi ' ~ name) %}{{ greeting }}{% endmacro %}
+{% macro ops_demo() %}
+  {% set s = api.Relation.create(database=target.database, schema=target.schema ~ '_ops') %}
+  {% do adapter.create_schema(s) %}
+  {% set t1 = api.Relation.create(database=target.database, schema=target.schema ~ '_ops', identifier='t1', type='table') %}
+  {% do run_query('create table ' ~ t1 ~ ' as select 1 as a, 2 as b') %}
+  {% set t2 = t1.incorporate(path={'identifier': 't2'}) %}
+  {% do adapter.rename_relation(t1, t2) %}
+  {% do log('listed=' ~ (adapter.list_relations_without_caching(s) | map(attribute='identifier') | join(',')), info=true) %}
+  {% do run_query('create table ' ~ t1 ~ ' as select 1 as a') %}
+  {% do log('missing=' ~ (adapter.get_missing_columns(t2, t1) | map(attribute='name') | join(',')), info=true) %}
+  {% set res = adapter.execute('select 41 + 1 as answer', fetch=true) %}
+  {% do log('answer=' ~ res[1][0][0], info=true) %}
+  {% do adapter.drop_relation(t2) %}
+  {% do log('exists=' ~ (adapter.get_relation(database=t2.database, schema=t2.schema, identifier='t2') is not none), info=true) %}
+  {% do log('schema=' ~ generate_schema_name('extra') ~ '|' ~ generate_schema_name(none), info=true) %}
+  {% do log('columns_view=' ~ t1.information_schema('columns') ~ '|' ~ t1.include(database=false), info=true) %}
+  {% do log('greet=' ~ greet('bob') ~ '|' ~ greet('al', greeting='yo'), info=true) %}
+  {% set ns = namespace(items=none) %}{% set ns.items = [] %}{% do ns.items.append(1) %}
+  {% set thing = {} %}
+  {% do log('jinja=' ~ ns.items | length ~ '|' ~ ([3, 1, 2] | sort | list).pop() ~ '|' ~ (thing.fields | length) ~ '|' ~ modules.re.sub('o', '0', 'foo', 1), info=true) %}
+  {% do adapter.drop_schema(s) %}
+  {% do log('schema_gone=' ~ (not adapter.check_schema_exists(target.database, s.schema)), info=true) %}
+{% endmacro %}
+"#;
+const MODEL: &str = r#"select id, '{{ var("my_var", "default") }}' as v, '{{ env_var("MY_ENV", "unset") }}' as e, '{{ pick() }}' as m, '{{ wrap_pick() }}' as w
+from {{ ref('never_built') }}
+"#;
+const UNIT: &str = r#"unit_tests:
+  - name: overrides_apply
+    model: uses_overrides
+    given:
+      - input: ref('never_built')
+        format: sql
+        fixture: seven
+    expect:
+      rows:
+        - {id: 7, v: from_override, e: env_override, m: macro_override, w: macro_override}
+    overrides:
+      vars: {my_var: from_override}
+      env_vars: {MY_ENV: env_override}
+      macros:
+        pick: macro_override
+"#;
+
+#[test]
+fn macros_and_unit_tests_behave_as_in_dbt_on_postgres() {
+    macros_and_unit_tests_behave_as_in_dbt(&Engine::postgres(), "jaffle");
+}
+
+#[cfg(feature = "duckdb")]
+#[test]
+fn macros_and_unit_tests_behave_as_in_dbt_on_duckdb() {
+    macros_and_unit_tests_behave_as_in_dbt(&Engine::duckdb(), "main");
+}
