@@ -794,13 +794,17 @@ fn run_node(
                     .and_then(Value::as_bool)
                     .unwrap_or(false);
             let mut guard = lock(conn);
-            let out = seed::load_seed(
+            let out = seed::load_seed_quoting(
                 guard.as_mut(),
                 engine,
                 &relation_of(n),
                 &path,
                 &column_types,
                 full_refresh,
+                n.config
+                    .get("quote_columns")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(true),
             )
             .map_err(|e| e.to_string())?;
             Ok(ok("success", out.message, out.rows_affected, None))

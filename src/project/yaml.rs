@@ -6,6 +6,32 @@ use crate::diagnostics::Diagnostic;
 
 pub type Value = serde_json::Value;
 
+/// `v` written as a YAML document (dbt's `toyaml`), keys in their order
+/// unless `sort_keys`.
+pub fn to_string(v: &Value, sort_keys: bool) -> Result<String, String> {
+    let sorted;
+    let v = if sort_keys {
+        // serde_json's map without `preserve_order` would sort; with it,
+        // re-insert sorted.
+        fn sort(v: &Value) -> Value {
+            match v {
+                Value::Object(m) => {
+                    let mut keys: Vec<&String> = m.keys().collect();
+                    keys.sort();
+                    Value::Object(keys.into_iter().map(|k| (k.clone(), sort(&m[k]))).collect())
+                }
+                Value::Array(a) => Value::Array(a.iter().map(sort).collect()),
+                other => other.clone(),
+            }
+        }
+        sorted = sort(v);
+        &sorted
+    } else {
+        v
+    };
+    serde_yaml_ng::to_string(v).map_err(|e| e.to_string())
+}
+
 /// Parse a YAML document into a JSON value. An empty document is `null`.
 /// Errors name `file` and the line and column of the problem.
 pub fn parse(text: &str, file: &str) -> Result<Value, Diagnostic> {

@@ -1584,6 +1584,21 @@ fn register_globals(
             }
         },
     );
+    env.add_function(
+        "toyaml",
+        |v: Value, default: Option<Value>, kwargs: Kwargs| -> Result<Value, Error> {
+            let sort_keys = kwargs.get::<Option<bool>>("sort_keys")?.unwrap_or(false);
+            let json = serde_json::to_value(&v)
+                .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()));
+            match json.and_then(|j| {
+                crate::project::yaml::to_string(&j, sort_keys)
+                    .map_err(|e| Error::new(ErrorKind::InvalidOperation, e))
+            }) {
+                Ok(text) => Ok(Value::from(text)),
+                Err(e) => default.ok_or(e),
+            }
+        },
+    );
     env.add_function("fromyaml", |s: String| -> Result<Value, Error> {
         crate::project::yaml::parse(&s, "<fromyaml>")
             .map(Value::from_serialize)
@@ -2204,7 +2219,14 @@ mod adapter {
                     Ok(Value::from(quote(&s)))
                 }
                 "dispatch" => {
-                    let (name, namespace): (String, Option<String>) = from_args(args)?;
+                    // `dispatch(name, namespace)` or `dispatch(name, macro_namespace=…)`.
+                    let (name, namespace, kwargs): (String, Option<String>, Kwargs) =
+                        from_args(args)?;
+                    let namespace = match namespace {
+                        Some(ns) => Some(ns),
+                        None => kwargs.get::<Option<String>>("macro_namespace")?,
+                    };
+                    let _ = kwargs.get::<Option<Value>>("packages")?;
                     let candidates = [
                         format!("{}__{name}", engine_name(self.engine)),
                         format!("default__{name}"),

@@ -550,12 +550,50 @@ impl Object for TableObj {
                 }
                 Ok(Value::from_object(TableObj(renamed)))
             }
+            // agate's `print_table(max_rows=20, max_columns=6, …)`: the
+            // rows as a Markdown-style table on standard output.
+            "print_table" => {
+                let (_, kwargs): (&[Value], Kwargs) = minijinja::value::from_args(args)?;
+                let max_rows = kwargs.get::<Option<usize>>("max_rows")?.unwrap_or(20);
+                let max_columns = kwargs.get::<Option<usize>>("max_columns")?.unwrap_or(6);
+                let _ = kwargs.get::<Option<Value>>("max_column_width")?;
+                let _ = kwargs.get::<Option<Value>>("max_precision")?;
+                println!("{}", self.text_table(max_rows, max_columns));
+                Ok(Value::from(()))
+            }
             _ => Err(no_method("table", method)),
         }
     }
 }
 
 impl TableObj {
+    /// The first `max_rows` rows and `max_columns` columns as a table.
+    fn text_table(&self, max_rows: usize, max_columns: usize) -> String {
+        let columns = &self.0.columns[..self.0.columns.len().min(max_columns)];
+        let cell = |v: &serde_json::Value| match v {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Null => String::new(),
+            other => other.to_string(),
+        };
+        let mut lines = vec![format!(
+            "| {} |",
+            columns
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(" | ")
+        )];
+        lines.push(format!("| {} |", vec!["---"; columns.len()].join(" | ")));
+        for row in self.0.rows.iter().take(max_rows) {
+            let cells: Vec<String> = row.iter().take(columns.len()).map(cell).collect();
+            lines.push(format!("| {} |", cells.join(" | ")));
+        }
+        if self.0.rows.len() > max_rows {
+            lines.push(format!("| {} |", vec!["..."; columns.len()].join(" | ")));
+        }
+        lines.join("\n")
+    }
+
     fn row(self: &Arc<Self>, index: usize) -> Value {
         Value::from_object(RowObj {
             table: self.clone(),
@@ -624,7 +662,8 @@ impl Object for RowObj {
                     .map(|(k, v)| Value::from(vec![Value::from(k), v]))
                     .collect::<Vec<_>>(),
             ),
-            "dict" => Value::from(names.zip(values).collect::<BTreeMap<_, _>>()),
+            // A dict the template may change (`row.dict().pop('name')`).
+            "dict" => crate::templating::mutable::deep(Value::from_iter(names.zip(values))),
             "get" => {
                 let (name, default): (String, Option<Value>) = minijinja::value::from_args(args)?;
                 self.by_name(&name)
@@ -673,10 +712,17 @@ impl Object for TableColumns {
         self: &Arc<Self>,
         _state: &State<'_, '_>,
         method: &str,
-        _args: &[Value],
+        args: &[Value],
     ) -> Result<Value, Error> {
         let n = self.0 .0.columns.len();
         Ok(match method {
+            "get" => {
+                let (name, default): (String, Option<Value>) = minijinja::value::from_args(args)?;
+                match self.names().position(|c| c == name) {
+                    Some(i) => self.column(i),
+                    None => default.unwrap_or_default(),
+                }
+            }
             "keys" => Value::from(self.names().map(str::to_string).collect::<Vec<_>>()),
             "values" => Value::from((0..n).map(|i| self.column(i)).collect::<Vec<_>>()),
             "items" => Value::from(
@@ -690,6 +736,32 @@ impl Object for TableColumns {
     }
 }
 
+/// An agate column's `data_type`: its `jsonify(value)` is the value as
+/// JSON has it (query values here already are).
+#[derive(Debug)]
+struct AgateType(String);
+
+impl Object for AgateType {
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        match method {
+            "jsonify" | "cast" => {
+                let (v,): (Value,) = minijinja::value::from_args(args)?;
+                Ok(v)
+            }
+            _ => Err(no_method("data type", method)),
+        }
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[derive(Debug)]
 struct ColumnValues {
     table: Arc<TableObj>,
@@ -698,13 +770,10 @@ struct ColumnValues {
 
 impl Object for ColumnValues {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let column = self.table.0.columns.get(self.index)?;
         match key.as_str() {
-            Some("name") => self
-                .table
-                .0
-                .columns
-                .get(self.index)
-                .map(|c| Value::from(c.name.clone())),
+            Some("name") => Some(Value::from(column.name.clone())),
+            Some("data_type") => Some(Value::from_object(AgateType(column.data_type.clone()))),
             _ => None,
         }
     }

@@ -93,13 +93,41 @@ pub fn load_seed(
     column_types: &BTreeMap<String, String>,
     full_refresh: bool,
 ) -> Result<BuildOutcome, SeedError> {
+    load_seed_quoting(
+        conn,
+        engine,
+        relation,
+        csv_path,
+        column_types,
+        full_refresh,
+        true,
+    )
+}
+
+/// `load_seed`, with dbt's `quote_columns` (true by default): unquoted,
+/// the header's names are folded as the engine folds identifiers
+/// (PostgreSQL: `COLUMN_NAME` becomes `column_name`; DuckDB keeps case).
+pub fn load_seed_quoting(
+    conn: &mut dyn Connection,
+    engine: Engine,
+    relation: &Relation,
+    csv_path: &Path,
+    column_types: &BTreeMap<String, String>,
+    full_refresh: bool,
+    quote_columns: bool,
+) -> Result<BuildOutcome, SeedError> {
     // Where the engine can load the checked file itself (COPY on Postgres,
     // like `psql \copy`), the rows are not kept in memory at all.
     let mut data = scan_csv(csv_path, !conn.can_copy_csv_file())?;
     if data.blank_lines && !data.rows_kept {
         data = read_csv(csv_path)?;
     }
-    let columns = seed_columns(engine, &data, column_types);
+    let mut columns = seed_columns(engine, &data, column_types);
+    if !quote_columns && engine == Engine::Postgres {
+        for c in &mut columns {
+            c.name = c.name.to_lowercase();
+        }
+    }
     let load = |conn: &mut dyn Connection, data: &SeedData| {
         in_transaction(conn, |c| {
             load_and_swap(c, engine, relation, &columns, data, csv_path, full_refresh)

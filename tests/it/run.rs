@@ -2053,6 +2053,10 @@ fn macros_and_unit_tests_behave_as_in_dbt(engine: &Engine, schema: &str) {
         "greet=hi bob|yo".into(),
         "jinja=1|3|0|f0o".into(),
         "schema_gone=True".into(),
+        "dispatch=real".into(),
+        "| a | b |".into(),
+        "agate={\"b\":2}|5".into(),
+        "yaml=a:;- 1;b: 1;".into(),
     ] {
         assert!(out.stderr.contains(&line) || out.stdout.contains(&line), "{line} missing:\n{}{}", out.stdout, out.stderr);
     }
@@ -2062,6 +2066,37 @@ fn macros_and_unit_tests_behave_as_in_dbt(engine: &Engine, schema: &str) {
     let out = engine.run(root, &["test", "-s", "uses_overrides"]);
     assert_ok(&out, "unit test");
     assert!(out.stderr.contains("PASS=1 "), "{}", out.stderr);
+    // `quote_columns: false`: the header's names as the engine folds them;
+    // dbt's seed types (`integer`, an all-empty column `integer` too).
+    write_all(
+        root,
+        &[
+            ("seeds/upper.csv", "ID,Amount,Nothing\n1,2.5,\n"),
+            (
+                "seeds/upper.yml",
+                "seeds:\n  - name: upper\n    config:\n      quote_columns: false\n",
+            ),
+        ],
+    );
+    assert_ok(&engine.run(root, &["seed", "-s", "upper"]), "seed");
+    let columns = engine.query(
+        root,
+        &format!("select column_name, data_type from information_schema.columns where table_schema = '{schema}' and table_name = 'upper' order by ordinal_position"),
+    );
+    let (id, amount, nothing) = match engine {
+        Engine::DuckDb { .. } => (
+            ("ID", "INTEGER"),
+            ("Amount", "DOUBLE"),
+            ("Nothing", "INTEGER"),
+        ),
+        Engine::Postgres { .. } => (
+            ("id", "integer"),
+            ("amount", "double precision"),
+            ("nothing", "integer"),
+        ),
+    };
+    let row = |(c, t): (&str, &str)| vec![Value::from(c), Value::from(t)];
+    assert_eq!(columns, vec![row(id), row(amount), row(nothing)]);
 }
 
 const OPS: &str = r#"{% macro pick() %}real{% endmacro %}
@@ -2089,6 +2124,12 @@ const OPS: &str = r#"{% macro pick() %}real{% endmacro %}
   {% do log('jinja=' ~ ns.items | length ~ '|' ~ ([3, 1, 2] | sort | list).pop() ~ '|' ~ (thing.fields | length) ~ '|' ~ modules.re.sub('o', '0', 'foo', 1), info=true) %}
   {% do adapter.drop_schema(s) %}
   {% do log('schema_gone=' ~ (not adapter.check_schema_exists(target.database, s.schema)), info=true) %}
+  {% do log('dispatch=' ~ adapter.dispatch('pick', macro_namespace='jaffle')(), info=true) %}
+  {% set t = run_query('select 1 as a, 2 as b') %}
+  {% do t.print_table() %}
+  {% set d = t.rows[0].dict() %}{% do d.pop('a') %}
+  {% do log('agate=' ~ (d | tojson) ~ '|' ~ t.columns.get('b').data_type.jsonify(5), info=true) %}
+  {% do log('yaml=' ~ (toyaml({'b': 1, 'a': [1]}, sort_keys=true) | replace('\n', ';')), info=true) %}
 {% endmacro %}
 "#;
 const MODEL: &str = r#"select id, '{{ var("my_var", "default") }}' as v, '{{ env_var("MY_ENV", "unset") }}' as e, '{{ pick() }}' as m, '{{ wrap_pick() }}' as w
