@@ -77,6 +77,16 @@ fn relation_value(
     })
 }
 
+/// The catalog condition on the relation's schema; none for a relation
+/// without one (a temporary table, which lives in a session's own schema).
+fn schema_filter(p: &Parts, fold: &str) -> String {
+    if p.schema.is_empty() {
+        String::new()
+    } else {
+        format!(" and {fold}(table_schema) = {fold}({})", lit(&p.schema))
+    }
+}
+
 /// `table` or `view` for what the catalog says a relation is.
 fn kind_of(table_type: &str) -> &'static str {
     if table_type.to_ascii_uppercase().contains("VIEW") {
@@ -89,9 +99,9 @@ fn kind_of(table_type: &str) -> &'static str {
 /// What the catalog has at `p`: its kind, if it exists.
 fn existing_kind(scope: &RenderScope, p: &Parts) -> Result<Option<&'static str>, Error> {
     let rows = scope.run_query(&format!(
-        "select table_type from information_schema.tables where table_schema = {} and table_name = {}",
-        lit(&p.schema),
-        lit(&p.identifier)
+        "select table_type from information_schema.tables where table_name = {}{}",
+        lit(&p.identifier),
+        schema_filter(p, "")
     ))?;
     Ok(rows
         .rows
@@ -104,10 +114,10 @@ fn existing_kind(scope: &RenderScope, p: &Parts) -> Result<Option<&'static str>,
 fn columns_of(scope: &RenderScope, p: &Parts) -> Result<Vec<ColumnObj>, Error> {
     let rows = scope.run_query(&format!(
         "select column_name, data_type, character_maximum_length, numeric_precision, numeric_scale \
-         from information_schema.columns where lower(table_schema) = lower({}) and lower(table_name) = lower({}) \
+         from information_schema.columns where lower(table_name) = lower({}){} \
          order by ordinal_position",
-        lit(&p.schema),
-        lit(&p.identifier)
+        lit(&p.identifier),
+        schema_filter(p, "lower")
     ))?;
     let text = |r: &[serde_json::Value], i: usize| {
         r.get(i)

@@ -45,8 +45,12 @@ where parent.to_field is null
 {% endmacro %}
 
 {# dbt's relation-naming helpers (global project, adapters/relation.sql). #}
-{% macro make_temp_relation(base_relation, suffix='__dbt_tmp') %}{{ return(api.Relation.create(database=base_relation.database, schema=base_relation.schema, identifier=base_relation.identifier ~ suffix, type=base_relation.type)) }}{% endmacro %}
-{% macro make_intermediate_relation(base_relation, suffix='__dbt_tmp') %}{{ return(make_temp_relation(base_relation, suffix)) }}{% endmacro %}
+{# dbt-postgres and dbt-duckdb: a temporary table has no schema or database, and a time in its name. #}
+{% macro make_temp_relation(base_relation, suffix='__dbt_tmp') %}{{ return(adapter.dispatch('make_temp_relation', 'dbt')(base_relation, suffix)) }}{% endmacro %}
+{% macro default__make_temp_relation(base_relation, suffix) %}{{ return(api.Relation.create(database=base_relation.database, schema=base_relation.schema, identifier=base_relation.identifier ~ suffix, type=base_relation.type)) }}{% endmacro %}
+{% macro postgres__make_temp_relation(base_relation, suffix) %}{{ return(base_relation.incorporate(path={"identifier": (base_relation.identifier ~ suffix ~ modules.datetime.datetime.now().strftime("%H%M%S%f"))[:63], "schema": none, "database": none})) }}{% endmacro %}
+{% macro duckdb__make_temp_relation(base_relation, suffix) %}{{ return(base_relation.incorporate(path={"identifier": base_relation.identifier ~ suffix ~ modules.datetime.datetime.now().strftime("%Y%m%d%H%M%S%f"), "schema": none, "database": none})) }}{% endmacro %}
+{% macro make_intermediate_relation(base_relation, suffix='__dbt_tmp') %}{{ return(api.Relation.create(database=base_relation.database, schema=base_relation.schema, identifier=base_relation.identifier ~ suffix, type=base_relation.type)) }}{% endmacro %}
 {% macro make_backup_relation(base_relation, backup_relation_type, suffix='__dbt_backup') %}{{ return(api.Relation.create(database=base_relation.database, schema=base_relation.schema, identifier=base_relation.identifier ~ suffix, type=backup_relation_type)) }}{% endmacro %}
 {# dbt's DDL helpers (global project, relations/table|view/create.sql); a temporary table has no schema. #}
 {% macro create_table_as(temporary, relation, compiled_code, language='sql') %}{{ return(get_create_table_as_sql(temporary, relation, compiled_code)) }}{% endmacro %}
@@ -76,4 +80,43 @@ create view {{ relation }} as (
 {% macro generate_database_name(custom_database_name=none, node=none) -%}{{ return(adapter.dispatch('generate_database_name', 'dbt')(custom_database_name, node)) }}{%- endmacro %}
 {% macro default__generate_database_name(custom_database_name=none, node=none) -%}
   {%- if custom_database_name is none -%}{{ target.database }}{%- else -%}{{ custom_database_name | trim }}{%- endif -%}
+{%- endmacro %}
+{# dbt's merge statements, for packages that build their own incremental logic. #}
+{% macro get_quoted_csv(column_names) -%}
+  {%- set quoted = [] -%}{%- for col in column_names -%}{%- do quoted.append(adapter.quote(col)) -%}{%- endfor -%}{{ return(quoted | join(', ')) }}
+{%- endmacro %}
+{% macro get_merge_sql(target, source, unique_key, dest_columns, incremental_predicates=none) -%}{{ return(adapter.dispatch('get_merge_sql', 'dbt')(target, source, unique_key, dest_columns, incremental_predicates)) }}{%- endmacro %}
+{% macro default__get_merge_sql(target, source, unique_key, dest_columns, incremental_predicates=none) -%}
+  {%- set conditions = [] -%}
+  {%- for p in (incremental_predicates or []) -%}{%- do conditions.append(p) -%}{%- endfor -%}
+  {%- set keys = [] if not unique_key else ([unique_key] if unique_key is string else unique_key) -%}
+  {%- for key in keys -%}{%- do conditions.append('DBT_INTERNAL_SOURCE.' ~ key ~ ' = DBT_INTERNAL_DEST.' ~ key) -%}{%- endfor -%}
+  {%- if not keys -%}{%- do conditions.append('FALSE') -%}{%- endif -%}
+  {%- set names = dest_columns | map(attribute='name') | list -%}
+  {%- set columns_csv = get_quoted_csv(names) -%}
+  {%- set update_only = config.get('merge_update_columns') -%}
+  {%- set exclude = config.get('merge_exclude_columns') or [] -%}
+  {%- set updated = [] -%}
+  {%- for name in (update_only or names) -%}{%- if name | lower not in (exclude | map('lower') | list) -%}{%- do updated.append(adapter.quote(name)) -%}{%- endif -%}{%- endfor -%}
+  merge into {{ target }} as DBT_INTERNAL_DEST
+  using {{ source }} as DBT_INTERNAL_SOURCE
+  on ({{ conditions | join(') and (') }})
+  {%- if keys %}
+  when matched then update set
+    {% for c in updated %}{{ c }} = DBT_INTERNAL_SOURCE.{{ c }}{% if not loop.last %}, {% endif %}{% endfor %}
+  {%- endif %}
+  when not matched then insert ({{ columns_csv }})
+  values ({% for c in names %}DBT_INTERNAL_SOURCE.{{ adapter.quote(c) }}{% if not loop.last %}, {% endif %}{% endfor %})
+{%- endmacro %}
+{% macro get_delete_insert_merge_sql(target, source, unique_key, dest_columns, incremental_predicates=none) -%}{{ return(adapter.dispatch('get_delete_insert_merge_sql', 'dbt')(target, source, unique_key, dest_columns, incremental_predicates)) }}{%- endmacro %}
+{% macro default__get_delete_insert_merge_sql(target, source, unique_key, dest_columns, incremental_predicates=none) -%}
+  {%- set columns_csv = get_quoted_csv(dest_columns | map(attribute='name')) -%}
+  {%- if unique_key -%}
+  {%- set keys = [unique_key] if unique_key is string else unique_key -%}
+  delete from {{ target }} as DBT_INTERNAL_DEST
+  where ({{ keys | join(', ') }}) in (select distinct {{ keys | join(', ') }} from {{ source }} as DBT_INTERNAL_SOURCE)
+  {%- for p in (incremental_predicates or []) %} and {{ p }}{% endfor %};
+  {% endif -%}
+  insert into {{ target }} ({{ columns_csv }})
+  (select {{ columns_csv }} from {{ source }})
 {%- endmacro %}

@@ -1584,6 +1584,46 @@ fn register_globals(
             }
         },
     );
+    // `namespace(items=[], seen={})`: the lists and dicts given can change
+    // in place (`ns.seen.update(…)`), as in Python.
+    env.add_function(
+        "namespace",
+        |defaults: Option<Value>| -> Result<Value, Error> {
+            let defaults = defaults.map(|d| {
+                let pairs: Vec<(Value, Value)> = d
+                    .try_iter()
+                    .map(|keys| {
+                        keys.map(|k| {
+                            let v = d.get_item(&k).unwrap_or_default();
+                            (k, mutable::deep(v))
+                        })
+                        .collect()
+                    })
+                    .unwrap_or_default();
+                Value::from_iter(pairs)
+            });
+            minijinja::functions::namespace(defaults)
+        },
+    );
+    // dbt's `render(text)`: Jinja in a string, rendered where it is called.
+    env.add_function(
+        "render",
+        |state: &State, text: Value| -> Result<Value, Error> {
+            let Some(s) = text.as_str() else {
+                return Ok(text);
+            };
+            if !s.contains("{{") && !s.contains("{%") {
+                return Ok(text);
+            }
+            let ctx = context! {
+                __sluice => state.lookup("__sluice"),
+                this => state.lookup("this"),
+                model => state.lookup("model"),
+                execute => state.lookup("execute"),
+            };
+            state.env().render_str(s, ctx).map(Value::from)
+        },
+    );
     env.add_function(
         "toyaml",
         |v: Value, default: Option<Value>, kwargs: Kwargs| -> Result<Value, Error> {

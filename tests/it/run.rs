@@ -2057,6 +2057,8 @@ fn macros_and_unit_tests_behave_as_in_dbt(engine: &Engine, schema: &str) {
         "| a | b |".into(),
         "agate={\"b\":2}|5".into(),
         "yaml=a:;- 1;b: 1;".into(),
+        "rendered=2".into(),
+        "temp=True|merge=11,20".into(),
     ] {
         assert!(out.stderr.contains(&line) || out.stdout.contains(&line), "{line} missing:\n{}{}", out.stdout, out.stderr);
     }
@@ -2130,6 +2132,17 @@ const OPS: &str = r#"{% macro pick() %}real{% endmacro %}
   {% set d = t.rows[0].dict() %}{% do d.pop('a') %}
   {% do log('agate=' ~ (d | tojson) ~ '|' ~ t.columns.get('b').data_type.jsonify(5), info=true) %}
   {% do log('yaml=' ~ (toyaml({'b': 1, 'a': [1]}, sort_keys=true) | replace('\n', ';')), info=true) %}
+  {% set ns2 = namespace(seen={}) %}{% do ns2.seen.update({'k': render("{{ 1 + 1 }}")}) %}
+  {% do log('rendered=' ~ ns2.seen.k, info=true) %}
+  {% set base = api.Relation.create(database=target.database, schema=target.schema, identifier='mergeme', type='table') %}
+  {% do adapter.create_schema(base) %}
+  {% do run_query('drop table if exists ' ~ base) %}
+  {% do run_query('create table ' ~ base ~ ' as select 1 as id, 10 as v') %}
+  {% set tmp = make_temp_relation(base) %}
+  {% do run_query(create_table_as(True, tmp, 'select 1 as id, 11 as v union all select 2, 20')) %}
+  {% do run_query(get_merge_sql(base, tmp, 'id', adapter.get_columns_in_relation(tmp))) %}
+  {% set merged = run_query('select id, v from ' ~ base ~ ' order by id') %}
+  {% do log('temp=' ~ (tmp.schema is none or tmp.schema == '') ~ '|merge=' ~ (merged.columns[1].values() | join(',')), info=true) %}
 {% endmacro %}
 "#;
 const MODEL: &str = r#"select id, '{{ var("my_var", "default") }}' as v, '{{ env_var("MY_ENV", "unset") }}' as e, '{{ pick() }}' as m, '{{ wrap_pick() }}' as w
