@@ -253,14 +253,26 @@ fn execute_selected(
                     Diagnostic::error("E0702", format!("cannot create schema `{schema}`: {e}"))
                 })?;
         }
-        for (i, hook) in c.project.config.on_run_start.iter().enumerate() {
-            let sql = c
-                .renderer
-                .render("dbt_project.yml", hook, None, true, false, None)?
-                .output;
-            conn.execute(&sql).map_err(|e| {
-                Diagnostic::error("E0703", format!("on-run-start hook #{} failed: {e}", i + 1))
-            })?;
+        // Hooks run with the connection, so macros they call can query.
+        let conn: SharedConn = Arc::new(Mutex::new(conn));
+        for hook in project_hooks(&c, "on-run-start") {
+            let Err(e) = run_project_hook(&c, &hook, &conn, minijinja::Value::UNDEFINED) else {
+                continue;
+            };
+            let message = format!(
+                "on-run-start hook #{} of `{}` failed: {e}",
+                hook.index + 1,
+                hook.package
+            );
+            // A package's hook (monitoring, artifact upload) that sluice
+            // cannot run does not stop the project's run; the project's does.
+            if hook.package != c.project.name() {
+                ui.info(format!("warning: {message}"));
+                continue;
+            }
+            return Err(Diagnostic::error("E0703", message)
+                .at(hook.file.clone(), None)
+                .into());
         }
     }
 
@@ -323,7 +335,7 @@ fn watch_ctrl_c(warehouse: Arc<dyn Warehouse>, cancelled: Arc<AtomicBool>) {
 /// `schemas` and `database_schemas` (where this run built). Returns whether
 /// one failed (each failure is printed).
 fn run_end_hooks(c: &Compiled, results: &[NodeResult], warehouse: &dyn Warehouse, ui: &Ui) -> bool {
-    let hooks = &c.project.config.on_run_end;
+    let hooks = project_hooks(c, "on-run-end");
     if hooks.is_empty() {
         return false;
     }
@@ -368,35 +380,119 @@ fn run_end_hooks(c: &Compiled, results: &[NodeResult], warehouse: &dyn Warehouse
         }
     };
     let mut failed = false;
-    for (i, hook) in hooks.iter().enumerate() {
-        let outcome = c
-            .renderer
-            .render_with(
-                "dbt_project.yml",
-                hook,
-                None,
-                true,
-                false,
-                Some(conn.clone()),
-                extra.clone(),
-            )
-            .map_err(|d| d.to_string())
-            .and_then(|r| {
-                let sql = c.renderer.substitute(&r.output);
-                if sql.trim().is_empty() {
-                    return Ok(());
-                }
-                lock(&conn)
-                    .execute(&sql)
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            });
-        if let Err(e) = outcome {
-            ui.eprint(format!("error: on-run-end hook #{} failed: {e}", i + 1));
-            failed = true;
+    for hook in &hooks {
+        if let Err(e) = run_project_hook(c, hook, &conn, extra.clone()) {
+            let message = format!(
+                "on-run-end hook #{} of `{}` failed: {e}",
+                hook.index + 1,
+                hook.package
+            );
+            // As for `on-run-start`: only the project's own hooks fail the run.
+            if hook.package == c.project.name() {
+                ui.eprint(format!("error: {message}"));
+                failed = true;
+            } else {
+                ui.eprint(format!("warning: {message}"));
+            }
         }
     }
     failed
+}
+
+/// One `on-run-start` / `on-run-end` hook of the project or of a package.
+struct ProjectHook {
+    package: String,
+    /// Its project file (`dbt_project.yml` or the package's).
+    file: String,
+    /// Its place in its project's list.
+    index: usize,
+    /// `on-run-start` or `on-run-end`.
+    kind: &'static str,
+    sql: String,
+}
+
+/// The hooks of a kind in dbt's order: installed packages' first, by
+/// package name, then the root project's, each in its list's order.
+fn project_hooks(c: &Compiled, kind: &'static str) -> Vec<ProjectHook> {
+    let of = |config: &crate::project::config::ProjectConfig| match kind {
+        "on-run-start" => config.on_run_start.clone(),
+        _ => config.on_run_end.clone(),
+    };
+    let mut packages: Vec<_> = c.project.packages.iter().collect();
+    packages.sort_by(|a, b| a.config.name.cmp(&b.config.name));
+    let mut hooks = Vec::new();
+    let projects = packages
+        .into_iter()
+        .map(|p| {
+            (
+                p.config.name.clone(),
+                format!("{}/dbt_project.yml", p.base),
+                of(&p.config),
+            )
+        })
+        .chain(std::iter::once((
+            c.project.name().to_string(),
+            "dbt_project.yml".to_string(),
+            of(&c.project.config),
+        )));
+    for (package, file, list) in projects {
+        for (index, sql) in list.into_iter().enumerate() {
+            if !sql.trim().is_empty() {
+                hooks.push(ProjectHook {
+                    package: package.clone(),
+                    file: file.clone(),
+                    index,
+                    kind,
+                    sql,
+                });
+            }
+        }
+    }
+    hooks
+}
+
+/// Render a project hook as dbt does, as an operation of its project (a
+/// package's hook calls the package's macros bare and reads its vars), with
+/// the connection, then run what it renders to.
+fn run_project_hook(
+    c: &Compiled,
+    hook: &ProjectHook,
+    conn: &SharedConn,
+    extra: minijinja::Value,
+) -> Result<(), String> {
+    let node = Node {
+        unique_id: format!(
+            "operation.{0}.{0}-{1}-{2}",
+            hook.package, hook.kind, hook.index
+        ),
+        name: format!("{}-{}-{}", hook.package, hook.kind, hook.index),
+        package_name: hook.package.clone(),
+        original_file_path: hook.file.clone(),
+        ..Node::default()
+    };
+    let r = c
+        .renderer
+        .render_with(
+            &hook.file,
+            &hook.sql,
+            Some(&node),
+            true,
+            false,
+            Some(conn.clone()),
+            extra,
+        )
+        .map_err(|d| d.to_string())?;
+    for l in &r.logs {
+        eprintln!("{l}");
+    }
+    let sql = c.renderer.substitute(&r.output);
+    if sql.trim().is_empty() {
+        return Ok(());
+    }
+    lock(conn)
+        .execute(&sql)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// The steps to run (selected nodes, and sources to extract) and what each waits for.

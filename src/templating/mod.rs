@@ -763,6 +763,7 @@ pub fn jinja2_syntax(text: &str) -> std::borrow::Cow<'_, str> {
         conditional_do,
         macro_defaults,
         python_datetime::timedelta_arithmetic,
+        python_datetime::datetime_difference,
     ] {
         if let Cow::Owned(changed) = rewrite(&out) {
             out = Cow::Owned(changed);
@@ -1552,6 +1553,9 @@ fn register_globals(
         String::new()
     });
     env.add_function("return", |v: Value| -> Result<Value, Error> {
+        // What a macro returns is Python data: its dicts and lists change
+        // in place (`return({'durations': {}})`, then `.update(…)`).
+        let v = mutable::deep(v);
         RETURNS.with(|r| {
             if let Some(top) = r.borrow_mut().last_mut() {
                 *top = Some(v);

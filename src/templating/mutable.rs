@@ -52,8 +52,15 @@ pub fn deep(v: Value) -> Value {
     use minijinja::value::ValueKind;
     let is_ours =
         v.downcast_object_ref::<Dict>().is_some() || v.downcast_object_ref::<List>().is_some();
+    // Plain data only: relations, query results and other objects stay
+    // what they are.
+    let plain = v.downcast_object_ref::<Vec<Value>>().is_some()
+        || v.downcast_object_ref::<indexmap::IndexMap<Value, Value>>()
+            .is_some()
+        || v.downcast_object_ref::<std::collections::BTreeMap<Value, Value>>()
+            .is_some();
     match v.kind() {
-        _ if is_ours => v,
+        _ if is_ours || !plain => v,
         ValueKind::Map => {
             let entries: IndexMap<Value, Value> = v
                 .try_iter()

@@ -105,6 +105,27 @@ pub fn placeholder(unique_id: &str, part: &str) -> String {
     format!("{MARK}{unique_id}|{part}{MARK}")
 }
 
+impl RelationObj {
+    /// A copy whose parts can be changed: a relation not named yet (while
+    /// the project renders) gets its parts as placeholders, which are
+    /// replaced once every node is named, so `incorporate(path=…)` and
+    /// `include(…)` compose with them.
+    fn with_parts(&self) -> RelationObj {
+        let mut copy = self.clone();
+        if copy.resolved.is_none() {
+            copy.resolved = Some(ResolvedRelation {
+                database: Some(placeholder(&self.unique_id, "database")),
+                schema: placeholder(&self.unique_id, "schema"),
+                identifier: placeholder(&self.unique_id, "identifier"),
+                kind: "table".into(),
+                event_time: None,
+                external: None,
+            });
+        }
+        copy
+    }
+}
+
 impl Object for RelationObj {
     /// A mapping, as dbt's relations are (dbt_utils checks `obj is mapping`
     /// and `obj.metadata.type` before it accepts a relation).
@@ -161,7 +182,7 @@ impl Object for RelationObj {
             // the rendered name.
             "include" => {
                 let (_, kwargs): (&[Value], Kwargs) = minijinja::value::from_args(args)?;
-                let mut copy = (**self).clone();
+                let mut copy = self.with_parts();
                 if let Some(r) = &mut copy.resolved {
                     if kwargs.get::<Option<bool>>("database")? == Some(false) {
                         r.database = None;
@@ -179,7 +200,7 @@ impl Object for RelationObj {
             // `replace_path(identifier=…)`: a copy with parts replaced.
             "incorporate" | "replace_path" => {
                 let (_, kwargs): (&[Value], Kwargs) = minijinja::value::from_args(args)?;
-                let mut copy = (**self).clone();
+                let mut copy = self.with_parts();
                 if let Some(r) = &mut copy.resolved {
                     let path: Option<Value> = if method == "incorporate" {
                         kwargs.get("path")?
@@ -210,7 +231,7 @@ impl Object for RelationObj {
                 Ok(Value::from_object(copy))
             }
             "without_identifier" => {
-                let mut copy = (**self).clone();
+                let mut copy = self.with_parts();
                 if let Some(r) = &mut copy.resolved {
                     r.identifier.clear();
                 }

@@ -699,6 +699,125 @@ fn postfix_start(b: &[u8], end: usize) -> Option<usize> {
     (i < end).then_some(i)
 }
 
+/// `a - b` inside `{{ … }}` / `{% … %}` where an operand is a datetime
+/// (it names `datetime`, `run_started_at`, `utcnow`, `now()`, `today()`)
+/// becomes `__sluice_sub(a, b)`: minijinja has no operator overloading, and
+/// dbt packages take differences of datetimes
+/// (`modules.datetime.datetime.utcnow() - ctx.start_time`). Both operands
+/// are postfix expressions; a tighter-binding operator on either side
+/// leaves the text alone. Unchanged (and not copied) when there is none.
+pub fn datetime_difference(text: &str) -> std::borrow::Cow<'_, str> {
+    const HINTS: [&str; 5] = ["datetime", "run_started_at", "utcnow", "now()", "today()"];
+    if !text.contains(" - ") || !HINTS.iter().any(|h| text.contains(h)) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = text.to_string();
+    let mut from = 0;
+    while let Some(found) = out[from..].find(" - ").map(|i| from + i) {
+        from = found + 3;
+        if !inside_jinja(&out, found) {
+            continue;
+        }
+        let b = out.as_bytes();
+        let mut left_end = found;
+        while left_end > 0 && b[left_end - 1] == b' ' {
+            left_end -= 1;
+        }
+        let Some(left_start) = postfix_start(b, left_end) else {
+            continue;
+        };
+        let mut right_start = found + 3;
+        while right_start < b.len() && b[right_start] == b' ' {
+            right_start += 1;
+        }
+        let Some(right_end) = postfix_end(b, right_start) else {
+            continue;
+        };
+        let before = b[..left_start].iter().rev().find(|c| **c != b' ');
+        let after = b[right_end..].iter().find(|c| **c != b' ');
+        if before.is_some_and(|c| b"*/%~-+.".contains(c))
+            || after.is_some_and(|c| b"*/%.([".contains(c))
+        {
+            continue;
+        }
+        let (left, right) = (&out[left_start..left_end], &out[right_start..right_end]);
+        if !HINTS.iter().any(|h| left.contains(h) || right.contains(h)) {
+            continue;
+        }
+        let rewritten = format!("__sluice_sub({left}, {right})");
+        out.replace_range(left_start..right_end, &rewritten);
+        from = left_start + rewritten.len();
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Whether offset `at` is inside a `{{ … }}` or `{% … %}` on its line.
+fn inside_jinja(text: &str, at: usize) -> bool {
+    let open = [text[..at].rfind("{{"), text[..at].rfind("{%")]
+        .into_iter()
+        .flatten()
+        .max();
+    let close = [text[..at].rfind("}}"), text[..at].rfind("%}")]
+        .into_iter()
+        .flatten()
+        .max();
+    match (open, close) {
+        (Some(o), Some(c)) => o > c,
+        (Some(_), None) => true,
+        _ => false,
+    }
+}
+
+/// The end of the postfix expression starting at `start`: a name or a
+/// parenthesised group, then attribute lookups, calls and subscripts.
+fn postfix_end(b: &[u8], start: usize) -> Option<usize> {
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    let mut i = start;
+    match b.get(i) {
+        Some(b'(') => i = bracket_close(b, i)? + 1,
+        Some(c) if ident(*c) => {
+            while i < b.len() && ident(b[i]) {
+                i += 1;
+            }
+        }
+        _ => return None,
+    }
+    loop {
+        match b.get(i) {
+            Some(b'.')
+                if b.get(i + 1)
+                    .is_some_and(|c| ident(*c) && !c.is_ascii_digit()) =>
+            {
+                i += 1;
+                while i < b.len() && ident(b[i]) {
+                    i += 1;
+                }
+            }
+            Some(b'(' | b'[') => i = bracket_close(b, i)? + 1,
+            _ => break,
+        }
+    }
+    Some(i)
+}
+
+/// The bracket closing the `(` or `[` at `open`.
+fn bracket_close(b: &[u8], open: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, c) in b.iter().enumerate().skip(open) {
+        match c {
+            b'(' | b'[' => depth += 1,
+            b')' | b']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 fn matching_open(b: &[u8], close: usize) -> Option<usize> {
     let (open, shut) = if b[close] == b')' {
         (b'(', b')')
@@ -739,6 +858,31 @@ fn matching_close(b: &[u8], open: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn datetime_differences_become_calls() {
+        assert_eq!(
+            datetime_difference("{% do d.update({n: modules.datetime.datetime.utcnow() - ctx.start_time}) %}"),
+            "{% do d.update({n: __sluice_sub(modules.datetime.datetime.utcnow(), ctx.start_time)}) %}"
+        );
+        assert_eq!(
+            datetime_difference("{{ (run_started_at - started[0]).total_seconds() }}"),
+            "{{ (__sluice_sub(run_started_at, started[0])).total_seconds() }}"
+        );
+        // Outside Jinja, without a datetime, or under a tighter operator: left alone.
+        assert_eq!(
+            datetime_difference("select now() - interval 1 day"),
+            "select now() - interval 1 day"
+        );
+        assert_eq!(
+            datetime_difference("{{ a - b }} datetime"),
+            "{{ a - b }} datetime"
+        );
+        assert_eq!(
+            datetime_difference("{{ run_started_at - x * 2 }}"),
+            "{{ run_started_at - x * 2 }}"
+        );
+    }
 
     #[test]
     fn timedelta_arithmetic_becomes_calls() {

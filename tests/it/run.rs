@@ -1118,7 +1118,54 @@ fn on_run_end_hooks_see_results_and_schemas() {
     let out = duck.run(root, &["run", "-s", "stg_customers"]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(
-        out.stderr.contains("on-run-end hook #1 failed"),
+        out.stderr.contains("on-run-end hook #1 of `jaffle` failed"),
+        "{}",
+        out.stderr
+    );
+
+    // An installed package's hooks run too, before the project's, in the
+    // package (its macros bare), and a macro they call can query.
+    std::fs::write(root.join("dbt_project.yml"), format!("{project}\non-run-start:\n  - \"insert into main.hook_log select 'root_start', count(*) from main.hook_log\"\non-run-end:\n  - \"insert into main.hook_log select 'root_end', count(*) from main.hook_log\"\n")).expect("write");
+    write_all(
+        root,
+        &[
+            (
+                "dbt_packages/hookpkg/dbt_project.yml",
+                "name: hookpkg\non-run-start:\n  - \"{{ note('start') }}\"\non-run-end:\n  - \"{{ note('end') }}\"\n",
+            ),
+            (
+                "dbt_packages/hookpkg/macros/note.sql",
+                "{% macro note(what) %}\n{% do run_query('create table if not exists main.hook_log (what text, n bigint)') %}\n\
+                 {% do run_query(\"insert into main.hook_log select 'pkg_\" ~ what ~ \"', count(*) from main.hook_log\") %}\n{% endmacro %}\n",
+            ),
+        ],
+    );
+    assert_ok(
+        &duck.run(root, &["run", "-s", "stg_customers"]),
+        "run with package hooks",
+    );
+    assert_eq!(
+        duck.query(root, "select what from main.hook_log order by n"),
+        vec![
+            vec![Value::from("pkg_start")],
+            vec![Value::from("root_start")],
+            vec![Value::from("pkg_end")],
+            vec![Value::from("root_end")],
+        ]
+    );
+    // A package's hook that fails is a warning: the project's run goes on.
+    write_all(
+        root,
+        &[(
+            "dbt_packages/hookpkg/dbt_project.yml",
+            "name: hookpkg\non-run-end:\n  - \"select * from main.no_such_table\"\n",
+        )],
+    );
+    let out = duck.run(root, &["run", "-s", "stg_customers"]);
+    assert_ok(&out, "run with a failing package hook");
+    assert!(
+        out.stderr
+            .contains("warning: on-run-end hook #1 of `hookpkg` failed"),
         "{}",
         out.stderr
     );
