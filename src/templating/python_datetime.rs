@@ -751,7 +751,8 @@ pub fn datetime_difference(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
-/// Whether offset `at` is inside a `{{ … }}` or `{% … %}` on its line.
+/// Whether offset `at` is inside a `{{ … }}` or `{% … %}`, and not inside
+/// a string literal there.
 fn inside_jinja(text: &str, at: usize) -> bool {
     let open = [text[..at].rfind("{{"), text[..at].rfind("{%")]
         .into_iter()
@@ -761,11 +762,18 @@ fn inside_jinja(text: &str, at: usize) -> bool {
         .into_iter()
         .flatten()
         .max();
-    match (open, close) {
-        (Some(o), Some(c)) => o > c,
-        (Some(_), None) => true,
-        _ => false,
+    let Some(open) = open.filter(|o| close.is_none_or(|c| *o > c)) else {
+        return false;
+    };
+    let mut quote = None;
+    for c in text[open..at].chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (None, '\'' | '"') => quote = Some(c),
+            _ => {}
+        }
     }
+    quote.is_none()
 }
 
 /// The end of the postfix expression starting at `start`: a name or a
@@ -877,6 +885,10 @@ mod tests {
         assert_eq!(
             datetime_difference("{{ a - b }} datetime"),
             "{{ a - b }} datetime"
+        );
+        assert_eq!(
+            datetime_difference("{{ 'run_started_at - x' }}"),
+            "{{ 'run_started_at - x' }}"
         );
         assert_eq!(
             datetime_difference("{{ run_started_at - x * 2 }}"),
