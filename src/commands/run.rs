@@ -903,6 +903,23 @@ fn run_node(
                     .unwrap_or(true),
             )
             .map_err(|e| e.to_string())?;
+            // As dbt's seed materialization: grants, then persisted docs.
+            let relation = relation_of(n);
+            let grants = crate::warehouse::post_build::grants_from_config(n.config.get("grants"))
+                .map_err(|e| format!("{e}\n  --> {}", n.defining_file()))?;
+            crate::warehouse::post_build::apply_grants(guard.as_mut(), engine, &relation, &grants)
+                .map_err(|e| e.to_string())?;
+            let comments = comments_to_persist(n);
+            if !comments.is_empty() {
+                crate::warehouse::post_build::persist_docs(
+                    guard.as_mut(),
+                    engine,
+                    &relation,
+                    "table",
+                    &comments,
+                )
+                .map_err(|e| e.to_string())?;
+            }
             Ok(ok("success", out.message, out.rows_affected, None))
         }
         ResourceType::Model | ResourceType::Snapshot => build_one_model(c, n, conn, engine, a),

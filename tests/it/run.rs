@@ -2047,6 +2047,27 @@ fn grants_are_applied_and_revoked_on_postgres() {
     assert_eq!(can("reporter", "select"), Value::from(true));
     assert_eq!(can("analyst", "select"), Value::from(false));
     assert_eq!(can("analyst", "insert"), Value::from(true));
+    // Seeds get their grants and persisted docs too.
+    write_all(
+        root,
+        &[
+            ("seeds/granted_seed.csv", "id\n1\n"),
+            (
+                "seeds/granted_seed.yml",
+                "seeds:\n  - name: granted_seed\n    description: Ids for reporting\n    config:\n      \
+                 grants: {select: [reporter]}\n      persist_docs: {relation: true}\n",
+            ),
+        ],
+    );
+    assert_ok(&pg.run(root, &["seed", "-s", "granted_seed"]), "seed");
+    assert_eq!(
+        pg.query(
+            root,
+            "select has_table_privilege('reporter', 'jaffle.granted_seed', 'select'), \
+             obj_description('jaffle.granted_seed'::regclass)"
+        ),
+        vec![vec![Value::from(true), Value::from("Ids for reporting")]]
+    );
     // An external model is dbt-duckdb's.
     write_all(
         root,
