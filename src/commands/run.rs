@@ -1247,7 +1247,26 @@ fn build_one_model(
                 pre_hooks: &pre,
                 post_hooks: &post,
             };
-            snapshot::build_snapshot(lock(conn).as_mut(), engine, &build)
+            let grants = crate::warehouse::post_build::grants_from_config(n.config.get("grants"))
+                .map_err(|e| format!("{e}\n  --> {}", n.defining_file()))?;
+            let comments = comments_to_persist(n);
+            let mut guard = lock(conn);
+            // As dbt's snapshot materialization: grants and persisted docs
+            // once the snapshot table is up to date.
+            snapshot::build_snapshot(guard.as_mut(), engine, &build).and_then(|out| {
+                use crate::warehouse::post_build;
+                post_build::apply_grants(guard.as_mut(), engine, &relation, &grants)?;
+                if !comments.is_empty() {
+                    post_build::persist_docs(
+                        guard.as_mut(),
+                        engine,
+                        &relation,
+                        "table",
+                        &comments,
+                    )?;
+                }
+                Ok(out)
+            })
         }
         Builds::Model(materialized) => {
             let on_schema_change: OnSchemaChange = n

@@ -220,9 +220,14 @@ pub fn call(
             ))
         })(),
         "list_relations_without_caching" => one().and_then(|p| {
+            // DuckDB's catalog lists every attached database's tables.
+            let catalog = match (&p.database, engine) {
+                (Some(db), Engine::DuckDb) => format!(" and table_catalog = {}", lit(db)),
+                _ => String::new(),
+            };
             let rows = scope.run_query(&format!(
                 "select table_catalog, table_schema, table_name, table_type from information_schema.tables \
-                 where table_schema = {} order by table_name",
+                 where table_schema = {}{catalog} order by table_name",
                 lit(&p.schema)
             ))?;
             let text = |r: &[serde_json::Value], i: usize| {

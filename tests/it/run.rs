@@ -2068,6 +2068,34 @@ fn grants_are_applied_and_revoked_on_postgres() {
         ),
         vec![vec![Value::from(true), Value::from("Ids for reporting")]]
     );
+    // And snapshots.
+    write_all(
+        root,
+        &[
+            (
+                "snapshots/granted_snap.sql",
+                "{% snapshot granted_snap %}\n{{ config(target_schema='jaffle', unique_key='id', strategy='check', \
+                 check_cols='all', grants={'select': ['reporter']}, persist_docs={'relation': true}) }}\n\
+                 select 1 as id\n{% endsnapshot %}\n",
+            ),
+            (
+                "snapshots/granted_snap.yml",
+                "snapshots:\n  - name: granted_snap\n    description: Snapped ids\n",
+            ),
+        ],
+    );
+    assert_ok(
+        &pg.run(root, &["snapshot", "-s", "granted_snap"]),
+        "snapshot",
+    );
+    assert_eq!(
+        pg.query(
+            root,
+            "select has_table_privilege('reporter', 'jaffle.granted_snap', 'select'), \
+             obj_description('jaffle.granted_snap'::regclass)"
+        ),
+        vec![vec![Value::from(true), Value::from("Snapped ids")]]
+    );
     // An external model is dbt-duckdb's.
     write_all(
         root,
