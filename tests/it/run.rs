@@ -2059,13 +2059,19 @@ fn grants_are_applied_and_revoked_on_postgres() {
             ),
         ],
     );
-    assert_ok(&pg.run(root, &["seed", "-s", "granted_seed"]), "seed");
-    assert_eq!(
+    // Whether `reporter` may read the table, and its comment.
+    let granted_and_described = |table: &str| {
         pg.query(
             root,
-            "select has_table_privilege('reporter', 'jaffle.granted_seed', 'select'), \
-             obj_description('jaffle.granted_seed'::regclass)"
-        ),
+            &format!(
+                "select has_table_privilege('reporter', 'jaffle.{table}', 'select'), \
+                 obj_description('jaffle.{table}'::regclass)"
+            ),
+        )
+    };
+    assert_ok(&pg.run(root, &["seed", "-s", "granted_seed"]), "seed");
+    assert_eq!(
+        granted_and_described("granted_seed"),
         vec![vec![Value::from(true), Value::from("Ids for reporting")]]
     );
     // And snapshots.
@@ -2089,11 +2095,7 @@ fn grants_are_applied_and_revoked_on_postgres() {
         "snapshot",
     );
     assert_eq!(
-        pg.query(
-            root,
-            "select has_table_privilege('reporter', 'jaffle.granted_snap', 'select'), \
-             obj_description('jaffle.granted_snap'::regclass)"
-        ),
+        granted_and_described("granted_snap"),
         vec![vec![Value::from(true), Value::from("Snapped ids")]]
     );
     // An external model is dbt-duckdb's.
