@@ -25,10 +25,10 @@ use std::path::{Path, PathBuf};
 
 use chrono::{NaiveDate, NaiveTime};
 
-use super::adapter::{drop_relation_sql, get_columns, get_relation, quote, render, with_suffix};
-use super::materialize::{
-    in_transaction, same_columns, swap_in, BuildOutcome, SwapMethod, TMP_SUFFIX,
+use super::adapter::{
+    drop_relation_sql, get_columns, get_relation, quote, render, same_ident, with_suffix,
 };
+use super::materialize::{in_transaction, swap_in, BuildOutcome, SwapMethod, TMP_SUFFIX};
 use super::{ColumnMeta, Connection, Engine, Relation, RelationKind, WarehouseError};
 
 /// Suffix of the scratch table used to pinpoint a row the warehouse rejects.
@@ -506,7 +506,15 @@ fn load_and_swap(
         Some(RelationKind::Table) if !full_refresh => {
             let new_cols = get_columns(conn, engine, &tmp)?;
             let old_cols = get_columns(conn, engine, relation)?;
-            if !same_columns(engine, &new_cols, &old_cols) {
+            // As dbt's seed (truncate, then insert): the existing table
+            // keeps its column types, the rows are cast into them; only
+            // other column names need a full refresh.
+            let same_names = new_cols.len() == old_cols.len()
+                && new_cols
+                    .iter()
+                    .zip(&old_cols)
+                    .all(|(a, b)| same_ident(engine, &a.name, &b.name));
+            if !same_names {
                 return Err(LoadError::Columns(column_change_message(
                     &old_cols, &new_cols,
                 )));

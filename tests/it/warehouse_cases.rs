@@ -785,6 +785,22 @@ pub fn seed_reload_replaces_rows(wh: &dyn Warehouse, schema: &str) {
         [[json!(3)]]
     );
 
+    // A table whose types differ (loaded by an older sluice, or by hand)
+    // keeps them, as dbt's truncate-and-insert does.
+    c.execute(&format!("DROP VIEW {}", adapter::render(&v)))
+        .expect("drop view");
+    c.execute(&format!("DROP TABLE {}", adapter::render(&t)))
+        .expect("drop table");
+    c.execute(&format!(
+        "CREATE TABLE {} (id BIGINT, name VARCHAR(40))",
+        adapter::render(&t)
+    ))
+    .expect("create wider table");
+    load_seed(c, wh.engine(), &t, &csv, &BTreeMap::new(), false).unwrap_or_else(|e| panic!("{e}"));
+    let kept = adapter::get_columns(c, wh.engine(), &t).expect("columns");
+    assert_eq!(kept[0].data_type.to_lowercase(), "bigint");
+    assert_eq!(count(c, &t), 1);
+
     // Changed columns need a full refresh.
     write(dir.path(), "r.csv", "id,name,extra\n4,d,e\n");
     match load_seed(c, wh.engine(), &t, &csv, &BTreeMap::new(), false) {
