@@ -889,11 +889,13 @@ fn run_node(
                     .get("full_refresh")
                     .and_then(Value::as_bool)
                     .unwrap_or(false);
+            let relation = relation_of(n);
+            let grants = grants_of(n)?;
             let mut guard = lock(conn);
             let out = seed::load_seed_quoting(
                 guard.as_mut(),
                 engine,
-                &relation_of(n),
+                &relation,
                 &path,
                 &column_types,
                 full_refresh,
@@ -904,22 +906,15 @@ fn run_node(
             )
             .map_err(|e| e.to_string())?;
             // As dbt's seed materialization: grants, then persisted docs.
-            let relation = relation_of(n);
-            let grants = crate::warehouse::post_build::grants_from_config(n.config.get("grants"))
-                .map_err(|e| format!("{e}\n  --> {}", n.defining_file()))?;
-            crate::warehouse::post_build::apply_grants(guard.as_mut(), engine, &relation, &grants)
-                .map_err(|e| e.to_string())?;
-            let comments = comments_to_persist(n);
-            if !comments.is_empty() {
-                crate::warehouse::post_build::persist_docs(
-                    guard.as_mut(),
-                    engine,
-                    &relation,
-                    "table",
-                    &comments,
-                )
-                .map_err(|e| e.to_string())?;
-            }
+            crate::warehouse::post_build::grants_and_docs(
+                guard.as_mut(),
+                engine,
+                &relation,
+                "table",
+                &grants,
+                &comments_to_persist(n),
+            )
+            .map_err(|e| e.to_string())?;
             Ok(ok("success", out.message, out.rows_affected, None))
         }
         ResourceType::Model | ResourceType::Snapshot => build_one_model(c, n, conn, engine, a),
@@ -1090,6 +1085,12 @@ fn build_batches(
     })
 }
 
+/// A node's `grants:` config; a malformed one is an error at its file.
+fn grants_of(n: &Node) -> Result<crate::warehouse::post_build::Grants, String> {
+    crate::warehouse::post_build::grants_from_config(n.config.get("grants"))
+        .map_err(|e| format!("{e}\n  --> {}", n.file_line()))
+}
+
 /// The descriptions a model's `persist_docs` config asks to write as
 /// comments.
 fn comments_to_persist(n: &Node) -> Comments {
@@ -1158,7 +1159,7 @@ fn build_one_model(
         // A setting's mistake is in the snapshot's own file.
         Builds::Snapshot(Box::new(
             snapshot::SnapshotConfig::from_config(&n.config)
-                .map_err(|e| format!("{e}\n  --> {}:{}", n.defining_file(), n.line))?,
+                .map_err(|e| format!("{e}\n  --> {}", n.file_line()))?,
         ))
     } else {
         Builds::Model(
@@ -1228,7 +1229,7 @@ fn build_one_model(
         // A bad setting (a strategy, a microbatch's `begin`, …) is the
         // model's, not its compiled SQL's.
         if let materialize::BuildError::Config(_) = &e {
-            return format!("{e}\n  --> {}:{}", n.original_file_path, n.line);
+            return format!("{e}\n  --> {}", n.file_line());
         }
         let compiled = format!(
             "{}/run/{}/{}",
@@ -1247,24 +1248,20 @@ fn build_one_model(
                 pre_hooks: &pre,
                 post_hooks: &post,
             };
-            let grants = crate::warehouse::post_build::grants_from_config(n.config.get("grants"))
-                .map_err(|e| format!("{e}\n  --> {}", n.defining_file()))?;
+            let grants = grants_of(n)?;
             let comments = comments_to_persist(n);
             let mut guard = lock(conn);
             // As dbt's snapshot materialization: grants and persisted docs
             // once the snapshot table is up to date.
             snapshot::build_snapshot(guard.as_mut(), engine, &build).and_then(|out| {
-                use crate::warehouse::post_build;
-                post_build::apply_grants(guard.as_mut(), engine, &relation, &grants)?;
-                if !comments.is_empty() {
-                    post_build::persist_docs(
-                        guard.as_mut(),
-                        engine,
-                        &relation,
-                        "table",
-                        &comments,
-                    )?;
-                }
+                crate::warehouse::post_build::grants_and_docs(
+                    guard.as_mut(),
+                    engine,
+                    &relation,
+                    "table",
+                    &grants,
+                    &comments,
+                )?;
                 Ok(out)
             })
         }
@@ -1278,10 +1275,9 @@ fn build_one_model(
                 .map_err(|e: materialize::BuildError| e.to_string())?;
             let contract = model_contract(n, &render_hooks)?;
             let indexes = Index::from_config(n.config.get("indexes"))
-                .map_err(|e| format!("{e}\n  --> {}", n.defining_file()))?;
+                .map_err(|e| format!("{e}\n  --> {}", n.file_line()))?;
             let comments = comments_to_persist(n);
-            let grants = crate::warehouse::post_build::grants_from_config(n.config.get("grants"))
-                .map_err(|e| format!("{e}\n  --> {}", n.defining_file()))?;
+            let grants = grants_of(n)?;
             let external = match materialized {
                 Materialization::External => Some(
                     crate::warehouse::external::ExternalModel::from_config(
@@ -1294,7 +1290,7 @@ fn build_one_model(
                             .and_then(Value::as_str)
                             .unwrap_or("."),
                     )
-                    .map_err(|e| format!("{e}\n  --> {}:{}", n.original_file_path, n.line))?,
+                    .map_err(|e| format!("{e}\n  --> {}", n.file_line()))?,
                 ),
                 _ => None,
             };

@@ -270,6 +270,12 @@ impl Node {
         }
     }
     /// The file the user edits to change this node (YAML for sources/generic tests).
+    /// `file:line` of the node's own definition, where a setting's
+    /// mistake is reported.
+    pub fn file_line(&self) -> String {
+        format!("{}:{}", self.original_file_path, self.line)
+    }
+
     pub fn defining_file(&self) -> &str {
         self.patch_path
             .as_deref()

@@ -10,13 +10,17 @@ use minijinja::{Error, ErrorKind, Value};
 
 use super::objects::{quote, ColumnObj, RelationObj, RenderScope, ResolvedRelation, TableObj};
 use crate::sql::Engine;
+use crate::warehouse::adapter::{literal as lit, render_schema};
 
-/// A relation argument's parts: database, schema, identifier, type.
+/// A relation argument's parts: database, schema, identifier, type, and
+/// the name as the relation renders itself (a temporary table's has no
+/// schema).
 struct Parts {
     database: Option<String>,
     schema: String,
     identifier: String,
     kind: Option<String>,
+    rendered: String,
 }
 
 fn text_attr(v: &Value, name: &str) -> Option<String> {
@@ -33,24 +37,13 @@ fn parts(v: &Value) -> Parts {
         schema: text_attr(v, "schema").unwrap_or_default(),
         identifier: text_attr(v, "identifier").unwrap_or_default(),
         kind: text_attr(v, "type"),
+        rendered: v.to_string(),
     }
-}
-
-fn lit(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
 }
 
 impl Parts {
     fn schema_sql(&self, engine: Engine) -> String {
-        match (&self.database, engine) {
-            // PostgreSQL names a schema within the current database only.
-            (Some(db), Engine::DuckDb) => format!("{}.{}", quote(db), quote(&self.schema)),
-            _ => quote(&self.schema),
-        }
-    }
-
-    fn relation_sql(&self, engine: Engine) -> String {
-        format!("{}.{}", self.schema_sql(engine), quote(&self.identifier))
+        render_schema(engine, self.database.as_deref(), &self.schema)
     }
 }
 
@@ -119,12 +112,7 @@ fn columns_of(scope: &RenderScope, p: &Parts) -> Result<Vec<ColumnObj>, Error> {
         lit(&p.identifier),
         schema_filter(p, "lower")
     ))?;
-    let text = |r: &[serde_json::Value], i: usize| {
-        r.get(i)
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_string()
-    };
+    let text = cell_text;
     let number = |r: &[serde_json::Value], i: usize| {
         r.get(i)
             .and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
@@ -140,6 +128,14 @@ fn columns_of(scope: &RenderScope, p: &Parts) -> Result<Vec<ColumnObj>, Error> {
             numeric_scale: number(r, 4),
         })
         .collect())
+}
+
+/// A query result's cell as text (empty when NULL or not text).
+fn cell_text(row: &[serde_json::Value], i: usize) -> String {
+    row.get(i)
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// `adapter.get_columns_in_relation(relation)`: dbt's columns, in order.
@@ -174,10 +170,16 @@ pub fn call(
     let run = |sql: String| scope.run_query(&sql).map(|_| Value::from(()));
     Some(match method {
         "create_schema" => one().and_then(|p| {
-            run(format!("create schema if not exists {}", p.schema_sql(engine)))
+            run(format!(
+                "create schema if not exists {}",
+                p.schema_sql(engine)
+            ))
         }),
         "drop_schema" => one().and_then(|p| {
-            run(format!("drop schema if exists {} cascade", p.schema_sql(engine)))
+            run(format!(
+                "drop schema if exists {} cascade",
+                p.schema_sql(engine)
+            ))
         }),
         "drop_relation" => one().and_then(|p| {
             let kind = match p.kind.as_deref() {
@@ -185,13 +187,11 @@ pub fn call(
                 _ => existing_kind(scope, &p)?.map(str::to_string),
             };
             match kind {
-                Some(k) => run(format!("drop {k} if exists {} cascade", p.relation_sql(engine))),
+                Some(k) => run(format!("drop {k} if exists {} cascade", p.rendered)),
                 None => Ok(Value::from(())),
             }
         }),
-        "truncate_relation" => {
-            one().and_then(|p| run(format!("truncate table {}", p.relation_sql(engine))))
-        }
+        "truncate_relation" => one().and_then(|p| run(format!("truncate table {}", p.rendered))),
         "rename_relation" => (|| {
             let (from, to): (Value, Value) = from_args(args)?;
             let (from, to) = (parts(&from), parts(&to));
@@ -201,7 +201,7 @@ pub fn call(
             };
             run(format!(
                 "alter {kind} {} rename to {}",
-                from.relation_sql(engine),
+                from.rendered,
                 quote(&to.identifier)
             ))
         })(),
@@ -226,18 +226,23 @@ pub fn call(
                 _ => String::new(),
             };
             let rows = scope.run_query(&format!(
-                "select table_catalog, table_schema, table_name, table_type from information_schema.tables \
+                "select table_catalog, table_schema, table_name, table_type \
+                 from information_schema.tables \
                  where table_schema = {}{catalog} order by table_name",
                 lit(&p.schema)
             ))?;
-            let text = |r: &[serde_json::Value], i: usize| {
-                r.get(i).and_then(|v| v.as_str()).unwrap_or_default().to_string()
-            };
+            let text = cell_text;
             Ok(Value::from(
                 rows.rows
                     .iter()
                     .map(|r| {
-                        relation_value(engine, Some(text(r, 0)), text(r, 1), text(r, 2), kind_of(&text(r, 3)))
+                        relation_value(
+                            engine,
+                            Some(text(r, 0)),
+                            text(r, 1),
+                            text(r, 2),
+                            kind_of(&text(r, 3)),
+                        )
                     })
                     .collect::<Vec<_>>(),
             ))
@@ -259,12 +264,23 @@ pub fn call(
                 "select count(*) from information_schema.schemata where schema_name = {}",
                 lit(&schema)
             ))?;
-            let n = rows.rows.first().and_then(|r| r.first()).and_then(|v| v.as_i64()).unwrap_or(0);
+            let n = rows
+                .rows
+                .first()
+                .and_then(|r| r.first())
+                .and_then(|v| v.as_i64())
+                .unwrap_or(0);
             Ok(Value::from(n > 0))
         })(),
         "already_exists" => (|| {
             let (schema, name): (String, String) = from_args(args)?;
-            let p = Parts { database: None, schema, identifier: name, kind: None };
+            let p = Parts {
+                database: None,
+                schema,
+                identifier: name,
+                kind: None,
+                rendered: String::new(),
+            };
             Ok(Value::from(existing_kind(scope, &p)?.is_some()))
         })(),
         // dbt's `adapter.execute(sql, auto_begin=False, fetch=False)`: the

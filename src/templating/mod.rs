@@ -1175,12 +1175,7 @@ fn call_macro_in(
 ) -> Result<Value, Error> {
     if let Ok(scope) = RenderScope::of(state) {
         // A unit test's `overrides: {macros: …}` answer for the macro.
-        if let Some(v) = scope
-            .macro_overrides
-            .as_ref()
-            .and_then(|o| o.get_attr(macro_name).ok())
-            .filter(|v| !v.is_undefined())
-        {
+        if let Some(v) = objects::overridden(scope.macro_overrides.as_ref(), macro_name) {
             return Ok(v);
         }
         scope.with(|c| {
@@ -1451,9 +1446,7 @@ fn register_globals(
         let scope = RenderScope::of(state).ok();
         if let Some(v) = scope
             .as_ref()
-            .and_then(|s| s.var_overrides.as_ref())
-            .and_then(|o| o.get_attr(&name).ok())
-            .filter(|v| !v.is_undefined())
+            .and_then(|s| objects::overridden(s.var_overrides.as_ref(), &name))
         {
             return Ok(v);
         }
@@ -1874,9 +1867,7 @@ fn env_var(
     let default = positional_or_keyword(default, &kwargs, "default")?;
     if let Some(v) = RenderScope::of(state)
         .ok()
-        .and_then(|s| s.env_var_overrides.clone())
-        .and_then(|o| o.get_attr(&name).ok())
-        .filter(|v| !v.is_undefined())
+        .and_then(|s| objects::overridden(s.env_var_overrides.as_ref(), &name))
     {
         return Ok(v);
     }

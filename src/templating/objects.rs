@@ -353,6 +353,12 @@ pub struct RenderScope {
     pub macro_overrides: Option<Value>,
 }
 
+/// `name` in one of a unit test's override maps (`RenderScope`'s
+/// `*_overrides`), when it is there.
+pub fn overridden(overrides: Option<&Value>, name: &str) -> Option<Value> {
+    overrides?.get_attr(name).ok().filter(|v| !v.is_undefined())
+}
+
 impl fmt::Debug for RenderScope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RenderScope")

@@ -61,8 +61,8 @@ pub struct DuckDbWarehouse {
     catalog: String,
     /// Whether connections need `TIME_SHIMS`.
     time_shims: bool,
-    /// The profile's `settings:` as `SET` statements, run on every
-    /// connection as dbt-duckdb does on every cursor (name, statement).
+    /// The profile's `settings:` that applied, as `SET` statements run on
+    /// every connection as dbt-duckdb does on every cursor.
     settings: Vec<String>,
     /// See [`DuckDbWarehouse::warnings`].
     warnings: Vec<String>,
@@ -92,13 +92,15 @@ fn connection_settings(target: &DuckDbTarget) -> Vec<(String, String)> {
 /// an extension this build does not carry (json and parquet are built in)
 /// or a setting it does not know is a warning, so a profile written for
 /// dbt-duckdb with, say, `httpfs` still runs the models that need none.
-/// An attachment that fails is an error: models read from it.
+/// An attachment that fails is an error: models read from it. Returns the
+/// settings that applied, and the warnings.
 fn set_up(
     root: &::duckdb::Connection,
     target: &DuckDbTarget,
     project_dir: &Path,
-) -> std::result::Result<Vec<String>, String> {
+) -> std::result::Result<(Vec<String>, Vec<String>), String> {
     let mut warnings = Vec::new();
+    let mut applied = Vec::new();
     for ext in &target.extensions {
         let name = match ext {
             serde_json::Value::String(s) => s.clone(),
@@ -131,22 +133,22 @@ fn set_up(
         })?;
     }
     for (key, sql) in connection_settings(target) {
-        if let Err(e) = root.execute_batch(&sql) {
-            // The value may be a credential: only the name is shown.
-            let msg = e.to_string();
-            let shown = match target.settings.get(&key) {
-                Some(serde_json::Value::String(v)) if !v.is_empty() => {
-                    msg.replace(v.as_str(), "****")
-                }
-                _ => msg,
-            };
-            warnings.push(format!(
-                "setting `{key}` was not applied: {}",
-                first_line(&shown)
-            ));
-        }
+        let Err(e) = root.execute_batch(&sql) else {
+            applied.push(sql);
+            continue;
+        };
+        // The value may be a credential: only the name is shown.
+        let msg = e.to_string();
+        let shown = match target.settings.get(&key) {
+            Some(serde_json::Value::String(v)) if !v.is_empty() => msg.replace(v.as_str(), "****"),
+            _ => msg,
+        };
+        warnings.push(format!(
+            "setting `{key}` was not applied: {}",
+            first_line(&shown)
+        ));
     }
-    Ok(warnings)
+    Ok((applied, warnings))
 }
 
 fn first_line(s: &str) -> &str {
@@ -178,7 +180,7 @@ impl DuckDbWarehouse {
         }
         .map_err(connect_err)?;
         root.execute_batch(OFFLINE_SETTINGS).map_err(connect_err)?;
-        let warnings =
+        let (settings, warnings) =
             set_up(&root, target, project_dir).map_err(|message| WarehouseError::Connect {
                 target: path.display().to_string(),
                 message,
@@ -193,10 +195,6 @@ impl DuckDbWarehouse {
                 |r| r.get(0),
             )
             .map_err(connect_err)?;
-        let settings = connection_settings(target)
-            .into_iter()
-            .map(|(_, sql)| sql)
-            .collect();
         Ok(DuckDbWarehouse {
             root: Mutex::new(root),
             live: Mutex::new(Vec::new()),
@@ -222,8 +220,7 @@ impl DuckDbWarehouse {
             conn.execute_batch(TIME_SHIMS).map_err(db_error)?;
         }
         for sql in &self.settings {
-            // A setting this engine lacks was reported once, at open.
-            let _ = conn.execute_batch(sql);
+            conn.execute_batch(sql).map_err(db_error)?;
         }
         let token = Arc::new(());
         let handle = conn.interrupt_handle();

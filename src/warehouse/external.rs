@@ -379,6 +379,22 @@ impl ExternalModel {
         })
     }
 
+    /// The local directory the file goes into (the location itself when
+    /// the output is a directory of partitions or per-thread files); `None`
+    /// for a URL (`s3://…`) or the current directory.
+    pub fn local_directory(&self) -> Option<&std::path::Path> {
+        if self.location.contains("://") {
+            return None;
+        }
+        let location = std::path::Path::new(&self.location);
+        let dir = if self.read_location != self.location {
+            Some(location)
+        } else {
+            location.parent()
+        };
+        dir.filter(|d| !d.as_os_str().is_empty())
+    }
+
     /// The view over the file; `columns` (the model's, when it returned no
     /// rows and a row of NULLs was written so the file has a schema) filter
     /// that row out again.
@@ -485,6 +501,7 @@ mod tests {
     fn external_models_locate_and_read_their_files_as_dbt_duckdb() {
         let e = ExternalModel::from_config(&config(serde_json::json!({})), "m", "out/").unwrap();
         assert_eq!(e.location, "out/m.parquet");
+        assert_eq!(e.local_directory(), Some(std::path::Path::new("out")));
         assert_eq!(e.write_options, "format parquet");
         assert_eq!(
             e.view_select(&[]),
@@ -515,6 +532,7 @@ mod tests {
         assert_eq!(e.location, "./t");
         assert_eq!(e.write_options, "partition_by (y, m), format parquet");
         assert_eq!(e.read_location, "./t/*/*/*.parquet");
+        assert_eq!(e.local_directory(), Some(std::path::Path::new("./t")));
 
         let err =
             ExternalModel::from_config(&config(serde_json::json!({"format": "xlsx"})), "t", ".");

@@ -339,10 +339,9 @@ fn with_hooks(
         post_build::create_indexes(conn, engine, b.relation, b.indexes)?;
     }
     run_hooks(conn, HookPhase::Post, b.post_hooks)?;
-    post_build::apply_grants(conn, engine, b.relation, b.grants)?;
-    if let Some(comments) = b.comments.filter(|c| !c.is_empty()) {
-        post_build::persist_docs(conn, engine, b.relation, kind, comments)?;
-    }
+    let no_comments = Comments::default();
+    let comments = b.comments.unwrap_or(&no_comments);
+    post_build::grants_and_docs(conn, engine, b.relation, kind, b.grants, comments)?;
     Ok(outcome)
 }
 
@@ -522,27 +521,18 @@ fn build_external(
         .and_then(|r| r.first())
         .and_then(|v| v.as_u64())
         .unwrap_or(0);
-    let columns = get_columns(conn, engine, &tmp)?;
     let empty_columns: Vec<String> = if rows == 0 {
+        let columns = get_columns(conn, engine, &tmp)?;
         let nulls = vec!["NULL"; columns.len()].join(", ");
         conn.execute(&format!("insert into {} values ({nulls})", render(&tmp)))?;
-        columns.iter().map(|c| c.name.clone()).collect()
+        columns.into_iter().map(|c| c.name).collect()
     } else {
         Vec::new()
     };
     // A local file's directory is made, so a fresh `external_root` works.
-    let local = !file.location.contains("://");
-    if local && !file.write_options.contains("partition_by") {
-        if let Some(dir) = std::path::Path::new(&file.location).parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    BuildError::Config(format!("cannot create {}: {e}", dir.display()))
-                })?;
-            }
-        }
-    } else if local {
-        std::fs::create_dir_all(&file.location)
-            .map_err(|e| BuildError::Config(format!("cannot create {}: {e}", file.location)))?;
+    if let Some(dir) = file.local_directory() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| BuildError::Config(format!("cannot create {}: {e}", dir.display())))?;
     }
     conn.execute(&format!(
         "copy {} to '{}' ({})",

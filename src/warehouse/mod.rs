@@ -153,19 +153,20 @@ impl DuckDbTarget {
         if let Some(alias) = &a.alias {
             sql.push_str(&format!(" AS {alias}"));
         }
-        let mut options = Vec::new();
-        for key in ["type", "secret", "read_only"] {
-            let direct = match key {
-                "type" => a.kind.is_some(),
-                "secret" => a.secret.is_some(),
-                _ => a.read_only,
-            };
-            if direct && a.options.contains_key(key) {
-                return Err(format!(
-                    "attachment option `{key}` is given both directly and under `options`; give it once"
-                ));
-            }
+        let given_directly = [
+            ("type", a.kind.is_some()),
+            ("secret", a.secret.is_some()),
+            ("read_only", a.read_only),
+        ];
+        if let Some((key, _)) = given_directly
+            .iter()
+            .find(|(key, direct)| *direct && a.options.contains_key(*key))
+        {
+            return Err(format!(
+                "attachment option `{key}` is given both directly and under `options`; give it once"
+            ));
         }
+        let mut options = Vec::new();
         let opt_str = |k: &str| {
             a.options.get(k).map(|v| match v {
                 serde_json::Value::String(s) => s.clone(),

@@ -143,6 +143,24 @@ pub fn persist_docs(
     Ok(())
 }
 
+/// What dbt's materializations apply last to a relation they built: its
+/// grants, then its descriptions as comments (`kind` is `table`, `view`,
+/// `materialized view`).
+pub fn grants_and_docs(
+    conn: &mut dyn Connection,
+    engine: Engine,
+    relation: &Relation,
+    kind: &str,
+    grants: &Grants,
+    comments: &Comments,
+) -> Result<(), WarehouseError> {
+    apply_grants(conn, engine, relation, grants)?;
+    if !comments.is_empty() {
+        persist_docs(conn, engine, relation, kind, comments)?;
+    }
+    Ok(())
+}
+
 /// A relation's `grants:` config: privilege → grantees.
 pub type Grants = std::collections::BTreeMap<String, Vec<String>>;
 
@@ -235,32 +253,6 @@ pub fn apply_grants(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn grants_are_compared_as_dbt_does() {
-        let config = grants_from_config(Some(
-            &serde_json::json!({"select": ["Reporter", "bi"], "insert": "etl"}),
-        ))
-        .unwrap();
-        let current: Grants = [(
-            "SELECT".to_string(),
-            vec!["reporter".to_string(), "old".to_string()],
-        )]
-        .into();
-        assert_eq!(
-            grants_missing(&config, &current),
-            [
-                ("insert".to_string(), vec!["etl".to_string()]),
-                ("select".to_string(), vec!["bi".to_string()])
-            ]
-            .into()
-        );
-        assert_eq!(
-            grants_missing(&current, &config),
-            [("SELECT".to_string(), vec!["old".to_string()])].into()
-        );
-        assert!(grants_from_config(Some(&serde_json::json!(["x"]))).is_err());
-    }
     use serde_json::json;
 
     fn rel() -> Relation {
@@ -293,5 +285,31 @@ mod tests {
         assert_ne!(idx[0].name(&rel()), idx[1].name(&rel()));
         assert!(Index::from_config(Some(&json!([{"unique": true}]))).is_err());
         assert!(Index::from_config(None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn grants_are_compared_as_dbt_does() {
+        let config = grants_from_config(Some(
+            &serde_json::json!({"select": ["Reporter", "bi"], "insert": "etl"}),
+        ))
+        .unwrap();
+        let current: Grants = [(
+            "SELECT".to_string(),
+            vec!["reporter".to_string(), "old".to_string()],
+        )]
+        .into();
+        assert_eq!(
+            grants_missing(&config, &current),
+            [
+                ("insert".to_string(), vec!["etl".to_string()]),
+                ("select".to_string(), vec!["bi".to_string()])
+            ]
+            .into()
+        );
+        assert_eq!(
+            grants_missing(&current, &config),
+            [("SELECT".to_string(), vec!["old".to_string()])].into()
+        );
+        assert!(grants_from_config(Some(&serde_json::json!(["x"]))).is_err());
     }
 }
