@@ -23,6 +23,8 @@ pub struct Manifest<'a> {
     c: &'a Compiled,
     invocation_id: &'a str,
     generated_at: &'a str,
+    /// Whether nodes carry `compiled_code`: not after `parse`, as in dbt.
+    compiled: bool,
 }
 
 pub fn manifest<'a>(
@@ -34,10 +36,19 @@ pub fn manifest<'a>(
         c,
         invocation_id,
         generated_at,
+        compiled: true,
     }
 }
 
 impl Manifest<'_> {
+    /// The manifest `dbt parse` writes: nodes without compiled code.
+    pub fn parsed_only(self) -> Self {
+        Manifest {
+            compiled: false,
+            ..self
+        }
+    }
+
     /// The manifest as a JSON value, for readers that walk it (docs site, tests).
     pub fn to_value(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
@@ -99,7 +110,10 @@ impl Manifest<'_> {
                                     }
                                     serde_json::to_writer(&mut buf, &n.unique_id)?;
                                     buf.push(b':');
-                                    serde_json::to_writer(&mut buf, &ManifestNode(n))?;
+                                    serde_json::to_writer(
+                                        &mut buf,
+                                        &ManifestNode(n, self.compiled),
+                                    )?;
                                     Ok(buf)
                                 })
                                 .collect::<serde_json::Result<_>>()?;
@@ -190,7 +204,10 @@ impl Manifest<'_> {
         m.serialize_entry("macros", &macros)?;
         m.serialize_entry("docs", &docs)?;
         let of_type = |rt: ResourceType| c.nodes().values().filter(move |n| n.resource_type == rt);
-        m.serialize_entry("exposures", &NodeMap(of_type(ResourceType::Exposure)))?;
+        m.serialize_entry(
+            "exposures",
+            &NodeMap(of_type(ResourceType::Exposure), self.compiled),
+        )?;
         for k in ["metrics", "groups", "selectors", "disabled"] {
             m.serialize_entry(k, &empty)?;
         }
@@ -199,7 +216,10 @@ impl Manifest<'_> {
         for k in ["group_map", "saved_queries", "semantic_models"] {
             m.serialize_entry(k, &empty)?;
         }
-        m.serialize_entry("unit_tests", &NodeMap(of_type(ResourceType::UnitTest)))?;
+        m.serialize_entry(
+            "unit_tests",
+            &NodeMap(of_type(ResourceType::UnitTest), self.compiled),
+        )?;
         Ok(())
     }
 }
@@ -210,8 +230,9 @@ impl Serialize for Manifest<'_> {
         let all = || self.c.nodes().values().filter(|n| !own_section(n));
         let mut m = s.serialize_map(None)?;
         m.serialize_entry("metadata", &self.metadata())?;
-        m.serialize_entry("nodes", &NodeMap(all().filter(|n| !is_source(n))))?;
-        m.serialize_entry("sources", &NodeMap(all().filter(is_source)))?;
+        let compiled = self.compiled;
+        m.serialize_entry("nodes", &NodeMap(all().filter(|n| !is_source(n)), compiled))?;
+        m.serialize_entry("sources", &NodeMap(all().filter(is_source), compiled))?;
         self.rest_entries(&mut m)?;
         m.end()
     }
@@ -237,12 +258,17 @@ impl Serialize for Rest<'_> {
     }
 }
 
-/// `unique_id → node` for the nodes an iterator yields (in unique-id order).
-struct NodeMap<I>(I);
+/// `unique_id → node` for the nodes an iterator yields (in unique-id
+/// order), with or without their compiled code.
+struct NodeMap<I>(I, bool);
 
 impl<'a, I: Iterator<Item = &'a Node> + Clone> Serialize for NodeMap<I> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.0.clone().map(|n| (&n.unique_id, ManifestNode(n))))
+        s.collect_map(
+            self.0
+                .clone()
+                .map(|n| (&n.unique_id, ManifestNode(n, self.1))),
+        )
     }
 }
 
@@ -265,7 +291,8 @@ where
 /// One node in dbt's manifest shape: the node's own fields, its config with
 /// dbt's defaults filled in, the checksum as `{name, checksum}`, and a
 /// source's fields at the top level as dbt has them.
-pub struct ManifestNode<'a>(pub &'a Node);
+/// The flag says whether its compiled code is shown (not after `parse`).
+pub struct ManifestNode<'a>(pub &'a Node, pub bool);
 
 impl Serialize for ManifestNode<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -290,7 +317,7 @@ impl Serialize for ManifestNode<'_> {
         let compiled = n
             .compiled_code
             .as_deref()
-            .filter(|c| !c.contains(crate::templating::objects::MARK));
+            .filter(|c| self.1 && !c.contains(crate::templating::objects::MARK));
         m.serialize_entry("compiled_code", &compiled)?;
         m.serialize_entry("compiled_path", &n.compiled_path)?;
         m.serialize_entry("config", &ManifestConfig(n))?;
@@ -302,15 +329,39 @@ impl Serialize for ManifestNode<'_> {
         m.serialize_entry("sources", &n.sources)?;
         m.serialize_entry("depends_on", &n.depends_on)?;
         m.serialize_entry("patch_path", &n.patch_path)?;
-        if n.resource_type == crate::project::node::ResourceType::Model {
+        use crate::project::node::ResourceType as R;
+        let config = |k: &str| n.config.get(k).cloned().unwrap_or(Value::Null);
+        if !matches!(n.resource_type, R::Source | R::Exposure | R::UnitTest) {
+            // Keys dbt's nodes always have: macros walking `graph` test
+            // them (`rejectattr("time_spine", "none")`), so they are
+            // present even when empty.
+            m.serialize_entry("group", &config("group"))?;
+            let docs = n.config.get("docs").cloned();
+            m.serialize_entry(
+                "docs",
+                &docs.unwrap_or_else(|| json!({"show": true, "node_color": null})),
+            )?;
+            m.serialize_entry("metrics", &[(); 0])?;
+        }
+        if n.resource_type == R::Model {
             m.serialize_entry("version", &n.version)?;
             m.serialize_entry("latest_version", &n.latest_version)?;
-            let config = |k: &str| n.config.get(k).cloned().unwrap_or(Value::Null);
             let access = n.config.get("access").cloned();
             m.serialize_entry("access", &access.unwrap_or_else(|| json!("protected")))?;
-            m.serialize_entry("group", &config("group"))?;
             m.serialize_entry("constraints", &n.constraints)?;
             m.serialize_entry("deprecation_date", &config("deprecation_date"))?;
+            let enforced = n
+                .config
+                .get("contract")
+                .and_then(|c| c.get("enforced"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            m.serialize_entry(
+                "contract",
+                &json!({"enforced": enforced, "alias_types": true, "checksum": null}),
+            )?;
+            m.serialize_entry("time_spine", &n.time_spine)?;
+            m.serialize_entry("primary_key", &[(); 0])?;
         }
         if let Some(t) = &n.test_metadata {
             m.serialize_entry("test_metadata", t)?;

@@ -352,11 +352,7 @@ fn render_node(node: &mut Node, renderer: &Renderer, diags: &mut Vec<Diagnostic>
     crate::project::apply_inline_config(node, &r.config);
     node.refs = r.refs;
     node.sources = r.sources;
-    node.depends_on.macros = r
-        .macros
-        .iter()
-        .map(|m| format!("macro.{}.{m}", node.package_name))
-        .collect();
+    node.depends_on.macros = r.macros.iter().map(|m| format!("macro.{m}")).collect();
     node.compiled_code = Some(r.output);
     if r.dynamic {
         node.config.insert("__dynamic".into(), Value::Bool(true));

@@ -376,18 +376,22 @@ pub fn select_ids(
     Ok(selection.ids)
 }
 
-fn write_manifest(c: &Compiled) -> Result<(), Failure> {
+/// `target/manifest.json`; `compiled` says whether nodes were compiled
+/// (dbt's `parse` writes none of their compiled code).
+fn write_manifest(c: &Compiled, compiled: bool) -> Result<(), Failure> {
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let id = uuid::Uuid::new_v4().to_string();
     let m = crate::artifacts::manifest(c, &id, &now);
+    let m = if compiled { m } else { m.parsed_only() };
     m.write(&c.project.target_dir().join("manifest.json"))?;
     Ok(())
 }
 
 fn parse_cmd(g: &GlobalArgs, ui: &Ui) -> Result<Exit, Failure> {
-    let mut loaded = load(g, ui, "parse", false)?;
-    compile::compile_sql(&mut loaded.compiled, None)?;
-    write_manifest(&loaded.compiled)?;
+    // As `dbt parse`: the nodes are rendered (configs, refs, the graph),
+    // not compiled; `compile` writes their compiled code.
+    let loaded = load(g, ui, "parse", false)?;
+    write_manifest(&loaded.compiled, false)?;
     ui.info(format!(
         "Wrote {}",
         shown_path(
@@ -429,11 +433,19 @@ fn compile_cmd(
         writeln!(out, "{}", r.output.trim_end())?;
         return Ok(0);
     }
-    let ids = select_ids(c, s)?;
-    let connection = connect_for_dynamic(c, &loaded.target, &ids, ui);
-    compile::compile_sql_with(c, Some(&ids), connection)?;
-    let root = c.project.root.clone();
     let target_dir = c.project.target_dir();
+    // The cache of what target/compiled/ holds loads while nodes compile.
+    let (cache, compiled) = rayon::join(
+        || compiled_files::CompileCache::load(&target_dir),
+        || -> Result<_, Failure> {
+            let ids = select_ids(c, s)?;
+            let connection = connect_for_dynamic(c, &loaded.target, &ids, ui);
+            compile::compile_sql_with(c, Some(&ids), connection)?;
+            Ok(ids)
+        },
+    );
+    let ids = compiled?;
+    let root = c.project.root.clone();
     let base = target_dir.join("compiled");
     let shown_base = shown_path(&base, &root);
     // Every compiled node's file; tests go under their YAML file's path.
@@ -466,14 +478,13 @@ fn compile_cmd(
             )
         })
         .collect();
-    let cache = compiled_files::CompileCache::load(&target_dir);
     // The SQL check, the files and the manifest are independent: overlap them.
     let ((check, passed), (written, manifest)) = rayon::join(
         || check_sql(c, &ids, &cache),
         || {
             rayon::join(
                 || compiled_files::write_all(&jobs, &cache),
-                || write_manifest(c),
+                || write_manifest(c, true),
             )
         },
     );

@@ -1339,6 +1339,7 @@ mod tests {
             latest_version: None,
             constraints: Vec::new(),
             patch_line: None,
+            time_spine: None,
         }
     }
 

@@ -203,18 +203,22 @@ fn load_resources(
         yaml_files.extend(read(paths, &["yml", "yaml"]).map_err(Diagnostics::from)?);
     }
 
-    let (schema, schema_diags) = schema::parse_all(&yaml_files);
+    // The YAML files parse while the model and seed nodes are made.
+    let ((schema, schema_diags), (nodes, found)) = rayon::join(
+        || schema::parse_all(&yaml_files),
+        || {
+            let mut b = Builder::new(config, base);
+            b.add_models(&model_files);
+            b.add_seeds(&seed_files);
+            (b.nodes, b.diags)
+        },
+    );
     diags.extend(schema_diags);
-
     let mut b = Builder {
-        config,
-        base: base.map(|b| format!("{b}/")),
-        nodes: BTreeMap::new(),
-        diags: Diagnostics::default(),
-        tests: Vec::new(),
+        nodes,
+        diags: found,
+        ..Builder::new(config, base)
     };
-    b.add_models(&model_files);
-    b.add_seeds(&seed_files);
     b.add_sources(&schema);
     b.add_singular_tests(&test_files);
     b.add_analyses(&analysis_files);
@@ -535,6 +539,16 @@ pub fn checksum(text: &str) -> String {
 }
 
 impl<'a> Builder<'a> {
+    fn new(config: &'a ProjectConfig, base: Option<&str>) -> Builder<'a> {
+        Builder {
+            config,
+            base: base.map(|b| format!("{b}/")),
+            nodes: BTreeMap::new(),
+            diags: Diagnostics::default(),
+            tests: Vec::new(),
+        }
+    }
+
     fn project(&self) -> &str {
         &self.config.name
     }
@@ -618,6 +632,7 @@ impl<'a> Builder<'a> {
             latest_version: None,
             constraints: Vec::new(),
             patch_line: None,
+            time_spine: None,
         }
     }
 
@@ -764,6 +779,7 @@ impl<'a> Builder<'a> {
                 latest_version: None,
                 constraints: Vec::new(),
                 patch_line: None,
+                time_spine: None,
             };
             if self.nodes.contains_key(&unique_id) {
                 self.diags.push(
@@ -1098,6 +1114,9 @@ impl<'a> Builder<'a> {
         node.description = p.description.clone();
         node.columns = p.columns.clone();
         node.constraints = p.constraints.clone();
+        if let Some(t) = &p.time_spine {
+            node.time_spine = Some(Box::new(t.clone()));
+        }
         node.meta = p.meta.clone();
         for (k, v) in &p.config {
             merge_config_value(&mut node.config, k, v.clone());
@@ -1242,6 +1261,7 @@ impl<'a> Builder<'a> {
             latest_version: None,
             constraints: Vec::new(),
             patch_line: None,
+            time_spine: None,
         }
     }
 }

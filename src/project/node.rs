@@ -235,6 +235,8 @@ pub struct Node {
     pub constraints: Vec<serde_json::Value>,
     /// The line of the node's entry in `patch_path`, once patched.
     #[serde(skip)]
+    /// A model's `time_spine:` property (dbt's node field), if any.
+    pub time_spine: Option<Box<serde_json::Value>>,
     pub patch_line: Option<usize>,
 }
 

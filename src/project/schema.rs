@@ -43,6 +43,8 @@ pub struct Patch {
     pub defined_in: Option<String>,
     /// A model's model-level contract constraints.
     pub constraints: Vec<Value>,
+    /// A model's `time_spine:` (MetricFlow's time spine), as written.
+    pub time_spine: Option<Value>,
 }
 
 /// One source table as declared.
@@ -303,6 +305,7 @@ fn parse_patch(
         meta: obj_of(m, "meta"),
         tags: m.get("tags").map(string_list).unwrap_or_default(),
         constraints: items(m, "constraints").cloned().collect(),
+        time_spine: m.get("time_spine").filter(|v| !v.is_null()).cloned(),
         ..Patch::default()
     };
     let (columns, tests) = parse_columns(f, m, line, diags);
@@ -744,8 +747,19 @@ fn parse_source(
         let line = f
             .line_of_name(&table_name, source_line)
             .unwrap_or(source_line);
+        let table_config = config_of(f, tm, line, diags);
+        // The most specific freshness wins (`null` turns it off): the
+        // table's `config`, the table's own key, then the source's.
+        let freshness = match table_config
+            .get("freshness")
+            .or_else(|| tm.get("freshness"))
+        {
+            Some(Value::Null) => None,
+            Some(v) => Some(merge_freshness(source_freshness.as_ref(), v)),
+            None => source_freshness.clone(),
+        };
         let mut config = source_config.clone();
-        for (k, v) in config_of(f, tm, line, diags) {
+        for (k, v) in table_config {
             merge_config_value(&mut config, &k, v);
         }
         let (columns, mut tests) = parse_columns(f, tm, line, diags);
@@ -772,11 +786,7 @@ fn parse_source(
                 .and_then(Value::as_str)
                 .map(str::to_string)
                 .or_else(|| source_loaded_at.clone()),
-            freshness: match tm.get("freshness") {
-                Some(Value::Null) => None,
-                Some(v) => Some(v.clone()),
-                None => source_freshness.clone(),
-            },
+            freshness,
             meta: obj_of(tm, "meta"),
             source_meta: source_meta.clone(),
             tags,
@@ -785,6 +795,21 @@ fn parse_source(
             tests,
             extract: extract.clone(),
         });
+    }
+}
+
+/// dbt's `merge_freshness`: a table's thresholds over its source's, key
+/// by key (`warn_after`, `error_after`, `filter`).
+fn merge_freshness(source: Option<&Value>, table: &Value) -> Value {
+    match (source.and_then(Value::as_object), table.as_object()) {
+        (Some(base), Some(update)) => {
+            let mut merged = base.clone();
+            for (k, v) in update {
+                merged.insert(k.clone(), v.clone());
+            }
+            Value::Object(merged)
+        }
+        _ => table.clone(),
     }
 }
 
@@ -828,6 +853,22 @@ mod tests {
         assert_eq!(s.sources[0].loaded_at_field.as_deref(), Some("_loaded"));
         assert_eq!(s.sources[1].identifier, "user_table");
         assert!(s.sources[1].freshness.is_none());
+    }
+
+    #[test]
+    fn a_tables_config_freshness_overrides_or_merges_the_sources() {
+        let f = file(
+            "sources:\n  - name: raw\n    config:\n      freshness:\n        warn_after: {count: 12, period: hour}\n    tables:\n      - name: a\n      - name: off\n        config:\n          freshness: null\n      - name: strict\n        config:\n          freshness:\n            error_after: {count: 1, period: day}\n",
+        );
+        let (s, d) = parse_all(&[f]);
+        assert!(d.0.is_empty(), "{d}");
+        let warn = serde_json::json!({"count": 12, "period": "hour"});
+        assert_eq!(s.sources[0].freshness.as_ref().unwrap()["warn_after"], warn);
+        assert!(s.sources[1].freshness.is_none());
+        assert!(s.sources[1].config["freshness"].is_null());
+        let strict = s.sources[2].freshness.as_ref().unwrap();
+        assert_eq!(strict["warn_after"], warn);
+        assert_eq!(strict["error_after"]["period"], "day");
     }
 
     #[test]

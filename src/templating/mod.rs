@@ -191,9 +191,9 @@ impl Renderer {
                 .into_iter()
                 .map(|(_, n)| n)
                 .collect();
-            add_macro_file(&mut env, file, text, &names)?;
+            add_macro_file(&mut env, file, text, &names, "dbt")?;
             for name in names {
-                let f = macro_function(file, &name, None);
+                let f = macro_function(file, &name, None, "dbt");
                 dbt_namespace.insert(name, f);
             }
         }
@@ -205,16 +205,18 @@ impl Renderer {
         for m in &project.macros {
             match &m.package {
                 None => {
-                    add_macro_file(&mut env, &m.path, &m.text, &m.names)?;
+                    let root = project.config.name.as_str();
+                    add_macro_file(&mut env, &m.path, &m.text, &m.names, root)?;
                     for name in &m.names {
-                        root_namespace.insert(name.clone(), macro_function(&m.path, name, None));
+                        let f = macro_function(&m.path, name, None, root);
+                        root_namespace.insert(name.clone(), f);
                     }
                 }
                 Some(package) => {
                     add_macro_templates(&mut env, &m.path, &m.text)?;
                     let p = packages.entry(package).or_default();
                     for name in &m.names {
-                        let f = macro_function(&m.path, name, Some(p.locals.clone()));
+                        let f = macro_function(&m.path, name, Some(p.locals.clone()), package);
                         p.functions.insert(name.clone(), f);
                     }
                 }
@@ -266,22 +268,43 @@ impl Renderer {
     pub fn set_graph(&self, nodes: &BTreeMap<String, Node>) {
         self.graph.get_or_init(|| {
             use crate::project::node::ResourceType;
-            let (sources, others): (Vec<&Node>, Vec<&Node>) = nodes
-                .values()
-                .partition(|n| n.resource_type == ResourceType::Source);
+            // dbt's flat graph: sources, exposures and unit tests have
+            // their own sections; everything else is under `nodes`.
+            let (mut sources, mut exposures, mut unit_tests, mut others) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for n in nodes.values() {
+                match n.resource_type {
+                    ResourceType::Source => sources.push(n),
+                    ResourceType::Exposure => exposures.push(n),
+                    ResourceType::UnitTest => unit_tests.push(n),
+                    _ => others.push(n),
+                }
+            }
             // Each node in dbt's manifest shape (config defaults, a source's
             // fields at the top level), which is what macros that walk
             // `graph` expect.
             fn by_id(list: Vec<&Node>) -> BTreeMap<&str, crate::artifacts::ManifestNode<'_>> {
                 list.into_iter()
-                    .map(|n| (n.unique_id.as_str(), crate::artifacts::ManifestNode(n)))
+                    .map(|n| {
+                        (
+                            n.unique_id.as_str(),
+                            crate::artifacts::ManifestNode(n, true),
+                        )
+                    })
                     .collect()
             }
             // Dicts and lists that change in place, as Python's do: packages
             // (elementary) `update` a node's `meta` they read from here.
+            let none = || mutable::deep(Value::from_serialize(BTreeMap::<&str, ()>::new()));
             context! {
                 nodes => mutable::deep(Value::from_serialize(by_id(others))),
                 sources => mutable::deep(Value::from_serialize(by_id(sources))),
+                exposures => mutable::deep(Value::from_serialize(by_id(exposures))),
+                unit_tests => mutable::deep(Value::from_serialize(by_id(unit_tests))),
+                metrics => none(),
+                groups => none(),
+                semantic_models => none(),
+                saved_queries => none(),
             }
         });
     }
@@ -426,6 +449,7 @@ impl Renderer {
                     || captured
                         .macros
                         .iter()
+                        .map(|m| m.rsplit_once('.').map_or(m.as_str(), |(_, name)| name))
                         .any(|m| self.dynamic_macros.get(m).copied().unwrap_or(false));
                 Ok(Rendered {
                     output,
@@ -1130,34 +1154,39 @@ fn add_macro_templates(
     Ok(())
 }
 
-/// Register a macro file of the project (or a builtin one): its templates,
-/// and each macro as a global function.
+/// Register a macro file of the project (or a builtin one, `package`
+/// `dbt`): its templates, and each macro as a global function.
 fn add_macro_file(
     env: &mut Environment<'static>,
     path: &str,
     text: &str,
     names: &[String],
+    package: &str,
 ) -> Result<(), Diagnostic> {
     add_macro_templates(env, path, text)?;
     for name in names {
-        env.add_global(name.clone(), macro_function(path, name, None));
+        env.add_global(name.clone(), macro_function(path, name, None, package));
     }
     Ok(())
 }
 
 /// Macro `name` of file `path` as a Jinja function; `locals` (a package's
 /// own macros, once built) are visible by name inside it.
+/// Macro `name` of `package` (`dbt` for dbt's own), defined in `path`, as
+/// a function.
 fn macro_function(
     path: &str,
     name: &str,
     locals: Option<Arc<std::sync::OnceLock<Value>>>,
+    package: &str,
 ) -> Value {
     let (file, macro_name) = (path.to_string(), name.to_string());
+    let id: Arc<str> = format!("{package}.{name}").into();
     Value::from_function(move |state: &State, args: Rest<Value>| {
         call_macro_in(
             state,
             &file,
-            &macro_name,
+            (&macro_name, &id),
             &args,
             locals.as_ref().and_then(|l| l.get()),
         )
@@ -1166,10 +1195,12 @@ fn macro_function(
 
 /// Call `macro_name` defined in template `file`, in the caller's render
 /// scope, honouring `return()`, with `locals` visible by name.
+/// `(macro_name, id)`: the macro's name and `<package>.<name>`, which the
+/// node's `depends_on.macros` records.
 fn call_macro_in(
     state: &State,
     file: &str,
-    macro_name: &str,
+    (macro_name, id): (&str, &str),
     args: &[Value],
     locals: Option<&Value>,
 ) -> Result<Value, Error> {
@@ -1179,8 +1210,8 @@ fn call_macro_in(
             return Ok(v);
         }
         scope.with(|c| {
-            if !c.macros.iter().any(|m| m == macro_name) {
-                c.macros.push(macro_name.to_string());
+            if !c.macros.iter().any(|m| m == id) {
+                c.macros.push(id.to_string());
             }
         });
     }

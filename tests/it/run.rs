@@ -95,6 +95,13 @@ fn load_raw_twitter(engine: &Engine, dir: &Path) {
     engine.execute(dir, &sql);
 }
 
+fn read_manifest(root: &Path) -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(root.join("target/manifest.json")).expect("manifest"),
+    )
+    .expect("manifest json")
+}
+
 fn assert_ok(out: &Out, what: &str) {
     assert_eq!(out.code, 0, "{what} failed:\n{}", out.stderr);
 }
@@ -667,6 +674,114 @@ fn graph_holds_the_projects_nodes_when_executing() {
     );
 }
 
+/// What packages that walk dbt's `graph` (dbt-project-evaluator) and tools
+/// that read the manifest rely on: exposures and unit tests in their own
+/// sections of `graph` (not under `nodes`), the empty `metrics`/`groups`
+/// sections, every model carrying `time_spine`, `contract`, `docs` even
+/// when unset (so `rejectattr('time_spine', 'none')` keeps only the time
+/// spine), `depends_on.macros` naming the package that defines each macro,
+/// and `parse` writing no compiled code (as `dbt parse`) while `compile` does.
+#[cfg(feature = "duckdb")]
+#[test]
+fn graph_and_manifest_carry_dbts_sections_and_node_keys() {
+    let duck = Engine::duckdb();
+    let dir = jaffle();
+    let root = dir.path();
+    std::fs::write(
+        root.join("models/extra.yml"),
+        "version: 2\nmodels:\n  - name: all_days\n    time_spine:\n      standard_granularity_column: date_day\n    columns:\n      - name: date_day\n        granularity: day\n\nexposures:\n  - name: weekly_report\n    type: dashboard\n    owner: {name: Ana, email: ana@example.com}\n    depends_on:\n      - ref('customers')\n      - ref('orders')\n",
+    )
+    .expect("write yaml");
+    std::fs::write(
+        root.join("models/all_days.sql"),
+        "select cast('2024-01-01' as date) as date_day\n",
+    )
+    .expect("write spine");
+    std::fs::write(
+        root.join("models/graph_census.sql"),
+        "{% set spines = [] %}{% set parents = [] %}{% if execute %}\
+         {% set spines = graph.nodes.values() | selectattr('resource_type', 'equalto', 'model') \
+            | rejectattr('time_spine', 'none') | map(attribute='name') | list %}\
+         {% for e in graph.exposures.values() %}{% for p in e.depends_on.nodes %}{% do parents.append(p) %}{% endfor %}{% endfor %}\
+         {% endif %}\
+         select '{{ spines | join(',') }}' as spines, '{{ parents | sort | join(',') }}' as exposure_parents, \
+         {{ (graph.metrics | length) if execute else -1 }} as metrics, \
+         {{ (graph.nodes.values() | selectattr('resource_type', 'equalto', 'exposure') | list | length) if execute else -1 }} as exposures_in_nodes\n",
+    )
+    .expect("write model");
+
+    assert_ok(&duck.run(root, &["parse"]), "parse");
+    let manifest = read_manifest(root);
+    let nodes = manifest["nodes"].as_object().expect("nodes");
+    for (id, n) in nodes {
+        assert!(n["compiled_code"].is_null(), "{id} compiled by parse");
+    }
+    let customers = &nodes["model.jaffle.customers"];
+    for key in ["time_spine", "contract", "docs", "group", "access"] {
+        assert!(
+            customers.get(key).is_some(),
+            "models carry `{key}`: {customers}"
+        );
+    }
+    assert!(customers["time_spine"].is_null());
+    assert_eq!(customers["contract"]["enforced"], false);
+    assert_eq!(
+        nodes["model.jaffle.all_days"]["time_spine"]["standard_granularity_column"],
+        "date_day"
+    );
+    let macros_of = |id: &str| -> Vec<String> {
+        nodes[id]["depends_on"]["macros"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|m| m.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert!(
+        macros_of("model.jaffle.stg_payments")
+            .contains(&"macro.jaffle.cents_to_dollars".to_string()),
+        "{:?}",
+        macros_of("model.jaffle.stg_payments")
+    );
+    let not_null = nodes
+        .keys()
+        .find(|id| id.starts_with("test.jaffle.not_null_customers_customer_id"))
+        .expect("not_null test");
+    assert!(
+        macros_of(not_null).contains(&"macro.dbt.test_not_null".to_string()),
+        "{:?}",
+        macros_of(not_null)
+    );
+    assert!(manifest["exposures"]["exposure.jaffle.weekly_report"].is_object());
+
+    assert_ok(&duck.run(root, &["compile"]), "compile");
+    let manifest = read_manifest(root);
+    assert!(
+        manifest["nodes"]["model.jaffle.customers"]["compiled_code"]
+            .as_str()
+            .is_some_and(|c| c.contains("stg_orders")),
+        "compile writes compiled code"
+    );
+
+    assert_ok(&duck.run(root, &["seed"]), "seed");
+    assert_ok(&duck.run(root, &["run", "-s", "+graph_census"]), "run");
+    let rows = duck.query(
+        root,
+        "select spines, exposure_parents, metrics, exposures_in_nodes from main.graph_census",
+    );
+    assert_eq!(
+        rows,
+        vec![vec![
+            Value::from("all_days"),
+            Value::from("model.jaffle.customers,model.jaffle.orders"),
+            Value::from(0),
+            Value::from(0)
+        ]]
+    );
+}
+
 /// dbt snapshots on a real warehouse: the first `snapshot` copies the
 /// source with dbt's four columns; after the source changes, `build` (which
 /// runs snapshots in DAG order, then what refs them and their tests) closes
@@ -853,10 +968,7 @@ fn unit_tests_check_a_model(engine: &Engine, schema: &str) {
     );
     assert!(at(&out.stderr, &format!("model {schema}.stg_customers")) < ut);
     assert!(ut < at(&out.stderr, &format!("model {schema}.customers ")));
-    let manifest: Value = serde_json::from_str(
-        &std::fs::read_to_string(root.join("target/manifest.json")).expect("manifest"),
-    )
-    .expect("json");
+    let manifest = read_manifest(root);
     let entry = &manifest["unit_tests"]["unit_test.jaffle.customers.customers_count_and_sum"];
     assert_eq!(entry["model"], "customers");
     assert_eq!(entry["given"].as_array().map(Vec::len), Some(3));
@@ -1313,10 +1425,7 @@ fn packages_versions_and_project_config_jinja_build() {
         .join("target/compiled/jaffle/models/marts/versions.yml/unique_dim_orders_v2_order_id.sql")
         .exists());
 
-    let manifest: Value = serde_json::from_str(
-        &std::fs::read_to_string(root.join("target/manifest.json")).expect("manifest"),
-    )
-    .expect("json");
+    let manifest = read_manifest(root);
     let nodes = &manifest["nodes"];
     let pkg = &nodes["model.pkg.pkg_orders"];
     assert_eq!(pkg["package_name"], "pkg");
@@ -1429,10 +1538,7 @@ fn contracts_are_enforced(engine: &Engine, schema: &str) {
     );
     let out = engine.run(root, &["build", "-s", "+contracted_orders"]);
     assert_ok(&out, "build");
-    let manifest: Value = serde_json::from_str(
-        &std::fs::read_to_string(root.join("target/manifest.json")).expect("manifest"),
-    )
-    .expect("json");
+    let manifest = read_manifest(root);
     let deps = &manifest["nodes"]["model.jaffle.contracted_orders"]["depends_on"]["nodes"];
     assert!(
         deps.as_array()
