@@ -1150,10 +1150,13 @@ fn build_one_model(
     engine: Engine,
     a: &RunArgs,
 ) -> Result<NodeResult, String> {
-    // A snapshot has its own materialization (and never a full refresh).
+    // A snapshot has its own materialization (and never a full refresh);
+    // a materialization sluice does not have is the project's or a
+    // package's `{% materialization %}` macro.
     enum Builds {
         Model(Materialization),
         Snapshot(Box<snapshot::SnapshotConfig>),
+        Custom(String),
     }
     let builds = if n.resource_type == ResourceType::Snapshot {
         // A setting's mistake is in the snapshot's own file.
@@ -1162,11 +1165,13 @@ fn build_one_model(
                 .map_err(|e| format!("{e}\n  --> {}", n.file_line()))?,
         ))
     } else {
-        Builds::Model(
-            n.materialized()
-                .parse()
-                .map_err(|e: materialize::BuildError| e.to_string())?,
-        )
+        match n.materialized().parse() {
+            Ok(m) => Builds::Model(m),
+            Err(e) => match custom_materialization(c, n.materialized(), engine) {
+                Some(call) => Builds::Custom(call),
+                None => return Err(format!("{e}\n  --> {}", n.file_line())),
+            },
+        }
     };
     let incremental = matches!(builds, Builds::Model(Materialization::Incremental));
     let relation = relation_of(n);
@@ -1187,6 +1192,7 @@ fn build_one_model(
     let microbatch = incremental && crate::microbatch::is_microbatch(n);
     let rendered_at_run = !microbatch
         && (incremental
+            || matches!(builds, Builds::Custom(_))
             || n.config.contains_key("__dynamic")
             || compile::reads_dynamic_ephemeral(n, c.nodes()));
     let sql = if rendered_at_run {
@@ -1265,6 +1271,28 @@ fn build_one_model(
                 Ok(out)
             })
         }
+        Builds::Custom(call) => {
+            let grants = grants_of(n)?;
+            let comments = comments_to_persist(n);
+            run_custom_materialization(c, n, conn, call, &sql, (&pre, &post), is_incremental)
+                .and_then(|out| {
+                    let mut guard = lock(conn);
+                    let kind = match adapter::get_relation(guard.as_mut(), engine, &relation)? {
+                        Some(crate::warehouse::RelationKind::View) => "view",
+                        Some(_) => "table",
+                        None => return Ok(out),
+                    };
+                    crate::warehouse::post_build::grants_and_docs(
+                        guard.as_mut(),
+                        engine,
+                        &relation,
+                        kind,
+                        &grants,
+                        &comments,
+                    )?;
+                    Ok(out)
+                })
+        }
         Builds::Model(materialized) => {
             let on_schema_change: OnSchemaChange = n
                 .config
@@ -1337,6 +1365,81 @@ fn build_one_model(
     let mut r = ok("success", out.message, out.rows_affected, None);
     r.sql = rendered_at_run.then_some(sql);
     Ok(r)
+}
+
+/// The macro that builds models `materialized: <name>` on this engine, as
+/// dbt looks it up: `materialization_<name>_<adapter>`, then
+/// `materialization_<name>_default`, each first in the project, then in
+/// the installed packages (by name). Returned as the expression that
+/// calls it.
+fn custom_materialization(c: &Compiled, name: &str, engine: Engine) -> Option<String> {
+    for adapter in [engine_name(engine), "default"] {
+        let wanted = format!("materialization_{name}_{adapter}");
+        let mut defining: Vec<Option<&str>> = c
+            .project
+            .macros
+            .iter()
+            .filter(|m| m.names.contains(&wanted))
+            .map(|m| m.package.as_deref())
+            .collect();
+        // The project's own (`None`) sorts first, then packages by name.
+        defining.sort();
+        match defining.first() {
+            Some(None) => return Some(wanted),
+            Some(Some(package)) => return Some(format!("{package}.{wanted}")),
+            None => {}
+        }
+    }
+    None
+}
+
+/// Build a model with a custom materialization: its macro runs with the
+/// model's context, as dbt runs it: `sql` (and `compiled_code`) the
+/// model's compiled SQL, `pre_hooks`/`post_hooks` the rendered hooks for
+/// `run_hooks`, the warehouse connected (`statement('main')` runs). What
+/// the macro returns (`{'relations': […]}`) is not needed: the relation is
+/// the model's.
+fn run_custom_materialization(
+    c: &Compiled,
+    n: &Node,
+    conn: &SharedConn,
+    call: &str,
+    sql: &str,
+    (pre, post): (&[String], &[String]),
+    is_incremental: bool,
+) -> Result<materialize::BuildOutcome, materialize::BuildError> {
+    let hooks = |list: &[String]| -> Vec<Value> {
+        list.iter()
+            .enumerate()
+            .map(|(i, h)| json!({"sql": h, "transaction": true, "index": i + 1}))
+            .collect()
+    };
+    let extra = minijinja::Value::from_serialize(json!({
+        "sql": sql,
+        "compiled_code": sql,
+        "pre_hooks": hooks(pre),
+        "post_hooks": hooks(post),
+    }));
+    c.renderer
+        .render_with(
+            &n.original_file_path,
+            &format!("{{{{ {call}() }}}}"),
+            Some(n),
+            true,
+            is_incremental,
+            Some(conn.clone()),
+            extra,
+        )
+        .map_err(|d| {
+            materialize::BuildError::Config(format!(
+                "materialization '{}' ({call}) failed: {d}",
+                n.materialized()
+            ))
+        })?;
+    Ok(materialize::BuildOutcome {
+        rows_affected: None,
+        message: "OK".to_string(),
+    })
 }
 
 /// Run a unit test as dbt's `unit` materialization does (see

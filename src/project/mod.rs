@@ -282,7 +282,7 @@ fn is_generic_test_file(f: &SourceFile) -> bool {
 }
 
 fn macro_file(f: SourceFile) -> MacroFile {
-    let names = block_names(&f.text, &["macro", "test"])
+    let mut names: Vec<String> = block_names(&f.text, &["macro", "test"])
         .into_iter()
         .map(|(kind, name)| {
             if kind == "test" {
@@ -292,12 +292,49 @@ fn macro_file(f: SourceFile) -> MacroFile {
             }
         })
         .collect();
+    names.extend(materialization_blocks(&f.text));
     MacroFile {
         path: f.path,
         text: f.text,
         names,
         package: None,
     }
+}
+
+/// The macro names (`materialization_<name>_<adapter>`) of a file's
+/// `{% materialization … %}` blocks.
+fn materialization_blocks(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("{%") {
+        rest = &rest[i + 2..];
+        let body = rest.trim_start_matches(['-', '+']).trim_start();
+        if let Some(after) = body.strip_prefix("materialization ") {
+            if let Some(close) = after.find("%}") {
+                out.push(materialization_macro_name(&after[..close]));
+            }
+        }
+    }
+    out
+}
+
+/// What dbt names the macro of `{% materialization <args> %}`:
+/// `materialization_<name>_<adapter>`, the adapter `default` when the
+/// block says `default` or names none.
+pub fn materialization_macro_name(args: &str) -> String {
+    let args = args.trim_end().trim_end_matches(['-', '+']);
+    let mut parts = args.split(',').map(str::trim);
+    let name = parts.next().unwrap_or_default();
+    let adapter = parts
+        .find_map(|p| {
+            (p == "default").then(|| "default".to_string()).or_else(|| {
+                p.strip_prefix("adapter")
+                    .map(|v| v.trim_start().trim_start_matches('=').trim())
+                    .map(|v| v.trim_matches(['\'', '"']).to_string())
+            })
+        })
+        .unwrap_or_else(|| "default".to_string());
+    format!("materialization_{name}_{adapter}")
 }
 
 /// Warn, as dbt stops, when `packages.yml` (or `dependencies.yml`) lists
@@ -1421,6 +1458,22 @@ pub fn md5_hex(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn materialization_blocks_are_macros_named_as_dbt_names_them() {
+        let text = "{% macro helper() %}{% endmacro %}\n{%- materialization logged, default -%}x{%- endmaterialization %}\n{% materialization fast, adapter = \"duckdb\", supported_languages=['sql'] %}y{% endmaterialization %}\n{% materialization bare %}z{% endmaterialization %}\n{% test positive(model, column_name) %}w{% endtest %}";
+        let f = SourceFile::new("macros/m.sql".into(), "m.sql".into(), text.into());
+        assert_eq!(
+            macro_file(f).names,
+            [
+                "helper",
+                "test_positive",
+                "materialization_logged_default",
+                "materialization_fast_duckdb",
+                "materialization_bare_default"
+            ]
+        );
+    }
 
     #[test]
     fn snapshot_blocks_keep_their_lines_and_names() {

@@ -120,3 +120,12 @@ create view {{ relation }} as (
   insert into {{ target }} ({{ columns_csv }})
   (select {{ columns_csv }} from {{ source }})
 {%- endmacro %}
+{# What materializations call (custom ones included). #}
+{% macro load_cached_relation(relation) %}{{ return(adapter.get_relation(database=relation.database, schema=relation.schema, identifier=relation.identifier)) }}{% endmacro %}
+{% macro load_relation(relation) %}{{ return(load_cached_relation(relation)) }}{% endmacro %}
+{% macro run_hooks(hooks, inside_transaction=True) %}{% for hook in hooks if hook.get('transaction', true) == inside_transaction %}{% if hook.sql | trim %}{% call statement(auto_begin=inside_transaction) %}{{ hook.sql }}{% endcall %}{% endif %}{% endfor %}{% endmacro %}
+{% macro should_revoke(existing_relation, full_refresh_mode=True) %}{{ return(existing_relation is not none) }}{% endmacro %}
+{# sluice applies `grants` and `persist_docs` itself once the model is built. #}
+{% macro apply_grants(relation, grant_config, should_revoke=True) %}{% endmacro %}
+{% macro persist_docs(relation, model, for_relation=true, for_columns=true) %}{% endmacro %}
+{% macro drop_relation_if_exists(relation) %}{% if relation is not none %}{{ adapter.drop_relation(relation) }}{% endif %}{% endmacro %}

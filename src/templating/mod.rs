@@ -1055,9 +1055,8 @@ fn has_top_level_if(expr: &str) -> bool {
 /// Rewrite dbt's `{% test name(…) %}…{% endtest %}` blocks as the macros
 /// they define (`test_name`), and `{% materialization name, adapter %}`
 /// blocks as dbt's `materialization_<name>_<adapter>` macros, keeping every
-/// line where it was. (sluice builds with its own materializations; a
-/// project's custom ones parse, and a model that uses one is an error
-/// naming it when it runs.)
+/// line where it was. (A model whose `materialized` is none of sluice's
+/// own is built by calling such a macro, see `commands::run`.)
 pub fn desugar_test_blocks(text: &str) -> String {
     if !text.contains("test") && !text.contains("materialization") {
         return text.to_string();
@@ -1083,19 +1082,8 @@ pub fn desugar_test_blocks(text: &str) -> String {
             rest = after;
         } else if let Some(after) = rest.strip_prefix("materialization ") {
             let Some(close) = after.find("%}") else { break };
-            let args = after[..close].trim_end().trim_end_matches(['-', '+']);
-            let mut parts = args.split(',').map(str::trim);
-            let name = parts.next().unwrap_or_default();
-            let adapter = parts
-                .find_map(|p| {
-                    (p == "default").then(|| "default".to_string()).or_else(|| {
-                        p.strip_prefix("adapter")
-                            .map(|v| v.trim_start().trim_start_matches('=').trim())
-                            .map(|v| v.trim_matches(['\'', '"']).to_string())
-                    })
-                })
-                .unwrap_or_else(|| "default".to_string());
-            out.push_str(&format!("macro materialization_{name}_{adapter}() "));
+            let name = crate::project::materialization_macro_name(&after[..close]);
+            out.push_str(&format!("macro {name}() "));
             // Keep a `-%}` / `+%}` whitespace control.
             if let Some(c) = after[..close]
                 .chars()
@@ -1224,6 +1212,17 @@ fn call_macro_in(
         this => state.lookup("this"),
         model => state.lookup("model"),
         execute => state.lookup("execute"),
+    };
+    // Inside a materialization, every macro sees its `sql` and hooks.
+    let ctx = match state.lookup("pre_hooks") {
+        Some(pre_hooks) => context! {
+            pre_hooks,
+            post_hooks => state.lookup("post_hooks"),
+            sql => state.lookup("sql"),
+            compiled_code => state.lookup("compiled_code"),
+            ..ctx
+        },
+        None => ctx,
     };
     let ctx = match locals {
         Some(locals) => context! { ..ctx, ..locals.clone() },

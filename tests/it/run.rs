@@ -475,6 +475,92 @@ fn a_dropped_connection_is_a_clear_error_and_a_failure() {
     assert!(stderr.contains("ERROR=1"), "{stderr}");
 }
 
+/// A project's own `{% materialization %}`: a model `materialized` with a
+/// name sluice does not build itself runs the macro dbt would pick (the
+/// engine's `adapter=` version over `default`), with `sql`, `this`,
+/// `pre_hooks`/`post_hooks` (through `run_hooks`) and `statement('main')`
+/// as dbt gives them, and rebuilds over its previous relation. A name no
+/// macro defines is an error naming it.
+fn custom_materializations_build(engine: &Engine, schema: &str, adapter: &str) {
+    let dir = jaffle();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("macros/materializations")).expect("mkdir");
+    std::fs::write(
+        root.join("macros/materializations/custom.sql"),
+        format!(
+            "{{% materialization logged_table, default %}}\n\
+             {{%- set target_relation = this.incorporate(type='table') -%}}\n\
+             {{%- set existing = load_cached_relation(this) -%}}\n\
+             {{%- set tmp = make_intermediate_relation(target_relation) -%}}\n\
+             {{{{ run_hooks(pre_hooks) }}}}\n\
+             {{% call statement('main') -%}}\n\
+             {{{{ create_table_as(False, tmp, sql) }}}}\n\
+             {{%- endcall %}}\n\
+             {{{{ drop_relation_if_exists(existing) }}}}\n\
+             {{{{ adapter.rename_relation(tmp, target_relation) }}}}\n\
+             {{{{ run_hooks(post_hooks) }}}}\n\
+             {{{{ return({{'relations': [target_relation]}}) }}}}\n\
+             {{% endmaterialization %}}\n\
+             {{% materialization picked, default %}}\n\
+             {{% call statement('main') %}}create or replace view {{{{ this }}}} as select 'default' as picked{{% endcall %}}\n\
+             {{{{ return({{'relations': [this]}}) }}}}\n\
+             {{% endmaterialization %}}\n\
+             {{% materialization picked, adapter='{adapter}' %}}\n\
+             {{% call statement('main') %}}create or replace view {{{{ this }}}} as select 'adapter' as picked{{% endcall %}}\n\
+             {{{{ return({{'relations': [this]}}) }}}}\n\
+             {{% endmaterialization %}}\n"
+        ),
+    )
+    .expect("write materializations");
+    std::fs::write(
+        root.join("models/logged.sql"),
+        "{{ config(materialized='logged_table', pre_hook=\"select 1\", post_hook=\"insert into {{ this }} values (99)\") }}\nselect 1 as id\n",
+    )
+    .expect("write model");
+    std::fs::write(
+        root.join("models/picked_model.sql"),
+        "{{ config(materialized='picked') }}\nselect 1 as x\n",
+    )
+    .expect("write model");
+    for round in 1..=2 {
+        let out = engine.run(root, &["run", "-s", "logged", "picked_model"]);
+        assert_ok(&out, &format!("run {round}"));
+        assert_eq!(
+            engine.query(root, &format!("select id from {schema}.logged order by id")),
+            vec![vec![Value::from(1)], vec![Value::from(99)]],
+            "round {round}"
+        );
+    }
+    assert_eq!(
+        engine.query(root, &format!("select picked from {schema}.picked_model")),
+        vec![vec![Value::from("adapter")]]
+    );
+    std::fs::write(
+        root.join("models/picked_model.sql"),
+        "{{ config(materialized='no_such_thing') }}\nselect 1 as x\n",
+    )
+    .expect("write model");
+    let out = engine.run(root, &["run", "-s", "picked_model"]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    let said = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        said.contains("unknown materialization 'no_such_thing'")
+            && said.contains("models/picked_model.sql"),
+        "{said}"
+    );
+}
+
+#[test]
+fn custom_materializations_build_on_postgres() {
+    custom_materializations_build(&Engine::postgres(), "jaffle", "postgres");
+}
+
+#[cfg(feature = "duckdb")]
+#[test]
+fn custom_materializations_build_on_duckdb() {
+    custom_materializations_build(&Engine::duckdb(), "main", "duckdb");
+}
+
 /// dbt's cross-database macros (`dbt.datediff(…)`, or bare `datediff(…)`),
 /// built and queried on a real warehouse: each engine gets the SQL dbt's
 /// adapter for it generates, so the answers are the same on both.
