@@ -63,6 +63,9 @@ pub struct SelectArgs {
     /// Nodes to exclude.
     #[arg(long, num_args = 1.., action = clap::ArgAction::Append)]
     pub exclude: Vec<String>,
+    /// A named selection from selectors.yml (instead of --select/--exclude).
+    #[arg(long)]
+    pub selector: Option<String>,
     /// A previous run's target directory, for `state:` selectors.
     #[arg(long)]
     pub state: Option<PathBuf>,

@@ -367,7 +367,29 @@ pub fn select_ids(
             .map(|_| &check as crate::graph::select::StateCheck),
         ..Default::default()
     };
-    let selection = select::select(c.nodes(), &c.graph, &s.select, &s.exclude, &ctx).map_err(|e| {
+    // As dbt: `--selector`, else `--select`/`--exclude`, else the
+    // selectors.yml selector marked `default: true`, else everything.
+    let selectors = crate::graph::selectors::Selectors::load(&c.project.root)?;
+    let named = match (&s.selector, s.select.is_empty() && s.exclude.is_empty()) {
+        (Some(name), given_none) => {
+            if !given_none {
+                eprintln!(
+                    "warning: --select/--exclude are ignored: --selector {name} chooses the nodes"
+                );
+            }
+            Some(name.as_str())
+        }
+        (None, true) => selectors.default_name(),
+        (None, false) => None,
+    };
+    let selection = match named {
+        Some(name) => {
+            let spec = selectors.spec(name)?;
+            select::select_spec(c.nodes(), &c.graph, &spec, &ctx)
+        }
+        None => select::select(c.nodes(), &c.graph, &s.select, &s.exclude, &ctx),
+    }
+    .map_err(|e| {
         Diagnostic::error("E0402", e.to_string()).hint("selectors: name, +name, name+, @name, tag:, path:, source:, resource_type:, config.materialized:, test_type:, test_name:")
     })?;
     for w in &selection.warnings {

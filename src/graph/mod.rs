@@ -1,6 +1,7 @@
 //! The DAG of a project's nodes (petgraph), cycle reports, and node selection.
 
 pub mod select;
+pub mod selectors;
 
 use std::collections::{BTreeMap, HashMap};
 

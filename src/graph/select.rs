@@ -426,15 +426,18 @@ fn check_args(raw: &str, method: Method, args: &[String]) -> Result<(), SelectEr
 // ---------------------------------------------------------------------------
 // Spec trees (dbt's SelectionUnion / Intersection / Difference)
 
+/// How a group combines its parts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SetOp {
+pub enum SetOp {
     Union,
     Intersection,
     Difference,
 }
 
+/// A parsed selection: `--select`/`--exclude`, or a `selectors.yml`
+/// definition (see [`crate::graph::selectors`]).
 #[derive(Debug)]
-enum Spec {
+pub enum Spec {
     /// Every enabled node (no `--select`).
     All,
     Atom(Criterion),
@@ -445,6 +448,48 @@ enum Spec {
         /// Warn when this group selects nothing.
         expect_exists: bool,
     },
+}
+
+impl Spec {
+    /// One criterion (`+tag:nightly`).
+    pub fn criterion(raw: &str) -> Result<Spec, SelectError> {
+        parse_spec(raw).map(Spec::Atom)
+    }
+
+    /// `--select`'s syntax: space-separated specs, commas intersecting.
+    pub fn cli(args: &[String]) -> Result<Spec, SelectError> {
+        parse_union(args)
+    }
+
+    /// What all of `parts` select; warns under `raw` when that is nothing.
+    pub fn union(parts: Vec<Spec>, raw: String) -> Spec {
+        Spec::Group {
+            op: SetOp::Union,
+            parts,
+            raw,
+            expect_exists: true,
+        }
+    }
+
+    /// What each of `parts` selects.
+    pub fn intersection(parts: Vec<Spec>, raw: String) -> Spec {
+        Spec::Group {
+            op: SetOp::Intersection,
+            parts,
+            raw,
+            expect_exists: true,
+        }
+    }
+
+    /// What `include` selects and `exclude` does not.
+    pub fn difference(include: Spec, exclude: Spec) -> Spec {
+        Spec::Group {
+            op: SetOp::Difference,
+            parts: vec![include, exclude],
+            raw: String::new(),
+            expect_exists: false,
+        }
+    }
 }
 
 /// `["a b", "c,d"]` → union(intersection(a), intersection(b), intersection(c, d)).
@@ -498,10 +543,19 @@ pub fn select(
     exclude: &[String],
     ctx: &SelectContext,
 ) -> Result<Selection, SelectError> {
-    let spec = parse_selection(select, exclude)?;
+    select_spec(nodes, graph, &parse_selection(select, exclude)?, ctx)
+}
+
+/// [`select`] for an already parsed selection (a named selector's).
+pub fn select_spec(
+    nodes: &BTreeMap<String, Node>,
+    graph: &Graph,
+    spec: &Spec,
+    ctx: &SelectContext,
+) -> Result<Selection, SelectError> {
     let selector = Selector::new(nodes, graph, ctx);
     let mut warnings = Vec::new();
-    let (direct, _) = selector.eval(&spec, &mut warnings)?;
+    let (direct, _) = selector.eval(spec, &mut warnings)?;
     Ok(Selection {
         ids: direct.into_iter().map(str::to_string).collect(),
         warnings,

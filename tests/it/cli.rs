@@ -1263,3 +1263,74 @@ fn python_datetimes_and_jinja_in_test_arguments_compile() {
         .collect::<String>();
     assert!(test.contains("where not (idx = 2)"), "{test}");
 }
+
+/// dbt's YAML selectors: `--selector` runs a named definition (method/value
+/// with graph operators, unions with an `exclude`, another selector), the
+/// `default: true` one applies when no selection is given, `--select` then
+/// wins over the default, and an unknown name is an error with a
+/// suggestion.
+#[test]
+fn yaml_selectors_choose_nodes() {
+    let dir = example_project();
+    let root = dir.path();
+    std::fs::write(
+        root.join("selectors.yml"),
+        "selectors:\n  - name: marts\n    default: true\n    definition:\n      union:\n        - method: path\n          value: models/datamart\n        - exclude:\n            - hashtags_per_hour\n            - resource_type: test\n  - name: users_up\n    definition:\n      intersection:\n        - method: fqn\n          value: int_users\n          children: true\n          children_depth: 1\n        - resource_type: model\n  - name: via_other\n    definition:\n      method: selector\n      value: users_up\n",
+    )
+    .expect("write selectors");
+    let listed = |args: &[&str]| -> Vec<String> {
+        let out = run_in(root, args);
+        assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+        let mut names: Vec<String> = out.stdout.lines().map(str::to_string).collect();
+        names.sort();
+        names
+    };
+    assert_eq!(
+        listed(&["ls", "--output", "name"]),
+        [
+            "tweets_by_language",
+            "tweets_dashboard",
+            "tweets_per_10_minutes"
+        ]
+    );
+    // `via_other` is `users_up` by reference.
+    for name in ["users_up", "via_other"] {
+        let models = ["--resource-type", "model"];
+        assert_eq!(
+            listed(&[
+                "ls",
+                "--output",
+                "name",
+                "--selector",
+                name,
+                models[0],
+                models[1]
+            ]),
+            ["int_tweets_with_authors", "int_users"]
+        );
+    }
+    assert_eq!(
+        listed(&[
+            "ls",
+            "--output",
+            "name",
+            "-s",
+            "int_tweets",
+            "--resource-type",
+            "model"
+        ]),
+        ["int_tweets"]
+    );
+    let out = run_in(root, &["ls", "--selector", "mart"]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stderr.contains("no selector named `mart`"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("did you mean `marts`"),
+        "{}",
+        out.stderr
+    );
+}
