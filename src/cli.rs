@@ -47,6 +47,77 @@ pub struct GlobalArgs {
     /// Treat warnings as errors.
     #[arg(long, global = true)]
     pub warn_error: bool,
+    /// Write artifacts and compiled SQL here instead of the project's
+    /// `target-path` (also DBT_TARGET_PATH).
+    #[arg(long, global = true, env = "DBT_TARGET_PATH")]
+    pub target_path: Option<PathBuf>,
+    #[command(flatten)]
+    pub dbt_only: DbtOnlyFlags,
+}
+
+/// dbt's flags that have no effect in sluice (its parser is always complete
+/// and fast, it sends no usage data, …), accepted so that scripts written
+/// for dbt run unchanged.
+#[derive(Debug, Args, Clone, Default)]
+pub struct DbtOnlyFlags {
+    #[arg(long, global = true, hide = true)]
+    partial_parse: bool,
+    #[arg(long, global = true, hide = true)]
+    no_partial_parse: bool,
+    #[arg(long, global = true, hide = true)]
+    version_check: bool,
+    #[arg(long, global = true, hide = true)]
+    no_version_check: bool,
+    #[arg(long, global = true, hide = true)]
+    send_anonymous_usage_stats: bool,
+    #[arg(long, global = true, hide = true)]
+    no_send_anonymous_usage_stats: bool,
+    #[arg(long, global = true, hide = true)]
+    use_colors: bool,
+    #[arg(long, global = true, hide = true)]
+    no_use_colors: bool,
+    #[arg(long, global = true, hide = true)]
+    write_json: bool,
+    #[arg(long, global = true, hide = true)]
+    no_write_json: bool,
+    #[arg(long, global = true, hide = true)]
+    cache_selected_only: bool,
+    #[arg(long, global = true, hide = true)]
+    no_cache_selected_only: bool,
+    #[arg(long, global = true, hide = true)]
+    populate_cache: bool,
+    #[arg(long, global = true, hide = true)]
+    no_populate_cache: bool,
+    #[arg(long, global = true, hide = true)]
+    introspect: bool,
+    #[arg(long, global = true, hide = true)]
+    no_introspect: bool,
+    #[arg(long, global = true, hide = true)]
+    static_parser: bool,
+    #[arg(long, global = true, hide = true)]
+    no_static_parser: bool,
+    #[arg(long, global = true, hide = true)]
+    use_experimental_parser: bool,
+    #[arg(long, global = true, hide = true)]
+    print: bool,
+    #[arg(long, global = true, hide = true)]
+    no_print: bool,
+    #[arg(short = 'd', long, global = true, hide = true)]
+    debug: bool,
+    #[arg(long, global = true, hide = true)]
+    log_level: Option<String>,
+    #[arg(long, global = true, hide = true)]
+    log_level_file: Option<String>,
+    #[arg(long, global = true, hide = true)]
+    log_format_file: Option<String>,
+    #[arg(long, global = true, hide = true)]
+    log_path: Option<PathBuf>,
+    #[arg(long, global = true, hide = true)]
+    printer_width: Option<usize>,
+    #[arg(long, global = true, hide = true)]
+    warn_error_options: Option<String>,
+    #[arg(short = 'r', long, global = true, hide = true)]
+    record_timing_info: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -69,6 +140,10 @@ pub struct SelectArgs {
     /// A previous run's target directory, for `state:` selectors.
     #[arg(long)]
     pub state: Option<PathBuf>,
+    /// How tests follow the nodes they test: eager (default), cautious,
+    /// buildable or empty.
+    #[arg(long, env = "DBT_INDIRECT_SELECTION", value_parser = ["eager", "cautious", "buildable", "empty"])]
+    pub indirect_selection: Option<String>,
 }
 
 #[derive(Debug, Args, Clone, Default)]

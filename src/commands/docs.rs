@@ -74,7 +74,10 @@ pub fn serve(g: &GlobalArgs, ui: &Ui, host: &str, port: u16) -> Result<Exit, Fai
             Diagnostic::error("E0100", format!("no dbt_project.yml in {}", root.display()))
         })?;
     let (cfg, _) = crate::project::config::ProjectConfig::parse(&text)?;
-    let dir = root.join(&cfg.target_path);
+    let dir = match &g.target_path {
+        Some(t) => root.join(t),
+        None => root.join(&cfg.target_path),
+    };
     if !dir.join("index.html").is_file() {
         return Err(Diagnostic::error("E0801", "no docs site in target/")
             .hint("run `sluice docs generate` first")

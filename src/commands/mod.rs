@@ -282,7 +282,10 @@ pub fn load_with(
 ) -> Result<Loaded, Failure> {
     let root = project_dir(g);
     let started = Instant::now();
-    let (project, warnings) = project::load(&root)?;
+    let (mut project, warnings) = project::load(&root)?;
+    if let Some(dir) = &g.target_path {
+        project.config.target_path = dir.to_string_lossy().into_owned();
+    }
     let target = load_target(g, &project)?;
     let settings = RenderSettings {
         engine: target.config.engine(),
@@ -362,10 +365,14 @@ pub fn select_ids(
     let ctx = SelectContext {
         project_name: Some(c.project.name()),
         project_root: Some(&c.project.root),
+        indirect_selection: s
+            .indirect_selection
+            .as_deref()
+            .and_then(crate::graph::select::IndirectSelection::parse)
+            .unwrap_or_default(),
         state: previous
             .as_ref()
             .map(|_| &check as crate::graph::select::StateCheck),
-        ..Default::default()
     };
     // As dbt: `--selector`, else `--select`/`--exclude`, else the
     // selectors.yml selector marked `default: true`, else everything.

@@ -1334,3 +1334,67 @@ fn yaml_selectors_choose_nodes() {
         out.stderr
     );
 }
+
+/// Flags dbt users pass in scripts: dbt-only switches are accepted (before
+/// or after the command), `--target-path` moves the artifacts, and
+/// `--indirect-selection` decides which tests follow a selection.
+#[test]
+fn dbt_flags_from_scripts_are_accepted() {
+    let dir = example_project();
+    let root = dir.path();
+    let out = run_in(
+        root,
+        &[
+            "--no-partial-parse",
+            "--no-send-anonymous-usage-stats",
+            "compile",
+            "--no-version-check",
+            "--log-level",
+            "debug",
+            "--target-path",
+            "elsewhere",
+            "-s",
+            "int_users",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(root.join("elsewhere/manifest.json").is_file());
+    assert!(root
+        .join("elsewhere/compiled/twitter_analytics/models/intermediate/int_users.sql")
+        .is_file());
+    assert!(!root.join("target/manifest.json").exists());
+    let tests_of = |mode: &str| -> Vec<String> {
+        let out = run_in(
+            root,
+            &[
+                "ls",
+                "-s",
+                "int_users",
+                "--resource-type",
+                "test",
+                "--output",
+                "name",
+                "--indirect-selection",
+                mode,
+            ],
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out.stdout.lines().map(str::to_string).collect()
+    };
+    // The relationships test also needs int_tweets: eager takes it, cautious does not.
+    let eager = tests_of("eager");
+    let cautious = tests_of("cautious");
+    assert!(
+        eager.iter().any(|t| t.starts_with("relationships_")),
+        "{eager:?}"
+    );
+    assert!(
+        !cautious.iter().any(|t| t.starts_with("relationships_")),
+        "{cautious:?}"
+    );
+    assert!(
+        cautious.iter().any(|t| t == "unique_int_users_id"),
+        "{cautious:?}"
+    );
+    assert!(tests_of("empty").is_empty());
+}
