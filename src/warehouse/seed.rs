@@ -15,10 +15,12 @@
 //! requires the columns to be unchanged; with `--full-refresh` the table is
 //! dropped and recreated.
 //!
-//! Inferred types: integers → `BIGINT`; other numbers → `DOUBLE` (DuckDB) or
-//! `NUMERIC` (PostgreSQL, as dbt-postgres); `true`/`false` → `BOOLEAN`;
-//! `YYYY-MM-DD` → `DATE`; `YYYY-MM-DD HH:MM:SS[.fff]` → `TIMESTAMP`; anything
-//! else, and columns with no values, → text. Empty fields are NULL.
+//! Inferred types, as dbt's SQL adapters type seeds: integers → `INTEGER`
+//! (`BIGINT` beyond 32 bits), other numbers → `DOUBLE PRECISION`,
+//! `true`/`false` → `BOOLEAN`, `YYYY-MM-DD` → `DATE`,
+//! `YYYY-MM-DD HH:MM:SS[.fff]` → `TIMESTAMP`, anything else → text, a column
+//! with no values → `INTEGER`. Empty fields, blanks and `null` (in any case)
+//! are NULL, as dbt (agate) reads seeds.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -80,6 +82,11 @@ pub struct SeedData {
     pub rows_kept: bool,
     /// The file has blank lines, which CSV readers disagree about.
     pub blank_lines: bool,
+    /// A value PostgreSQL's COPY would read differently from dbt's reader:
+    /// a double quote inside an unquoted field (`{ "a": 1 }`, which dbt
+    /// keeps and COPY takes as quoting), or a NULL spelled `null` or as
+    /// blanks. Such a file is loaded from the rows read here.
+    pub copy_reads_differently: bool,
     /// Data rows (blank lines not counted).
     pub row_count: u64,
 }
@@ -119,7 +126,7 @@ pub fn load_seed_quoting(
     // Where the engine can load the checked file itself (COPY on Postgres,
     // like `psql \copy`), the rows are not kept in memory at all.
     let mut data = scan_csv(csv_path, !conn.can_copy_csv_file())?;
-    if data.blank_lines && !data.rows_kept {
+    if (data.blank_lines || data.copy_reads_differently) && !data.rows_kept {
         data = read_csv(csv_path)?;
     }
     let mut columns = seed_columns(engine, &data, column_types);
@@ -212,6 +219,7 @@ fn scan_csv(path: &Path, keep_rows: bool) -> Result<SeedData, SeedError> {
         lines: Vec::new(),
         rows_kept: keep_rows,
         blank_lines: false,
+        copy_reads_differently: false,
         row_count: 0,
     };
     loop {
@@ -238,15 +246,18 @@ fn scan_csv(path: &Path, keep_rows: bool) -> Result<SeedData, SeedError> {
         }
         data.row_count += 1;
         for (kind, v) in data.kinds.iter_mut().zip(record.iter()) {
-            if !v.is_empty() {
+            if is_null(v) {
+                data.copy_reads_differently |= !v.is_empty();
+            } else {
                 observe(kind, v);
+                data.copy_reads_differently |= v.contains('"');
             }
         }
         if keep_rows {
             data.rows.push(
                 record
                     .iter()
-                    .map(|v| (!v.is_empty()).then(|| v.to_string()))
+                    .map(|v| (!is_null(v)).then(|| v.to_string()))
                     .collect(),
             );
             data.lines.push(line);
@@ -328,6 +339,13 @@ pub fn infer_type<'a>(values: impl IntoIterator<Item = &'a str>) -> InferredType
 }
 
 /// Widen a column's kind so far to fit one more non-empty value.
+/// A seed value that is NULL, as dbt's CSV reading (agate) has it: empty,
+/// blanks, or `null` in any case.
+fn is_null(v: &str) -> bool {
+    let t = v.trim();
+    t.is_empty() || t.eq_ignore_ascii_case("null")
+}
+
 fn observe(kind: &mut Option<InferredType>, v: &str) {
     if *kind == Some(InferredType::Text) {
         return;

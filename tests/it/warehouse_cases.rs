@@ -701,7 +701,8 @@ pub fn seed_infers_types(wh: &dyn Warehouse, schema: &str) {
 
 /// What the CSV reader sees is what loads, whichever path the engine takes
 /// (PostgreSQL streams the file to COPY): quoted empty values are NULL like
-/// unquoted ones, quoted newlines and CRLF line ends are data, blank lines
+/// unquoted ones (and so are blanks and `null`), quoted newlines and CRLF
+/// line ends are data, quotes inside an unquoted value are kept, blank lines
 /// are skipped.
 pub fn seed_reads_csv_edge_cases_like_the_checker(wh: &dyn Warehouse, schema: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -712,11 +713,11 @@ pub fn seed_reads_csv_edge_cases_like_the_checker(wh: &dyn Warehouse, schema: &s
     let csv = write(
         dir.path(),
         "edges.csv",
-        "id,note\r\n1,\"\"\r\n2,\"two\nlines\"\r\n3,\"say \"\"hi\"\"\"\r\n",
+        "id,note\r\n1,\"\"\r\n2,\"two\nlines\"\r\n3,\"say \"\"hi\"\"\"\r\n4,{ \"a\": [1] }\r\n5, \r\n6,NULL\r\n",
     );
     let out = load_seed(c, wh.engine(), &plain, &csv, &BTreeMap::new(), false)
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(out.rows_affected, Some(3));
+    assert_eq!(out.rows_affected, Some(6));
     let got = rows(
         c,
         &format!("SELECT id, note FROM {} ORDER BY id", render(&plain)),
@@ -726,7 +727,13 @@ pub fn seed_reads_csv_edge_cases_like_the_checker(wh: &dyn Warehouse, schema: &s
         [
             [json!(1), json!(null)],
             [json!(2), json!("two\nlines")],
-            [json!(3), json!("say \"hi\"")]
+            [json!(3), json!("say \"hi\"")],
+            // Quotes inside an unquoted value are data, as Python's csv
+            // (dbt's) reads them.
+            [json!(4), json!("{ \"a\": [1] }")],
+            // Blanks and `null` are NULL, as dbt (agate) reads them.
+            [json!(5), json!(null)],
+            [json!(6), json!(null)]
         ]
     );
     let blank = rel(schema, "seed_blank_lines");
