@@ -696,7 +696,11 @@ fn run_plan(
             let work_rx = work_rx.clone();
             let done_tx = done_tx.clone();
             let warehouse = warehouse.clone();
-            s.spawn(move || {
+            // Named as dbt names its worker threads: templates read the
+            // name as `thread_id` (elementary keys its state by it).
+            let worker =
+                std::thread::Builder::new().name(format!("Thread-{} (worker)", thread + 1));
+            let spawned = worker.spawn_scoped(s, move || {
                 let conn = warehouse.connect().map(|c| Arc::new(Mutex::new(c)));
                 loop {
                     let next = match work_rx.lock() {
@@ -750,6 +754,9 @@ fn run_plan(
                     }
                 }
             });
+            if let Err(e) = spawned {
+                eprintln!("warning: could not start worker thread {}: {e}", thread + 1);
+            }
         }
         drop(done_tx);
         let mut in_flight = 0usize;
@@ -1939,7 +1946,7 @@ fn write_artifacts(
             "timing": [
                 {"name": "execute", "started_at": r.started_at, "completed_at": r.completed_at}
             ],
-            "thread_id": format!("Thread-{}", r.thread + 1),
+            "thread_id": format!("Thread-{} (worker)", r.thread + 1),
             "execution_time": r.seconds,
             "adapter_response": {"_message": r.message, "rows_affected": r.rows_affected},
             "message": r.message,

@@ -427,6 +427,7 @@ impl Renderer {
             this => this,
             model => model,
             execute => execute,
+            thread_id => thread_id(),
             ..extra
         };
         // A package's node: its own macros, callable bare.
@@ -495,6 +496,7 @@ impl Renderer {
             __args => Value::from(args.to_vec()),
             model => node.map(|n| model_value(n, None)),
             execute => false,
+            thread_id => thread_id(),
         };
         let name = format!("<call {macro_name}>");
         let r = self
@@ -788,6 +790,7 @@ pub fn jinja2_syntax(text: &str) -> std::borrow::Cow<'_, str> {
         macro_defaults,
         python_datetime::timedelta_arithmetic,
         python_datetime::datetime_difference,
+        python_datetime::timedelta_sums,
     ] {
         if let Cow::Owned(changed) = rewrite(&out) {
             out = Cow::Owned(changed);
@@ -1181,6 +1184,15 @@ fn macro_function(
     })
 }
 
+/// dbt's `thread_id`: the worker thread's name (`Thread-1 (worker)`), or
+/// `MainThread` outside the workers.
+fn thread_id() -> String {
+    match std::thread::current().name() {
+        Some(name) if name.starts_with("Thread-") => name.to_string(),
+        _ => "MainThread".to_string(),
+    }
+}
+
 /// Call `macro_name` defined in template `file`, in the caller's render
 /// scope, honouring `return()`, with `locals` visible by name.
 /// `(macro_name, id)`: the macro's name and `<package>.<name>`, which the
@@ -1212,6 +1224,7 @@ fn call_macro_in(
         this => state.lookup("this"),
         model => state.lookup("model"),
         execute => state.lookup("execute"),
+        thread_id => state.lookup("thread_id"),
     };
     // Inside a materialization, every macro sees its `sql` and hooks.
     let ctx = match state.lookup("pre_hooks") {

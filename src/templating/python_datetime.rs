@@ -708,13 +708,47 @@ fn postfix_start(b: &[u8], end: usize) -> Option<usize> {
 /// leaves the text alone. Unchanged (and not copied) when there is none.
 pub fn datetime_difference(text: &str) -> std::borrow::Cow<'_, str> {
     const HINTS: [&str; 5] = ["datetime", "run_started_at", "utcnow", "now()", "today()"];
-    if !text.contains(" - ") || !HINTS.iter().any(|h| text.contains(h)) {
+    if !HINTS.iter().any(|h| text.contains(h)) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    binary_calls(text, " - ", "__sluice_sub", |left, right| {
+        HINTS.iter().any(|h| left.contains(h) || right.contains(h))
+    })
+}
+
+/// `a + b` between two names (or other postfix expressions) in a template
+/// that uses timedeltas becomes `__sluice_add(a, b)`, which adds datetimes
+/// and timedeltas as Python does and anything else as Jinja does: sums of
+/// durations held in variables (elementary's `existing_duration +
+/// sub_context_duration`) have no datetime to recognize them by.
+pub fn timedelta_sums(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains("timedelta") {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let operand = |o: &str| o.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
+    binary_calls(text, " + ", "__sluice_add", |left, right| {
+        operand(left) && operand(right)
+    })
+}
+
+/// Rewrite `left <op> right` inside Jinja into `func(left, right)` where
+/// both sides are postfix expressions, no tighter-binding operator touches
+/// them, and `applies(left, right)`. Unchanged (and not copied) when no
+/// such expression is found.
+fn binary_calls<'t>(
+    text: &'t str,
+    op: &str,
+    func: &str,
+    applies: impl Fn(&str, &str) -> bool,
+) -> std::borrow::Cow<'t, str> {
+    if !text.contains(op) {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = text.to_string();
+    let mut changed = false;
     let mut from = 0;
-    while let Some(found) = out[from..].find(" - ").map(|i| from + i) {
-        from = found + 3;
+    while let Some(found) = out[from..].find(op).map(|i| from + i) {
+        from = found + op.len();
         if !inside_jinja(&out, found) {
             continue;
         }
@@ -726,7 +760,7 @@ pub fn datetime_difference(text: &str) -> std::borrow::Cow<'_, str> {
         let Some(left_start) = postfix_start(b, left_end) else {
             continue;
         };
-        let mut right_start = found + 3;
+        let mut right_start = found + op.len();
         while right_start < b.len() && b[right_start] == b' ' {
             right_start += 1;
         }
@@ -741,14 +775,19 @@ pub fn datetime_difference(text: &str) -> std::borrow::Cow<'_, str> {
             continue;
         }
         let (left, right) = (&out[left_start..left_end], &out[right_start..right_end]);
-        if !HINTS.iter().any(|h| left.contains(h) || right.contains(h)) {
+        if !applies(left, right) {
             continue;
         }
-        let rewritten = format!("__sluice_sub({left}, {right})");
+        let rewritten = format!("{func}({left}, {right})");
         out.replace_range(left_start..right_end, &rewritten);
         from = left_start + rewritten.len();
+        changed = true;
     }
-    std::borrow::Cow::Owned(out)
+    if changed {
+        std::borrow::Cow::Owned(out)
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
 }
 
 /// Whether offset `at` is inside a `{{ … }}` or `{% … %}`, and not inside
@@ -868,6 +907,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sums_in_templates_using_timedeltas_become_calls() {
+        let text = "{% set zero = modules.datetime.timedelta() %}{% do d.update({k: existing_duration + sub_context_duration}) %}{{ loop.index + 1 }}{{ a + b * c }}{{ 'x' + y }}";
+        assert_eq!(
+            timedelta_sums(text),
+            "{% set zero = modules.datetime.timedelta() %}{% do d.update({k: __sluice_add(existing_duration, sub_context_duration)}) %}{{ loop.index + 1 }}{{ a + b * c }}{{ 'x' + y }}"
+        );
+        assert_eq!(
+            timedelta_sums("{{ a + b + c }} timedelta"),
+            "{{ __sluice_add(__sluice_add(a, b), c) }} timedelta"
+        );
+        // Without timedeltas in the template: left alone.
+        let plain = "{{ a + b }}";
+        assert!(matches!(
+            timedelta_sums(plain),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
+
+    #[test]
     fn datetime_differences_become_calls() {
         assert_eq!(
             datetime_difference("{% do d.update({n: modules.datetime.datetime.utcnow() - ctx.start_time}) %}"),
@@ -925,7 +983,7 @@ mod tests {
         register(&mut env);
         env.add_global("datetime", module());
         env.add_global("pytz", pytz_module());
-        env.render_str(&timedelta_arithmetic(src), ())
+        env.render_str(&timedelta_sums(&timedelta_arithmetic(src)), ())
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
@@ -954,6 +1012,12 @@ mod tests {
         assert_eq!(
             render("{{ datetime.date.fromisoformat('2024-02-03').weekday() }}"),
             "5"
+        );
+        // Durations held in variables add up (elementary's timings), and
+        // numbers, strings and lists still add as Jinja adds them.
+        assert_eq!(
+            render("{% set a = datetime.timedelta(seconds=90) %}{% set b = datetime.timedelta(minutes=1) %}{% set n = 2 %}{% set m = 3 %}{% set l = [1] %}{% set k = [2] %}{% set s = 'x' %}{% set t = 'y' %}{{ (a + b).total_seconds() }} {{ n + m }} {{ l + k }} {{ s + t }}"),
+            "150.0 5 [1, 2] xy"
         );
         // Zones shift instants: midnight in Tokyo is 15:00 UTC the day before.
         assert_eq!(

@@ -766,7 +766,8 @@ fn graph_holds_the_projects_nodes_when_executing() {
 /// sections, every model carrying `time_spine`, `contract`, `docs` even
 /// when unset (so `rejectattr('time_spine', 'none')` keeps only the time
 /// spine), `depends_on.macros` naming the package that defines each macro,
-/// and `parse` writing no compiled code (as `dbt parse`) while `compile` does.
+/// `parse` writing no compiled code (as `dbt parse`) while `compile` does,
+/// and `thread_id` naming the worker.
 #[cfg(feature = "duckdb")]
 #[test]
 fn graph_and_manifest_carry_dbts_sections_and_node_keys() {
@@ -792,7 +793,8 @@ fn graph_and_manifest_carry_dbts_sections_and_node_keys() {
          {% endif %}\
          select '{{ spines | join(',') }}' as spines, '{{ parents | sort | join(',') }}' as exposure_parents, \
          {{ (graph.metrics | length) if execute else -1 }} as metrics, \
-         {{ (graph.nodes.values() | selectattr('resource_type', 'equalto', 'exposure') | list | length) if execute else -1 }} as exposures_in_nodes\n",
+         {{ (graph.nodes.values() | selectattr('resource_type', 'equalto', 'exposure') | list | length) if execute else -1 }} as exposures_in_nodes, \
+         '{{ thread_id }}' as thread\n",
     )
     .expect("write model");
 
@@ -855,16 +857,23 @@ fn graph_and_manifest_carry_dbts_sections_and_node_keys() {
     assert_ok(&duck.run(root, &["run", "-s", "+graph_census"]), "run");
     let rows = duck.query(
         root,
-        "select spines, exposure_parents, metrics, exposures_in_nodes from main.graph_census",
+        "select spines, exposure_parents, metrics, exposures_in_nodes, thread from main.graph_census",
     );
+    assert_eq!(rows.len(), 1);
     assert_eq!(
-        rows,
-        vec![vec![
+        rows[0][..4],
+        [
             Value::from("all_days"),
             Value::from("model.jaffle.customers,model.jaffle.orders"),
             Value::from(0),
             Value::from(0)
-        ]]
+        ]
+    );
+    // dbt's `thread_id`: the worker's name (elementary keys state by it).
+    let thread = rows[0][4].as_str().unwrap_or_default();
+    assert!(
+        thread.starts_with("Thread-") && thread.ends_with(" (worker)"),
+        "{thread}"
     );
 }
 
