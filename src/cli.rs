@@ -140,6 +140,13 @@ pub struct SelectArgs {
     /// A previous run's target directory, for `state:` selectors.
     #[arg(long)]
     pub state: Option<PathBuf>,
+    /// Only these resource types (model, seed, snapshot, test, unit_test,
+    /// source, exposure, analysis).
+    #[arg(long = "resource-type", alias = "resource-types", num_args = 1.., action = clap::ArgAction::Append)]
+    pub resource_type: Vec<String>,
+    /// Leave these resource types out (`build --exclude-resource-type unit_test`).
+    #[arg(long = "exclude-resource-type", num_args = 1.., action = clap::ArgAction::Append)]
+    pub exclude_resource_type: Vec<String>,
     /// How tests follow the nodes they test: eager (default), cautious,
     /// buildable or empty.
     #[arg(long, env = "DBT_INDIRECT_SELECTION", value_parser = ["eager", "cautious", "buildable", "empty"])]
@@ -205,9 +212,6 @@ pub enum Command {
         select: SelectArgs,
         #[arg(long, short = 'o', value_enum, default_value_t = LsOutput::Selector)]
         output: LsOutput,
-        /// Only these resource types (model, seed, source, test, …).
-        #[arg(long = "resource-type", num_args = 1.., action = clap::ArgAction::Append)]
-        resource_type: Vec<String>,
     },
     /// Load CSV seeds.
     Seed(RunArgs),

@@ -6,16 +6,9 @@ use serde_json::json;
 
 use super::{load, select_ids, Exit, Failure, Ui};
 use crate::cli::{GlobalArgs, LsOutput, SelectArgs};
-use crate::diagnostics::Diagnostic;
 use crate::project::node::{Node, ResourceType};
 
-pub fn ls(
-    g: &GlobalArgs,
-    ui: &Ui,
-    s: &SelectArgs,
-    output: LsOutput,
-    types: &[String],
-) -> Result<Exit, Failure> {
+pub fn ls(g: &GlobalArgs, ui: &Ui, s: &SelectArgs, output: LsOutput) -> Result<Exit, Failure> {
     let mut loaded = load(
         g,
         &Ui {
@@ -39,26 +32,12 @@ pub fn ls(
         serde_json::Value::Null
     };
     let c = &loaded.compiled;
-    let mut wanted = Vec::new();
-    for t in types {
-        if t == "all" || t == "default" {
-            continue;
-        }
-        let rt = ResourceType::parse(t).ok_or_else(|| {
-            Diagnostic::error("E0403", format!("unknown resource type `{t}`"))
-                .hint("one of: model, seed, source, test, snapshot, analysis")
-        })?;
-        wanted.push(rt);
-    }
     let ids = select_ids(c, s)?;
     let mut out = std::io::stdout().lock();
     for id in ids {
         let Some(n) = c.nodes().get(&id) else {
             continue;
         };
-        if !wanted.is_empty() && !wanted.contains(&n.resource_type) {
-            continue;
-        }
         let line = match output {
             LsOutput::Name => n.name.clone(),
             LsOutput::Path => n.original_file_path.clone(),

@@ -25,6 +25,7 @@ use crate::compile::{self, Compiled};
 use crate::compiled_files;
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::graph::select::{self, SelectContext};
+use crate::project::node::ResourceType;
 use crate::project::{self, profiles, Project};
 use crate::templating::RenderSettings;
 
@@ -169,11 +170,7 @@ fn dispatch(cli: &Cli, ui: &Ui) -> Result<Exit, Failure> {
         Command::Deps => deps::deps(g, ui),
         Command::Parse => parse_cmd(g, ui),
         Command::Compile { select, inline } => compile_cmd(g, ui, select, inline.as_deref()),
-        Command::Ls {
-            select,
-            output,
-            resource_type,
-        } => ls::ls(g, ui, select, *output, resource_type),
+        Command::Ls { select, output } => ls::ls(g, ui, select, *output),
         Command::Seed(a) => run::execute(g, ui, run::Mode::Seed, a),
         Command::Run(a) => run::execute(g, ui, run::Mode::Run, a),
         Command::Snapshot(a) => run::execute(g, ui, run::Mode::Snapshot, a),
@@ -402,7 +399,32 @@ pub fn select_ids(
     for w in &selection.warnings {
         eprintln!("warning: {w}");
     }
-    Ok(selection.ids)
+    // `--resource-type` / `--exclude-resource-type` narrow what was selected.
+    let types = |names: &[String]| -> Result<Vec<ResourceType>, Failure> {
+        let mut out = Vec::new();
+        for t in names
+            .iter()
+            .filter(|t| !matches!(t.as_str(), "all" | "default"))
+        {
+            out.push(ResourceType::parse(t).ok_or_else(|| {
+                Diagnostic::error("E0403", format!("unknown resource type `{t}`")).hint(
+                    "one of: model, seed, snapshot, test, unit_test, source, exposure, analysis",
+                )
+            })?);
+        }
+        Ok(out)
+    };
+    let (only, except) = (types(&s.resource_type)?, types(&s.exclude_resource_type)?);
+    Ok(selection
+        .ids
+        .into_iter()
+        .filter(|id| {
+            c.nodes().get(id).is_some_and(|n| {
+                (only.is_empty() || only.contains(&n.resource_type))
+                    && !except.contains(&n.resource_type)
+            })
+        })
+        .collect())
 }
 
 /// `target/manifest.json`; `compiled` says whether nodes were compiled

@@ -1398,3 +1398,44 @@ fn dbt_flags_from_scripts_are_accepted() {
     );
     assert!(tests_of("empty").is_empty());
 }
+
+/// dbt 1.8's `--resource-type` / `--exclude-resource-type` narrow any
+/// selection (`build --exclude-resource-type unit_test` in production);
+/// an unknown type is an error.
+#[test]
+fn resource_type_flags_narrow_the_selection() {
+    let dir = example_project();
+    let root = dir.path();
+    let names = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["ls", "--output", "name", "-s", "+tweets_per_10_minutes"];
+        all.extend_from_slice(args);
+        let out = run_in(root, &all);
+        assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+        let mut names: Vec<String> = out.stdout.lines().map(str::to_string).collect();
+        names.sort();
+        names
+    };
+    let models = names(&["--resource-type", "model"]);
+    assert_eq!(models, ["int_tweets", "tweets_per_10_minutes"]);
+    let everything = names(&[]);
+    let without_tests = names(&["--exclude-resource-type", "test", "source"]);
+    assert!(everything.len() > without_tests.len() + 2, "{everything:?}");
+    assert_eq!(without_tests, models);
+    assert_eq!(
+        names(&[
+            "--resource-type",
+            "model",
+            "test",
+            "--exclude-resource-type",
+            "test"
+        ]),
+        models
+    );
+    let out = run_in(root, &["ls", "--resource-type", "modle"]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stderr.contains("unknown resource type `modle`"),
+        "{}",
+        out.stderr
+    );
+}
