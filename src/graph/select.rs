@@ -301,6 +301,8 @@ pub struct Criterion {
     pub parents: Option<Depth>,
     /// The `+` suffix, with its depth.
     pub children: Option<Depth>,
+    /// A selector definition's own `indirect_selection` (else the command's).
+    pub indirect: Option<IndirectSelection>,
 }
 
 /// Parse a single spec (no spaces or commas).
@@ -331,6 +333,7 @@ pub fn parse_spec(raw: &str) -> Result<Criterion, SelectError> {
         childrens_parents,
         parents,
         children,
+        indirect: None,
     })
 }
 
@@ -451,9 +454,10 @@ pub enum Spec {
 }
 
 impl Spec {
-    /// One criterion (`+tag:nightly`).
-    pub fn criterion(raw: &str) -> Result<Spec, SelectError> {
-        parse_spec(raw).map(Spec::Atom)
+    /// One criterion (`+tag:nightly`), its tests following it as
+    /// `indirect` says (else as the command says).
+    pub fn criterion(raw: &str, indirect: Option<IndirectSelection>) -> Result<Spec, SelectError> {
+        parse_spec(raw).map(|c| Spec::Atom(Criterion { indirect, ..c }))
     }
 
     /// `--select`'s syntax: space-separated specs, commas intersecting.
@@ -659,10 +663,11 @@ impl<'a> Selector<'a> {
         }
         let mut selected = self.neighbors(c, &collected);
         selected.extend(collected);
-        if self.mode() == IndirectSelection::Empty {
+        let mode = c.indirect.unwrap_or(self.mode());
+        if mode == IndirectSelection::Empty {
             return Ok((selected, Ids::new()));
         }
-        Ok(self.expand_to_tests(selected))
+        Ok(self.expand_to_tests(selected, mode))
     }
 
     /// The nodes added by the spec's graph operators.
@@ -729,8 +734,8 @@ impl<'a> Selector<'a> {
 
     /// dbt's `expand_selection`: tests that are children of the selection join
     /// it (eager), or wait in `indirect` until all their parents are selected.
-    fn expand_to_tests(&self, selected: Ids<'a>) -> (Ids<'a>, Ids<'a>) {
-        let buildable = if self.mode() == IndirectSelection::Buildable {
+    fn expand_to_tests(&self, selected: Ids<'a>, mode: IndirectSelection) -> (Ids<'a>, Ids<'a>) {
+        let buildable = if mode == IndirectSelection::Buildable {
             let mut set = self.walk(&selected, Direction::Up, None);
             set.extend(selected.iter().copied());
             set.extend(self.sources());
@@ -746,9 +751,9 @@ impl<'a> Selector<'a> {
             }
             let parents = self.test_parents(id);
             let all_in = |set: &Ids| parents.iter().all(|p| set.contains(p.as_str()));
-            if self.mode() == IndirectSelection::Eager
+            if mode == IndirectSelection::Eager
                 || all_in(&selected)
-                || (self.mode() == IndirectSelection::Buildable && all_in(&buildable))
+                || (mode == IndirectSelection::Buildable && all_in(&buildable))
             {
                 direct.insert(id);
             } else {

@@ -6,7 +6,8 @@
 //! * a string: `--select` syntax (`"tag:nightly"`, `"+orders"`);
 //! * `{method: tag, value: nightly}` (or the short `{tag: nightly}`), with
 //!   `parents`, `parents_depth`, `children`, `children_depth`,
-//!   `childrens_parents` as the `+`/`@` operators, and `exclude: [...]`;
+//!   `childrens_parents` as the `+`/`@` operators, `indirect_selection`
+//!   for its tests, and `exclude: [...]`;
 //! * `union: [...]` and `intersection: [...]`, where one item may be
 //!   `exclude: [...]`, subtracted from the rest;
 //! * `{method: selector, value: other}`: another selector's definition.
@@ -15,7 +16,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::select::Spec;
+use super::select::{IndirectSelection, Spec};
 use crate::diagnostics::Diagnostic;
 use crate::project::yaml;
 
@@ -198,7 +199,14 @@ impl Selectors {
                 let base = if method == "selector" {
                     self.resolve(&value, seen).map_err(|d| d.message)?
                 } else {
-                    Spec::criterion(&criterion(&method, &value, m)?).map_err(|e| e.to_string())?
+                    let indirect = match m.get("indirect_selection").and_then(Value::as_str) {
+                        Some(mode) => Some(IndirectSelection::parse(mode).ok_or_else(|| {
+                            format!("`indirect_selection` must be eager, cautious, buildable or empty, not `{mode}`")
+                        })?),
+                        None => None,
+                    };
+                    Spec::criterion(&criterion(&method, &value, m)?, indirect)
+                        .map_err(|e| e.to_string())?
                 };
                 match m.get("exclude") {
                     Some(ex) if m.contains_key("method") => {
@@ -301,9 +309,11 @@ mod tests {
         let e = s.spec("a").expect_err("cycle");
         assert!(e.to_string().contains("a -> b -> a"), "{e}");
         let s = Selectors::parse(
-            "selectors:\n  - name: a\n    definition:\n      method: tag\n      value: x\n      parents_depth: two\n      parents: true\n",
+            "selectors:\n  - name: a\n    definition:\n      method: tag\n      value: x\n      parents_depth: two\n      parents: true\n  - name: b\n    definition:\n      method: tag\n      value: x\n      indirect_selection: sometimes\n",
         )
         .expect("parses");
         assert!(s.spec("a").is_err());
+        let e = s.spec("b").expect_err("bad mode");
+        assert!(e.to_string().contains("not `sometimes`"), "{e}");
     }
 }

@@ -1275,7 +1275,7 @@ fn yaml_selectors_choose_nodes() {
     let root = dir.path();
     std::fs::write(
         root.join("selectors.yml"),
-        "selectors:\n  - name: marts\n    default: true\n    definition:\n      union:\n        - method: path\n          value: models/datamart\n        - exclude:\n            - hashtags_per_hour\n            - resource_type: test\n  - name: users_up\n    definition:\n      intersection:\n        - method: fqn\n          value: int_users\n          children: true\n          children_depth: 1\n        - resource_type: model\n  - name: via_other\n    definition:\n      method: selector\n      value: users_up\n",
+        "selectors:\n  - name: marts\n    default: true\n    definition:\n      union:\n        - method: path\n          value: models/datamart\n        - exclude:\n            - hashtags_per_hour\n            - resource_type: test\n  - name: users_up\n    definition:\n      intersection:\n        - method: fqn\n          value: int_users\n          children: true\n          children_depth: 1\n        - resource_type: model\n  - name: via_other\n    definition:\n      method: selector\n      value: users_up\n  - name: users_cautious\n    definition:\n      method: fqn\n      value: int_users\n      indirect_selection: cautious\n",
     )
     .expect("write selectors");
     let listed = |args: &[&str]| -> Vec<String> {
@@ -1320,6 +1320,27 @@ fn yaml_selectors_choose_nodes() {
             "model"
         ]),
         ["int_tweets"]
+    );
+    // A definition's own `indirect_selection`: the relationships test
+    // also reads int_tweets, so cautious selection leaves it out.
+    let tests = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["ls", "--output", "name", "--resource-type", "test"];
+        all.extend_from_slice(args);
+        listed(&all)
+    };
+    let eager = tests(&["-s", "int_users"]);
+    let cautious = tests(&["--selector", "users_cautious"]);
+    assert!(
+        eager.iter().any(|t| t.starts_with("relationships_")),
+        "{eager:?}"
+    );
+    assert!(
+        !cautious.iter().any(|t| t.starts_with("relationships_")),
+        "{cautious:?}"
+    );
+    assert!(
+        cautious.contains(&"unique_int_users_id".to_string()),
+        "{cautious:?}"
     );
     let out = run_in(root, &["ls", "--selector", "mart"]);
     assert_eq!(out.code, 1, "{}", out.stdout);
