@@ -1328,19 +1328,9 @@ fn yaml_selectors_choose_nodes() {
         all.extend_from_slice(args);
         listed(&all)
     };
-    let eager = tests(&["-s", "int_users"]);
-    let cautious = tests(&["--selector", "users_cautious"]);
-    assert!(
-        eager.iter().any(|t| t.starts_with("relationships_")),
-        "{eager:?}"
-    );
-    assert!(
-        !cautious.iter().any(|t| t.starts_with("relationships_")),
-        "{cautious:?}"
-    );
-    assert!(
-        cautious.contains(&"unique_int_users_id".to_string()),
-        "{cautious:?}"
+    eager_and_cautious_tests_of_int_users(
+        &tests(&["-s", "int_users"]),
+        &tests(&["--selector", "users_cautious"]),
     );
     let out = run_in(root, &["ls", "--selector", "mart"]);
     assert_eq!(out.code, 1, "{}", out.stdout);
@@ -1402,21 +1392,7 @@ fn dbt_flags_from_scripts_are_accepted() {
         assert_eq!(out.code, 0, "{}", out.stderr);
         out.stdout.lines().map(str::to_string).collect()
     };
-    // The relationships test also needs int_tweets: eager takes it, cautious does not.
-    let eager = tests_of("eager");
-    let cautious = tests_of("cautious");
-    assert!(
-        eager.iter().any(|t| t.starts_with("relationships_")),
-        "{eager:?}"
-    );
-    assert!(
-        !cautious.iter().any(|t| t.starts_with("relationships_")),
-        "{cautious:?}"
-    );
-    assert!(
-        cautious.iter().any(|t| t == "unique_int_users_id"),
-        "{cautious:?}"
-    );
+    eager_and_cautious_tests_of_int_users(&tests_of("eager"), &tests_of("cautious"));
     assert!(tests_of("empty").is_empty());
 }
 
@@ -1458,5 +1434,18 @@ fn resource_type_flags_narrow_the_selection() {
         out.stderr.contains("unknown resource type `modle`"),
         "{}",
         out.stderr
+    );
+}
+
+/// The example project's tests selected with int_users: its relationships
+/// test also reads int_tweets, so eager selection takes it and cautious
+/// selection leaves it out (keeping int_users' own tests).
+fn eager_and_cautious_tests_of_int_users(eager: &[String], cautious: &[String]) {
+    let relationships = |tests: &[String]| tests.iter().any(|t| t.starts_with("relationships_"));
+    assert!(relationships(eager), "{eager:?}");
+    assert!(!relationships(cautious), "{cautious:?}");
+    assert!(
+        cautious.iter().any(|t| t == "unique_int_users_id"),
+        "{cautious:?}"
     );
 }
