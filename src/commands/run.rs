@@ -755,7 +755,9 @@ fn run_plan(
                 }
             });
             if let Err(e) = spawned {
-                eprintln!("warning: could not start worker thread {}: {e}", thread + 1);
+                // Nothing is left unbuilt quietly: the run stops and fails.
+                eprintln!("error: could not start worker thread {}: {e}", thread + 1);
+                cancelled.store(true, Ordering::SeqCst);
             }
         }
         drop(done_tx);

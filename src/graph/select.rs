@@ -475,6 +475,16 @@ impl Spec {
         }
     }
 
+    /// What any of `parts` selects, without a warning when that is nothing.
+    pub fn any_of(parts: Vec<Spec>) -> Spec {
+        Spec::Group {
+            op: SetOp::Union,
+            parts,
+            raw: String::new(),
+            expect_exists: false,
+        }
+    }
+
     /// What each of `parts` selects.
     pub fn intersection(parts: Vec<Spec>, raw: String) -> Spec {
         Spec::Group {

@@ -173,7 +173,7 @@ impl Selectors {
                         None => include.push(self.definition(item, seen)?),
                     }
                 }
-                let raw = yaml_text(def);
+                let raw = def.to_string();
                 let base = if union {
                     Spec::union(include, raw)
                 } else {
@@ -226,7 +226,8 @@ impl Selectors {
             .iter()
             .map(|d| self.definition(d, seen))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Spec::union(parts, String::new()))
+        // Excluding nothing is not worth a warning (and has no text to name).
+        Ok(Spec::any_of(parts))
     }
 }
 
@@ -266,11 +267,6 @@ fn scalar(v: &Value) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
-}
-
-/// A definition as one line, for warnings.
-fn yaml_text(v: &Value) -> String {
-    v.to_string()
 }
 
 #[cfg(test)]
