@@ -65,7 +65,7 @@ impl Manifest<'_> {
             "invocation_id": self.invocation_id,
             "project_name": self.c.project.name(),
             "adapter_type": match self.c.renderer.settings.engine { crate::sql::Engine::DuckDb => "duckdb", crate::sql::Engine::Postgres => "postgres" },
-            "env": {},
+            "env": crate::templating::metadata_envs(std::env::vars()),
         })
     }
 
@@ -432,12 +432,78 @@ impl Serialize for ManifestConfig<'_> {
         {
             m.serialize_entry("freshness", &src.freshness)?;
         }
-        if n.resource_type == crate::project::node::ResourceType::Model
-            && !cfg.contains_key("contract")
-        {
-            m.serialize_entry("contract", &json!({"enforced": false, "alias_types": true}))?;
+        for (k, v) in config_defaults(n.resource_type) {
+            if !cfg.contains_key(k.as_str()) {
+                m.serialize_entry(k, v)?;
+            }
         }
         m.end()
+    }
+}
+
+/// The keys dbt's config classes always carry, with their defaults, for
+/// those a node does not set (`materialized`, `enabled` and `meta` are
+/// written above). Jinja that reads them (`node.config.full_refresh is
+/// none`, dbt_artifacts' uploads) needs them present, as in dbt.
+pub fn config_defaults(rt: crate::project::node::ResourceType) -> &'static Map<String, Value> {
+    use crate::project::node::ResourceType as R;
+    use std::sync::LazyLock;
+    fn node(extra: Value) -> Map<String, Value> {
+        let mut m = match json!({
+            "alias": null, "schema": null, "database": null, "tags": [], "group": null,
+            "incremental_strategy": null, "batch_size": null, "lookback": 1, "begin": null,
+            "persist_docs": {}, "post-hook": [], "pre-hook": [], "quoting": {},
+            "column_types": {}, "full_refresh": null, "unique_key": null,
+            "on_schema_change": "ignore", "on_configuration_change": "apply", "grants": {},
+            "packages": [], "docs": {"show": true, "node_color": null},
+            "contract": {"enforced": false, "alias_types": true},
+            "event_time": null, "concurrent_batches": null,
+        }) {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        if let Value::Object(e) = extra {
+            m.extend(e);
+        }
+        m
+    }
+    static MODEL: LazyLock<Map<String, Value>> =
+        LazyLock::new(|| node(json!({"access": "protected"})));
+    static SEED: LazyLock<Map<String, Value>> =
+        LazyLock::new(|| node(json!({"delimiter": ",", "quote_columns": null})));
+    static SNAPSHOT: LazyLock<Map<String, Value>> = LazyLock::new(|| {
+        node(json!({
+            "strategy": null, "target_schema": null, "target_database": null,
+            "updated_at": null, "check_cols": null, "snapshot_meta_column_names": {},
+            "dbt_valid_to_current": null,
+        }))
+    });
+    static OTHER: LazyLock<Map<String, Value>> = LazyLock::new(|| node(json!({})));
+    static TEST: LazyLock<Map<String, Value>> = LazyLock::new(|| {
+        match json!({
+            "alias": null, "schema": "dbt_test__audit", "database": null, "tags": [],
+            "group": null, "severity": "ERROR", "store_failures": null,
+            "store_failures_as": null, "where": null, "limit": null,
+            "fail_calc": "count(*)", "warn_if": "!= 0", "error_if": "!= 0",
+        }) {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    });
+    static SOURCE: LazyLock<Map<String, Value>> =
+        LazyLock::new(|| match json!({"event_time": null}) {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        });
+    static NONE: LazyLock<Map<String, Value>> = LazyLock::new(Map::new);
+    match rt {
+        R::Model => &MODEL,
+        R::Seed => &SEED,
+        R::Snapshot => &SNAPSHOT,
+        R::Analysis => &OTHER,
+        R::Test => &TEST,
+        R::Source => &SOURCE,
+        R::UnitTest | R::Exposure => &NONE,
     }
 }
 

@@ -92,6 +92,27 @@ impl NodeResult {
     fn failed(&self) -> bool {
         matches!(self.status, "error" | "fail")
     }
+
+    /// dbt's `timing`: a `compile` and an `execute` step for a node that
+    /// ran (sluice compiles before the run, so its compile step is the
+    /// instant the node started), none for a skipped one.
+    fn timing(&self) -> Value {
+        if self.status == "skipped" {
+            return json!([]);
+        }
+        json!([
+            {"name": "compile", "started_at": self.started_at, "completed_at": self.started_at},
+            {"name": "execute", "started_at": self.started_at, "completed_at": self.completed_at},
+        ])
+    }
+
+    fn thread_id(&self) -> String {
+        format!("Thread-{} (worker)", self.thread + 1)
+    }
+
+    fn adapter_response(&self) -> Value {
+        json!({"_message": self.message, "rows_affected": self.rows_affected})
+    }
 }
 
 pub fn execute(g: &GlobalArgs, ui: &Ui, mode: Mode, a: &RunArgs) -> Result<Exit, Failure> {
@@ -296,11 +317,13 @@ fn execute_selected(
         &cancelled,
     );
 
-    let hooks_failed = run_end_hooks(&c, &results, warehouse.as_ref(), ui);
+    let failed_hooks = run_end_hooks(&c, &results, warehouse.as_ref(), ui);
     write_artifacts(&c, &results, started.elapsed().as_secs_f64(), mode)?;
-    summarize(ui, &results, started.elapsed().as_secs_f64(), &c, &plan);
-    let failed =
-        hooks_failed || results.iter().any(NodeResult::failed) || cancelled.load(Ordering::SeqCst);
+    let seconds = started.elapsed().as_secs_f64();
+    summarize(ui, &results, seconds, &c, &plan, &failed_hooks);
+    let failed = !failed_hooks.is_empty()
+        || results.iter().any(NodeResult::failed)
+        || cancelled.load(Ordering::SeqCst);
     Ok(if failed { 1 } else { 0 })
 }
 
@@ -332,15 +355,21 @@ fn watch_ctrl_c(warehouse: Arc<dyn Warehouse>, cancelled: Arc<AtomicBool>) {
 
 /// Run the `on-run-end` hooks with dbt's context for them: `results` (each
 /// node's `status`, `message`, `execution_time`, `failures` and `node`),
-/// `schemas` and `database_schemas` (where this run built). Returns whether
-/// one failed (each failure is printed).
-fn run_end_hooks(c: &Compiled, results: &[NodeResult], warehouse: &dyn Warehouse, ui: &Ui) -> bool {
+/// `schemas` and `database_schemas` (where this run built). Returns the
+/// project's own hooks that failed, named for the summary (each failure is
+/// printed as it happens).
+fn run_end_hooks(
+    c: &Compiled,
+    results: &[NodeResult],
+    warehouse: &dyn Warehouse,
+    ui: &Ui,
+) -> Vec<String> {
     let hooks = project_hooks(c, "on-run-end");
     if hooks.is_empty() {
-        return false;
+        return Vec::new();
     }
     let mut built: BTreeSet<(String, String)> = BTreeSet::new();
-    let results_value: Vec<Value> = results
+    let results_value: Vec<minijinja::Value> = results
         .iter()
         .filter_map(|r| {
             let n = c.nodes().get(&r.unique_id)?;
@@ -352,34 +381,41 @@ fn run_end_hooks(c: &Compiled, results: &[NodeResult], warehouse: &dyn Warehouse
             {
                 built.insert((n.database.clone().unwrap_or_default(), n.schema.clone()));
             }
-            Some(json!({
+            // The node as the manifest writes it, its config an object
+            // whose missing keys are `none` (dbt hands hooks node objects).
+            let config = minijinja::Value::from_serialize(crate::artifacts::ManifestConfig(n));
+            let node = minijinja::context! {
+                config => minijinja::Value::from_object(
+                    crate::templating::objects::NodeConfigObj(config),
+                ),
+                ..minijinja::Value::from_serialize(crate::artifacts::ManifestNode(n, true))
+            };
+            let result = minijinja::Value::from_serialize(json!({
                 "status": r.status,
                 "message": r.message,
                 "execution_time": r.seconds,
                 "failures": r.failures,
-                "adapter_response": {"rows_affected": r.rows_affected},
-                "node": {
-                    "unique_id": n.unique_id, "name": n.name, "resource_type": n.resource_type.as_str(),
-                    "schema": n.schema, "database": n.database, "alias": n.alias,
-                    "original_file_path": n.original_file_path, "config": n.config, "tags": n.tags,
-                },
-            }))
+                "timing": r.timing(),
+                "thread_id": r.thread_id(),
+                "adapter_response": r.adapter_response(),
+            }));
+            Some(minijinja::context! { node, ..result })
         })
         .collect();
     let schemas: BTreeSet<&str> = built.iter().map(|(_, s)| s.as_str()).collect();
-    let extra = minijinja::Value::from_serialize(json!({
-        "results": results_value,
-        "schemas": schemas,
-        "database_schemas": built,
-    }));
+    let extra = minijinja::context! {
+        results => results_value,
+        schemas => minijinja::Value::from_serialize(&schemas),
+        database_schemas => minijinja::Value::from_serialize(&built),
+    };
     let conn = match warehouse.connect() {
         Ok(conn) => Arc::new(Mutex::new(conn)),
         Err(e) => {
             ui.eprint(format!("error: on-run-end hooks not run: {e}"));
-            return true;
+            return vec!["on-run-end hooks (no connection)".to_string()];
         }
     };
-    let mut failed = false;
+    let mut failed = Vec::new();
     for hook in &hooks {
         if let Err(e) = run_project_hook(c, hook, &conn, extra.clone()) {
             let message = format!(
@@ -390,7 +426,11 @@ fn run_end_hooks(c: &Compiled, results: &[NodeResult], warehouse: &dyn Warehouse
             // As for `on-run-start`: only the project's own hooks fail the run.
             if hook.package == c.project.name() {
                 ui.eprint(format!("error: {message}"));
-                failed = true;
+                failed.push(format!(
+                    "on-run-end hook #{} ({})",
+                    hook.index + 1,
+                    hook.file
+                ));
             } else {
                 ui.eprint(format!("warning: {message}"));
             }
@@ -1797,11 +1837,20 @@ fn print_status(ui: &Ui, c: &Compiled, plan: &Plan, r: &NodeResult, i: usize, to
     }
 }
 
-fn summarize(ui: &Ui, results: &[NodeResult], seconds: f64, c: &Compiled, plan: &Plan) {
+/// The closing lines of a run. A failed `on-run-end` hook of the project
+/// makes the run fail, so it counts among the errors.
+fn summarize(
+    ui: &Ui,
+    results: &[NodeResult],
+    seconds: f64,
+    c: &Compiled,
+    plan: &Plan,
+    failed_hooks: &[String],
+) {
     let count = |s: &[&str]| results.iter().filter(|r| s.contains(&r.status)).count();
     let pass = count(&["success", "pass"]);
     let warn = count(&["warn"]);
-    let error = count(&["error", "fail"]);
+    let error = count(&["error", "fail"]) + failed_hooks.len();
     let skip = count(&["skipped"]);
     ui.info(format!(
         "\nFinished running {} node{} in {seconds:.2}s.",
@@ -1825,10 +1874,13 @@ fn summarize(ui: &Ui, results: &[NodeResult], seconds: f64, c: &Compiled, plan: 
                 ));
             }
         }
+        for hook in failed_hooks {
+            ui.eprint(format_args!("  ERROR {hook}"));
+        }
     }
     ui.info(format!(
         "Done. PASS={pass} WARN={warn} ERROR={error} SKIP={skip} TOTAL={}",
-        results.len()
+        results.len() + failed_hooks.len()
     ));
 }
 
@@ -1945,12 +1997,10 @@ fn write_artifacts(
         out.push(json!({
             "unique_id": r.unique_id,
             "status": r.status,
-            "timing": [
-                {"name": "execute", "started_at": r.started_at, "completed_at": r.completed_at}
-            ],
-            "thread_id": format!("Thread-{} (worker)", r.thread + 1),
+            "timing": r.timing(),
+            "thread_id": r.thread_id(),
             "execution_time": r.seconds,
-            "adapter_response": {"_message": r.message, "rows_affected": r.rows_affected},
+            "adapter_response": r.adapter_response(),
             "message": r.message,
             "failures": r.failures,
             "compiled": n.map(|n| n.compiled_code.is_some()),

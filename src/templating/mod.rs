@@ -753,8 +753,19 @@ fn builtins(project: &Project, settings: &RenderSettings) -> Value {
     }
 }
 
+/// dbt's `dbt_metadata_envs`: the `DBT_ENV_CUSTOM_ENV_<KEY>` variables by
+/// their `<KEY>` (dbt also writes them into artifacts' metadata `env`).
+pub fn metadata_envs(vars: impl Iterator<Item = (String, String)>) -> BTreeMap<String, String> {
+    vars.filter_map(|(k, v)| {
+        let key = k.strip_prefix("DBT_ENV_CUSTOM_ENV_")?;
+        (!key.is_empty()).then(|| (key.to_string(), v))
+    })
+    .collect()
+}
+
 /// Python's methods on Jinja values: minijinja-contrib's `pycompat`, and
-/// `list.index(x)` it lacks.
+/// `list.index(x)` and `copy()` it lacks (a shallow copy that can change in
+/// place: `{% set d = config.copy() %}{% do d.update(…) %}`).
 fn python_methods(
     state: &minijinja::State,
     value: &Value,
@@ -773,6 +784,13 @@ fn python_methods(
                     format!("{wanted} is not in list"),
                 )
             });
+    }
+    if method == "copy" && args.is_empty() {
+        match value.kind() {
+            minijinja::value::ValueKind::Map => return mutable::Dict::value(value.clone()),
+            minijinja::value::ValueKind::Seq => return mutable::List::value(value.clone()),
+            _ => {}
+        }
     }
     minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args)
 }
@@ -1237,6 +1255,17 @@ fn call_macro_in(
         },
         None => ctx,
     };
+    // In an `on-run-end` hook, every macro sees the run's `results` and
+    // `schemas` (dbt_artifacts reads `results` in a macro the hook calls).
+    let ctx = match state.lookup("results") {
+        Some(results) => context! {
+            results,
+            schemas => state.lookup("schemas"),
+            database_schemas => state.lookup("database_schemas"),
+            ..ctx
+        },
+        None => ctx,
+    };
     let ctx = match locals {
         Some(locals) => context! { ..ctx, ..locals.clone() },
         None => ctx,
@@ -1553,6 +1582,10 @@ fn register_globals(
         Value::from_object(objects::GraphObj::new(graph.clone())),
     );
     env.add_global("builtins", builtins(project, settings));
+    env.add_global(
+        "dbt_metadata_envs",
+        Value::from(metadata_envs(std::env::vars())),
+    );
     env.add_global(
         "invocation_args_dict",
         context! { which => settings.which.clone(), vars => Value::from_serialize(&settings.cli_vars), full_refresh => settings.full_refresh },
@@ -2055,6 +2088,22 @@ mod tests {
     }
 
     #[test]
+    fn metadata_envs_are_the_custom_env_vars_by_their_key() {
+        let vars = [
+            ("DBT_ENV_CUSTOM_ENV_RUN_REASON", "nightly"),
+            ("DBT_ENV_CUSTOM_ENV_", "no key"),
+            ("DBT_ENV_SECRET_TOKEN", "hidden"),
+            ("HOME", "/root"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let got = metadata_envs(vars.into_iter());
+        assert_eq!(
+            got.into_iter().collect::<Vec<_>>(),
+            vec![("RUN_REASON".to_string(), "nightly".to_string())]
+        );
+    }
+
+    #[test]
     fn graph_setdefault_is_a_cache_shared_by_renders() {
         let mut env = Environment::new();
         env.add_function(mutable::DICT, mutable::Dict::value);
@@ -2070,6 +2119,15 @@ mod tests {
             r("{{ graph.setdefault('cache', {}).get('a') }}|{{ graph.get('cache').a }}|{{ graph.nodes | length }}|{{ [3, 4].index(4) }}"),
             "1|1|0|1"
         );
+        // `copy()` of a plain dict or list changes in place, the original does not.
+        let ctx = context! { cfg => context! { a => 1 }, xs => vec![1] };
+        let out = env
+            .render_str(
+                "{% set d = cfg.copy() %}{% do d.update({'b': 2}) %}{% set l = xs.copy() %}{% do l.append(2) %}{{ d | length }}{{ cfg | length }}{{ l | length }}{{ xs | length }}",
+                ctx,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out, "2121");
     }
 
     #[test]

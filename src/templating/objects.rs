@@ -1119,3 +1119,48 @@ impl Object for VarsObj {
         }
     }
 }
+
+/// A node's config as dbt hands it to Jinja on a run result's `node`: an
+/// object whose keys it does not hold read as `none` (dbt's
+/// `BaseConfig.get`), so `node.config.full_refresh is none` holds for a
+/// test, whose config class has no such key.
+#[derive(Debug)]
+pub struct NodeConfigObj(pub Value);
+
+impl Object for NodeConfigObj {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let v = self.0.get_item(key).ok().filter(|v| !v.is_undefined());
+        // Only names are config keys: an index or other key stays undefined.
+        v.or_else(|| key.as_str().map(|_| Value::from(())))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Values(self.0.try_iter().map(|i| i.collect()).unwrap_or_default())
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        match method {
+            "get" => {
+                let (key, default): (Value, Option<Value>) = minijinja::value::from_args(args)?;
+                Ok(self
+                    .0
+                    .get_item(&key)
+                    .ok()
+                    .filter(|v| !v.is_undefined())
+                    .or(default)
+                    .unwrap_or(Value::from(())))
+            }
+            // `items()`, `keys()`, … come from the Python methods callback.
+            _ => Err(no_method("config", method)),
+        }
+    }
+}

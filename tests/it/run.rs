@@ -843,6 +843,16 @@ fn graph_and_manifest_carry_dbts_sections_and_node_keys() {
         macros_of(not_null)
     );
     assert!(manifest["exposures"]["exposure.jaffle.weekly_report"].is_object());
+    // Configs carry the keys dbt's config classes always have.
+    let config = &nodes["model.jaffle.customers"]["config"];
+    assert_eq!(config["full_refresh"], serde_json::Value::Null);
+    assert_eq!(config["on_schema_change"], "ignore");
+    assert_eq!(config["post-hook"], serde_json::json!([]));
+    assert_eq!(config["access"], "protected");
+    let config = &nodes[not_null]["config"];
+    assert_eq!(config["severity"], "ERROR");
+    assert_eq!(config["fail_calc"], "count(*)");
+    assert!(config.get("full_refresh").is_none(), "{config}");
 
     assert_ok(&duck.run(root, &["compile"]), "compile");
     let manifest = read_manifest(root);
@@ -1328,6 +1338,50 @@ fn on_run_end_hooks_see_results_and_schemas() {
         out.stderr.contains("on-run-end hook #1 of `jaffle` failed"),
         "{}",
         out.stderr
+    );
+    // The summary counts the failed hook rather than claiming success.
+    assert!(
+        out.stderr.contains("Completed with 1 error")
+            && out.stderr.contains("ERROR=1")
+            && out
+                .stderr
+                .contains("ERROR on-run-end hook #1 (dbt_project.yml)"),
+        "{}",
+        out.stderr
+    );
+
+    // A macro the hook calls sees `results` without being passed them (as
+    // dbt_artifacts' uploads do); each result has dbt's `timing` steps and
+    // `thread_id`, and its node's config answers `none` for keys it lacks.
+    write_all(
+        root,
+        &[(
+            "macros/audit_results.sql",
+            "{% macro audit_results() %}create table main.hook_macro as select \
+             '{% for r in results | sort(attribute='node.unique_id') %}\
+             {{ r.node.resource_type }}:{{ r.timing | map(attribute='name') | join('+') }}:\
+             {% if r.node.config.full_refresh is none %}none{% endif %}:\
+             {{ r.node.config.materialized }}:{{ r.thread_id[:7] }};{% endfor %}' as detail\
+             {% endmacro %}",
+        )],
+    );
+    std::fs::write(
+        root.join("dbt_project.yml"),
+        format!("{project}\non-run-end:\n  - \"{{{{ audit_results() }}}}\"\n"),
+    )
+    .expect("write");
+    assert_ok(
+        &duck.run(root, &["build", "-s", "stg_orders"]),
+        "build with a hook macro",
+    );
+    let detail = duck.query(root, "select detail from main.hook_macro");
+    assert_eq!(
+        detail,
+        vec![vec![Value::from(
+            "model:compile+execute:none:view:Thread-;\
+             test:compile+execute:none:test:Thread-;\
+             test:compile+execute:none:test:Thread-;"
+        )]]
     );
 
     // An installed package's hooks run too, before the project's, in the
