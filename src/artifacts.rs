@@ -208,14 +208,25 @@ impl Manifest<'_> {
             "exposures",
             &NodeMap(of_type(ResourceType::Exposure), self.compiled),
         )?;
-        for k in ["metrics", "groups", "selectors", "disabled"] {
+        m.serialize_entry(
+            "metrics",
+            &NodeMap(of_type(ResourceType::Metric), self.compiled),
+        )?;
+        m.serialize_entry("groups", &groups(c))?;
+        for k in ["selectors", "disabled"] {
             m.serialize_entry(k, &empty)?;
         }
         m.serialize_entry("parent_map", &parent_map)?;
         m.serialize_entry("child_map", &child_map)?;
-        for k in ["group_map", "saved_queries", "semantic_models"] {
-            m.serialize_entry(k, &empty)?;
-        }
+        m.serialize_entry("group_map", &group_map(c))?;
+        m.serialize_entry(
+            "saved_queries",
+            &NodeMap(of_type(ResourceType::SavedQuery), self.compiled),
+        )?;
+        m.serialize_entry(
+            "semantic_models",
+            &NodeMap(of_type(ResourceType::SemanticModel), self.compiled),
+        )?;
         m.serialize_entry(
             "unit_tests",
             &NodeMap(of_type(ResourceType::UnitTest), self.compiled),
@@ -238,12 +249,55 @@ impl Serialize for Manifest<'_> {
     }
 }
 
-/// Unit tests and exposures are not under `nodes` in dbt's manifest but in
-/// sections of their own.
+/// Unit tests, exposures and the Semantic Layer's resources are not under
+/// `nodes` in dbt's manifest but in sections of their own.
 fn own_section(n: &Node) -> bool {
     matches!(
         n.resource_type,
-        ResourceType::UnitTest | ResourceType::Exposure
+        ResourceType::UnitTest
+            | ResourceType::Exposure
+            | ResourceType::SemanticModel
+            | ResourceType::Metric
+            | ResourceType::SavedQuery
+    )
+}
+
+/// dbt's `groups` section: `group.<project>.<name>` → the group.
+pub fn groups(c: &Compiled) -> Map<String, Value> {
+    let project = c.project.name();
+    c.project
+        .groups
+        .iter()
+        .map(|g| {
+            let id = format!("group.{project}.{}", g.name);
+            let v = json!({
+                "name": g.name, "resource_type": "group", "package_name": project,
+                "path": g.file, "original_file_path": g.file, "unique_id": id,
+                "owner": g.owner, "description": g.description,
+                "config": {"meta": g.config.get("meta").cloned().unwrap_or_else(|| json!({}))},
+            });
+            (id, v)
+        })
+        .collect()
+}
+
+/// dbt's `group_map`: each group's name → the unique ids of its nodes.
+fn group_map(c: &Compiled) -> Map<String, Value> {
+    let mut map: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for n in c.nodes().values() {
+        if let Some(g) = n.config.get("group").and_then(Value::as_str) {
+            map.entry(g).or_default().push(&n.unique_id);
+        }
+    }
+    map.into_iter()
+        .map(|(g, ids)| (g.to_string(), json!(ids)))
+        .collect()
+}
+
+fn is_semantic(rt: ResourceType) -> bool {
+    matches!(
+        rt,
+        ResourceType::SemanticModel | ResourceType::Metric | ResourceType::SavedQuery
     )
 }
 
@@ -331,7 +385,32 @@ impl Serialize for ManifestNode<'_> {
         m.serialize_entry("patch_path", &n.patch_path)?;
         use crate::project::node::ResourceType as R;
         let config = |k: &str| n.config.get(k).cloned().unwrap_or(Value::Null);
-        if !matches!(n.resource_type, R::Source | R::Exposure | R::UnitTest) {
+        if let Some(sem) = &n.semantic {
+            // MetricFlow's keys as declared (`model`, `entities`,
+            // `type_params`, …); the node's own fields above win.
+            const OWN: [&str; 7] = [
+                "name",
+                "description",
+                "config",
+                "meta",
+                "tags",
+                "depends_on",
+                "group",
+            ];
+            for (k, v) in sem
+                .properties
+                .iter()
+                .filter(|(k, _)| !OWN.contains(&k.as_str()))
+            {
+                m.serialize_entry(k, v)?;
+            }
+            if is_semantic(n.resource_type) {
+                m.serialize_entry("group", &config("group"))?;
+            }
+        }
+        if !matches!(n.resource_type, R::Source | R::Exposure | R::UnitTest)
+            && !is_semantic(n.resource_type)
+        {
             // Keys dbt's nodes always have: macros walking `graph` test
             // them (`rejectattr("time_spine", "none")`), so they are
             // present even when empty.
@@ -416,7 +495,7 @@ impl Serialize for ManifestConfig<'_> {
         for (k, v) in cfg.iter().filter(|(k, _)| k.as_str() != "__dynamic") {
             m.serialize_entry(k, v)?;
         }
-        if !cfg.contains_key("materialized") {
+        if !cfg.contains_key("materialized") && !is_semantic(n.resource_type) {
             m.serialize_entry("materialized", n.materialized())?;
         }
         if !cfg.contains_key("enabled") {
@@ -496,6 +575,18 @@ pub fn config_defaults(rt: crate::project::node::ResourceType) -> &'static Map<S
             _ => Map::new(),
         });
     static NONE: LazyLock<Map<String, Value>> = LazyLock::new(Map::new);
+    static SEMANTIC: LazyLock<Map<String, Value>> =
+        LazyLock::new(|| match json!({"group": null}) {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        });
+    static SAVED_QUERY: LazyLock<Map<String, Value>> = LazyLock::new(|| {
+        match json!({"group": null, "export_as": null, "schema": null, "cache": {"enabled": false}})
+        {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    });
     match rt {
         R::Model => &MODEL,
         R::Seed => &SEED,
@@ -503,6 +594,8 @@ pub fn config_defaults(rt: crate::project::node::ResourceType) -> &'static Map<S
         R::Analysis => &OTHER,
         R::Test => &TEST,
         R::Source => &SOURCE,
+        R::SemanticModel | R::Metric => &SEMANTIC,
+        R::SavedQuery => &SAVED_QUERY,
         R::UnitTest | R::Exposure => &NONE,
     }
 }

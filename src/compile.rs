@@ -107,6 +107,7 @@ pub fn parse(
         project.nodes.remove(&id);
     }
     resolve_dependencies(&mut project, &renderer, &mut diags);
+    check_groups_and_access(&project, &mut diags);
     name_relations(&mut project, &renderer, &mut diags);
     let graph = Graph::build(&project.nodes);
     if let Err(cycle) = graph.topo_order() {
@@ -723,6 +724,9 @@ fn resolve_dependencies(project: &mut Project, renderer: &Renderer, diags: &mut 
                     }
                 }
             }
+            if let Some(s) = &n.semantic {
+                deps.extend(s.depends_on.iter().cloned());
+            }
             deps.sort();
             deps.dedup();
             n.depends_on.nodes = deps;
@@ -750,6 +754,83 @@ fn resolve_dependencies(project: &mut Project, renderer: &Renderer, diags: &mut 
         .collect();
     for d in found.into_iter().chain(disabled).flatten() {
         diags.push(d);
+    }
+}
+
+/// dbt's group checks: a node's `group` must be a declared group, and a
+/// model with `access: private` may only be referenced by nodes of its
+/// group (tests on it aside).
+fn check_groups_and_access(project: &Project, diags: &mut Diagnostics) {
+    let groups: std::collections::BTreeSet<&str> =
+        project.groups.iter().map(|g| g.name.as_str()).collect();
+    let group_of = |n: &Node| {
+        n.config
+            .get("group")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    for n in project.nodes.values() {
+        if let Some(g) = group_of(n) {
+            if !groups.contains(g.as_str()) {
+                // Where the group is most likely set: the node's YAML entry.
+                let (file, line) = match (&n.patch_path, n.patch_line) {
+                    (Some(p), Some(l)) => (p.clone(), l),
+                    _ => (n.defining_file().to_string(), n.line),
+                };
+                let d = Diagnostic::error(
+                    "E0305",
+                    format!("`{}` is in group `{g}`, which is not declared", n.name),
+                )
+                .at(file, Some(line));
+                diags.push(
+                    match crate::diagnostics::did_you_mean(&g, groups.iter().copied()) {
+                        Some(s) => d.hint(format!("did you mean `{s}`?")),
+                        None => d.hint(
+                            "declare it in a YAML file: `groups: [{name: …, owner: {email: …}}]`",
+                        ),
+                    },
+                );
+            }
+        }
+        if !matches!(
+            n.resource_type,
+            ResourceType::Model | ResourceType::Snapshot | ResourceType::Analysis
+        ) {
+            continue;
+        }
+        for parent in n
+            .depends_on
+            .nodes
+            .iter()
+            .filter_map(|d| project.nodes.get(d))
+        {
+            let private = parent.resource_type == ResourceType::Model
+                && parent.config.get("access").and_then(Value::as_str) == Some("private");
+            if !private || group_of(n).is_some_and(|g| Some(g) == group_of(parent)) {
+                continue;
+            }
+            diags.push(
+                Diagnostic::error(
+                    "E0306",
+                    format!(
+                        "`{}` refers to `{}`, which is private to group `{}`",
+                        n.name,
+                        parent.name,
+                        group_of(parent).unwrap_or_default()
+                    ),
+                )
+                .at(
+                    n.original_file_path.clone(),
+                    n.raw_code
+                        .find(&parent.name)
+                        .map(|p| crate::diagnostics::line_of(&n.raw_code, p)),
+                )
+                .hint(format!(
+                    "put `{}` in that group, or give `{}` `access: protected` or `public`",
+                    n.name, parent.name
+                )),
+            );
+        }
     }
 }
 

@@ -53,7 +53,12 @@ pub fn ls(g: &GlobalArgs, ui: &Ui, s: &SelectArgs, output: LsOutput) -> Result<E
 /// resource type for sources, exposures and unit tests.
 fn selector(n: &Node) -> String {
     match n.resource_type {
-        ResourceType::Source | ResourceType::Exposure | ResourceType::UnitTest => {
+        ResourceType::Source
+        | ResourceType::Exposure
+        | ResourceType::UnitTest
+        | ResourceType::SemanticModel
+        | ResourceType::Metric
+        | ResourceType::SavedQuery => {
             format!("{}:{}", n.resource_type.as_str(), n.fqn.join("."))
         }
         _ => n.fqn.join("."),

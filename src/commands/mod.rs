@@ -338,11 +338,19 @@ fn count_kinds(c: &Compiled) -> String {
         (count(R::Snapshot), "snapshot"),
         (count(R::UnitTest), "unit test"),
         (count(R::Exposure), "exposure"),
+        (count(R::SemanticModel), "semantic model"),
+        (count(R::Metric), "metric"),
+        (count(R::SavedQuery), "saved query"),
+        (c.project.groups.len(), "group"),
     ];
     parts
         .iter()
         .chain(optional.iter().filter(|(n, _)| *n > 0))
-        .map(|(n, what)| format!("{n} {what}{}", if *n == 1 { "" } else { "s" }))
+        .map(|(n, what)| match (*n, *what) {
+            (1, _) => format!("1 {what}"),
+            (n, "saved query") => format!("{n} saved queries"),
+            (n, _) => format!("{n} {what}s"),
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -171,13 +171,21 @@ fn default_overview(project: &str) -> String {
     )
 }
 
-/// `(unique_id, entry)` for every node, source and exposure, in manifest order.
+/// `(unique_id, entry)` for every node, source, exposure and Semantic
+/// Layer resource, in manifest order.
 fn manifest_entries(manifest: &Map<String, Value>) -> Vec<(&str, &Value)> {
-    ["sources", "nodes", "exposures"]
-        .iter()
-        .filter_map(|key| manifest.get(*key).and_then(Value::as_object))
-        .flat_map(|map| map.iter().map(|(id, v)| (id.as_str(), v)))
-        .collect()
+    [
+        "sources",
+        "nodes",
+        "semantic_models",
+        "metrics",
+        "saved_queries",
+        "exposures",
+    ]
+    .iter()
+    .filter_map(|key| manifest.get(*key).and_then(Value::as_object))
+    .flat_map(|map| map.iter().map(|(id, v)| (id.as_str(), v)))
+    .collect()
 }
 
 /// Converts every manifest entry into a [`NodeData`] (links are filled in later).

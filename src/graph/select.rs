@@ -39,13 +39,12 @@
 //!   match, as in dbt; `config.severity` compares case-insensitively);
 //! * `test_type:` — `generic`, `singular` (also dbt's legacy `schema`), `data`
 //!   (both) and `unit` (unit tests);
-//! * `unit_test:`, `exposure:` — unit tests and exposures by name or fqn;
+//! * `unit_test:`, `exposure:`, `metric:`, `semantic_model:`, `saved_query:` —
+//!   those resources by name or fqn;
 //! * `access:` — a model's access (`protected` by default);
 //! * `state:` — `new`, `old`, `modified`, `unmodified`, `modified.body`, … —
 //!   evaluated by the caller through [`SelectContext::state`]; without it
 //!   `state:` is an error saying `--state` is required;
-//! * `metric:`, `semantic_model:`, `saved_query:` —
-//!   valid, but sluice has no such resources, so they match nothing;
 //! * `version:` — `latest`, `old`, `prerelease` (against `latest_version`) or
 //!   `none` (models without versions);
 //! * `result:`, `source_status:` — recognized but not supported.
@@ -878,13 +877,13 @@ enum Matcher<'c> {
     Config(&'c [String], &'c str),
     TestName(&'c str),
     TestType(TestKind),
-    /// A unit test or exposure by name or fqn.
+    /// A unit test, exposure, metric, semantic model or saved query by
+    /// name or fqn.
     Named(ResourceType, &'c str),
     ResourceType(Option<ResourceType>),
     State(&'c str, StateCheck<'c>, &'c str),
     /// `version:latest|old|prerelease|none` (versioned models).
     Version(VersionKind),
-    Nothing,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -948,7 +947,9 @@ impl<'c> Matcher<'c> {
             })?),
             Method::ResourceType => Matcher::ResourceType(resource_type(c)?),
             Method::State => Matcher::State(v, state_check(c, ctx)?, &c.raw),
-            Method::Metric | Method::SemanticModel | Method::SavedQuery => Matcher::Nothing,
+            Method::Metric => Matcher::Named(ResourceType::Metric, v),
+            Method::SemanticModel => Matcher::Named(ResourceType::SemanticModel, v),
+            Method::SavedQuery => Matcher::Named(ResourceType::SavedQuery, v),
             Method::Exposure => Matcher::Named(ResourceType::Exposure, v),
             Method::UnitTest => Matcher::Named(ResourceType::UnitTest, v),
             Method::Version => Matcher::Version(match v {
@@ -1010,7 +1011,6 @@ impl<'c> Matcher<'c> {
                     message,
                 })?
             }
-            Matcher::Nothing => false,
         })
     }
 }
@@ -1401,6 +1401,7 @@ mod tests {
             attached_node: None,
             unit_test: None,
             exposure: None,
+            semantic: None,
             checksum: String::new(),
             line: 1,
             package_dir: None,

@@ -8,9 +8,10 @@ pub mod files;
 pub mod node;
 pub mod profiles;
 pub mod schema;
+pub mod semantic;
 pub mod yaml;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -19,8 +20,10 @@ use serde_json::Value;
 use crate::diagnostics::{did_you_mean, Diagnostic, Diagnostics};
 use config::{merge_config_value, ProjectConfig, PROJECT_FILE};
 use files::SourceFile;
-use node::{Config, DependsOn, Node, RefCall, ResourceType, SourceInfo, TestMetadata};
-use schema::{ExposureDecl, Patch, SchemaFiles, TestSpec, UnitTestDecl};
+use node::{
+    Config, DependsOn, Node, RefCall, ResourceType, SemanticInfo, SourceInfo, TestMetadata,
+};
+use schema::{ExposureDecl, GroupDecl, Patch, SchemaFiles, SemanticDecl, TestSpec, UnitTestDecl};
 
 /// A macro file: its path, text and the macros it defines.
 #[derive(Debug, Clone)]
@@ -44,6 +47,8 @@ pub struct Project {
     pub docs: BTreeMap<String, String>,
     /// The installed packages whose resources are among `nodes`.
     pub packages: Vec<Package>,
+    /// `groups:` declared in the project's YAML.
+    pub groups: Vec<GroupDecl>,
 }
 
 impl Project {
@@ -89,6 +94,7 @@ pub fn load(root: &Path) -> Result<(Project, Diagnostics), Diagnostics> {
         macros,
         docs,
         packages,
+        groups,
     } = loaded;
     let project = Project {
         root: root.to_path_buf(),
@@ -97,6 +103,7 @@ pub fn load(root: &Path) -> Result<(Project, Diagnostics), Diagnostics> {
         macros,
         docs,
         packages,
+        groups,
     };
     if diags.has_errors() {
         Err(diags.sorted())
@@ -127,6 +134,7 @@ struct Loaded {
     macros: Vec<MacroFile>,
     docs: BTreeMap<String, String>,
     packages: Vec<Package>,
+    groups: Vec<GroupDecl>,
 }
 
 /// The resources of one project, the root (`base` `None`) or an installed
@@ -229,7 +237,9 @@ fn load_resources(
     if base.is_none() {
         // A package's unit tests and exposures are its own business.
         b.add_unit_tests(&schema.unit_tests);
+        b.add_semantic(&schema.semantic);
         b.add_exposures(&schema.exposures);
+        out.groups.extend(schema.groups.iter().cloned());
     }
     let Builder {
         nodes,
@@ -662,6 +672,7 @@ impl<'a> Builder<'a> {
             attached_node: None,
             unit_test: None,
             exposure: None,
+            semantic: None,
             checksum: checksum(&f.text),
             line: 1,
             package_dir: self.package_dir(),
@@ -809,6 +820,7 @@ impl<'a> Builder<'a> {
                 attached_node: None,
                 unit_test: None,
                 exposure: None,
+                semantic: None,
                 checksum: checksum(&format!("{:?}{:?}", t.columns, t.config)),
                 line: t.line,
                 package_dir: self.package_dir(),
@@ -917,12 +929,129 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// Semantic models, metrics and saved queries: nodes in the graph below
+    /// what they name (a semantic model its `model: ref(…)`, a metric the
+    /// semantic models of its measures and the metrics it builds on, a
+    /// saved query its metrics), never run. A name nothing defines is an
+    /// error at the entry.
+    fn add_semantic(&mut self, decls: &[SemanticDecl]) {
+        let project = self.project().to_string();
+        let id_of = |rt: ResourceType, name: &str| format!("{}.{project}.{name}", rt.as_str());
+        let mut measures: BTreeMap<String, String> = BTreeMap::new();
+        let mut metrics: BTreeSet<String> = BTreeSet::new();
+        for d in decls {
+            match d.kind {
+                ResourceType::SemanticModel => {
+                    for m in semantic::list(&d.properties, "measures") {
+                        if let Some(name) = semantic::name(m) {
+                            measures.insert(name, id_of(d.kind, &d.name));
+                        }
+                    }
+                }
+                ResourceType::Metric => {
+                    metrics.insert(d.name.clone());
+                }
+                _ => {}
+            }
+        }
+        for d in decls {
+            let file = SourceFile::new(d.file.clone(), d.rel.clone(), String::new());
+            let fqn = self.fqn(&d.rel, &d.name);
+            let mut node = self.node_with_fqn(d.kind, &d.name, &file, d.kind.config_tree(), fqn);
+            node.description = d.description.clone();
+            node.line = d.line;
+            node.meta = d.meta.clone();
+            node.patch_path = Some(d.file.clone());
+            node.checksum = checksum(&format!("{:?}", d.properties));
+            for (k, v) in &d.config {
+                merge_config_value(&mut node.config, k, v.clone());
+            }
+            if !d.tags.is_empty() {
+                merge_config_value(&mut node.config, "tags", Value::from(d.tags.clone()));
+            }
+            let named = semantic::names(d.kind, &d.properties);
+            let mut depends_on = Vec::new();
+            for (what, name) in named.iter() {
+                let found = match *what {
+                    "measure" => measures.get(name).cloned(),
+                    _ => metrics
+                        .contains(name)
+                        .then(|| id_of(ResourceType::Metric, name)),
+                };
+                match found {
+                    Some(id) => depends_on.push(id),
+                    None => {
+                        let known: Vec<&str> = match *what {
+                            "measure" => measures.keys().map(String::as_str).collect(),
+                            _ => metrics.iter().map(String::as_str).collect(),
+                        };
+                        let d = Diagnostic::error(
+                            "E0118",
+                            format!(
+                                "{} `{}` names {what} `{name}`, which no {} defines",
+                                d.kind.as_str().replace('_', " "),
+                                d.name,
+                                if *what == "measure" {
+                                    "semantic model"
+                                } else {
+                                    "metric"
+                                }
+                            ),
+                        )
+                        .at(d.file.clone(), Some(d.line));
+                        self.diags.push(match did_you_mean(name, known) {
+                            Some(s) => d.hint(format!("did you mean `{s}`?")),
+                            None => d.hint(format!(
+                                "declare the {what} in a YAML file's `{}`",
+                                if *what == "measure" {
+                                    "semantic_models: … measures:"
+                                } else {
+                                    "metrics:"
+                                }
+                            )),
+                        });
+                    }
+                }
+            }
+            if d.kind == ResourceType::SemanticModel {
+                let model = d
+                    .properties
+                    .get("model")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                match crate::unit_tests::parse_input(model) {
+                    Some(crate::unit_tests::Input::Ref(name)) => node.refs.push(RefCall {
+                        name,
+                        package: None,
+                        version: None,
+                    }),
+                    _ => self.diags.push(
+                        Diagnostic::error(
+                            "E0118",
+                            format!("semantic model `{}` has model `{model}`", d.name),
+                        )
+                        .at(d.file.clone(), Some(d.line))
+                        .hint("write `model: ref('a_model')`"),
+                    ),
+                }
+            }
+            depends_on.sort();
+            depends_on.dedup();
+            node.semantic = Some(Box::new(SemanticInfo {
+                properties: d.properties.clone(),
+                depends_on,
+            }));
+            self.insert_unique(node);
+        }
+    }
+
     /// Exposures (`exposures:` in schema YAML): what uses the project's data
     /// downstream, in the graph below the nodes it `depends_on`, never run.
     fn add_exposures(&mut self, exposures: &[ExposureDecl]) {
         for e in exposures {
             let mut refs = Vec::new();
             let mut sources = Vec::new();
+            let mut metrics = Vec::new();
             for dep in &e.depends_on {
                 match crate::unit_tests::parse_input(dep) {
                     Some(crate::unit_tests::Input::Ref(name)) => refs.push(RefCall {
@@ -931,8 +1060,21 @@ impl<'a> Builder<'a> {
                         version: None,
                     }),
                     Some(crate::unit_tests::Input::Source(s, t)) => sources.push(vec![s, t]),
-                    // dbt also allows metrics; sluice has none.
-                    _ if dep.trim_start().starts_with("metric(") => {}
+                    _ if semantic::metric_call(dep).is_some() => {
+                        let name = semantic::metric_call(dep).unwrap_or_default();
+                        let id = format!("metric.{}.{name}", self.project());
+                        if self.nodes.contains_key(&id) {
+                            metrics.push(id);
+                        } else {
+                            self.diags.push(
+                                Diagnostic::error(
+                                    "E0117",
+                                    format!("exposure `{}` depends on metric `{name}`, which does not exist", e.name),
+                                )
+                                .at(e.file.clone(), Some(e.line)),
+                            );
+                        }
+                    }
                     _ => self.diags.push(
                         Diagnostic::error(
                             "E0117",
@@ -959,6 +1101,12 @@ impl<'a> Builder<'a> {
             node.refs = refs;
             node.sources = sources;
             node.exposure = Some(Box::new(e.info.clone()));
+            if !metrics.is_empty() {
+                node.semantic = Some(Box::new(SemanticInfo {
+                    properties: Default::default(),
+                    depends_on: metrics,
+                }));
+            }
             self.insert_unique(node);
         }
     }
@@ -1291,6 +1439,7 @@ impl<'a> Builder<'a> {
             attached_node: Some(attached.to_string()),
             unit_test: None,
             exposure: None,
+            semantic: None,
             checksum: checksum(&format!("{:?}", spec)),
             line: spec.line,
             package_dir: self.package_dir(),

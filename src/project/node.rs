@@ -21,6 +21,11 @@ pub enum ResourceType {
     Snapshot,
     UnitTest,
     Exposure,
+    /// The Semantic Layer's resources: parsed into the manifest and the
+    /// graph (lineage, selection), never run.
+    SemanticModel,
+    Metric,
+    SavedQuery,
 }
 
 impl ResourceType {
@@ -34,6 +39,9 @@ impl ResourceType {
             ResourceType::Snapshot => "snapshot",
             ResourceType::UnitTest => "unit_test",
             ResourceType::Exposure => "exposure",
+            ResourceType::SemanticModel => "semantic_model",
+            ResourceType::Metric => "metric",
+            ResourceType::SavedQuery => "saved_query",
         }
     }
     /// The dbt_project.yml key whose tree configures resources of this type.
@@ -47,6 +55,9 @@ impl ResourceType {
             ResourceType::Snapshot => "snapshots",
             ResourceType::UnitTest => "unit_tests",
             ResourceType::Exposure => "exposures",
+            ResourceType::SemanticModel => "semantic-models",
+            ResourceType::Metric => "metrics",
+            ResourceType::SavedQuery => "saved-queries",
         }
     }
     pub fn parse(s: &str) -> Option<ResourceType> {
@@ -59,6 +70,9 @@ impl ResourceType {
             "snapshot" => ResourceType::Snapshot,
             "unit_test" => ResourceType::UnitTest,
             "exposure" => ResourceType::Exposure,
+            "semantic_model" => ResourceType::SemanticModel,
+            "metric" => ResourceType::Metric,
+            "saved_query" => ResourceType::SavedQuery,
             _ => return None,
         })
     }
@@ -152,6 +166,15 @@ pub struct ExposureInfo {
     pub url: Option<String>,
 }
 
+/// A Semantic Layer resource's YAML entry (`entities`, `measures`,
+/// `type_params`, `query_params`, …, as declared) and the unique ids of the
+/// semantic models and metrics it names, found once every one is known.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SemanticInfo {
+    pub properties: serde_json::Map<String, serde_json::Value>,
+    pub depends_on: Vec<String>,
+}
+
 /// Source-only fields.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SourceInfo {
@@ -214,6 +237,10 @@ pub struct Node {
     /// For an exposure: its type, owner, … (written by `artifacts`).
     #[serde(skip)]
     pub exposure: Option<Box<ExposureInfo>>,
+    /// For a semantic model, metric or saved query: its declared
+    /// properties and what it depends on (written by `artifacts`).
+    #[serde(skip)]
+    pub semantic: Option<Box<SemanticInfo>>,
     /// The checksum of the raw file, for `state:modified`.
     pub checksum: String,
     /// 1-based line in `original_file_path`/`patch_path` where the node is declared

@@ -95,6 +95,36 @@ pub struct SchemaFiles {
     pub sources: Vec<SourceTable>,
     pub unit_tests: Vec<UnitTestDecl>,
     pub exposures: Vec<ExposureDecl>,
+    /// `semantic_models:`, `metrics:` and `saved_queries:` entries.
+    pub semantic: Vec<SemanticDecl>,
+    pub groups: Vec<GroupDecl>,
+}
+
+/// A `semantic_models:`, `metrics:` or `saved_queries:` entry as declared.
+#[derive(Debug, Clone)]
+pub struct SemanticDecl {
+    pub kind: crate::project::node::ResourceType,
+    pub name: String,
+    pub file: String,
+    pub rel: String,
+    pub line: usize,
+    pub description: String,
+    pub config: Config,
+    pub meta: BTreeMap<String, Value>,
+    pub tags: Vec<String>,
+    /// The whole entry, for the manifest and for finding what it names.
+    pub properties: Map<String, Value>,
+}
+
+/// A `groups:` entry: a name and an owner that models join with `group:`.
+#[derive(Debug, Clone, Default)]
+pub struct GroupDecl {
+    pub name: String,
+    pub file: String,
+    pub line: usize,
+    pub owner: Value,
+    pub description: Option<String>,
+    pub config: Config,
 }
 
 /// An `exposures:` entry as declared.
@@ -169,6 +199,8 @@ pub fn parse_all(files: &[SourceFile]) -> (SchemaFiles, Diagnostics) {
         out.sources.extend(one.sources);
         out.unit_tests.extend(one.unit_tests);
         out.exposures.extend(one.exposures);
+        out.semantic.extend(one.semantic);
+        out.groups.extend(one.groups);
         diags.extend(d);
     }
     (out, diags)
@@ -198,6 +230,21 @@ fn parse_one(f: &SourceFile, doc: &Value, out: &mut SchemaFiles, diags: &mut Dia
     }
     out.unit_tests = entries(f, map, "unit_tests", diags, parse_unit_test, |t| t.line);
     out.exposures = entries(f, map, "exposures", diags, parse_exposure, |e| e.line);
+    {
+        use crate::project::node::ResourceType as R;
+        for (key, kind) in [
+            ("semantic_models", R::SemanticModel),
+            ("metrics", R::Metric),
+            ("saved_queries", R::SavedQuery),
+        ] {
+            let parse = |f: &SourceFile, e: &Value, after: usize, d: &mut Diagnostics| {
+                semantic_decl(kind, f, e, after, d)
+            };
+            out.semantic
+                .extend(entries(f, map, key, diags, parse, |e| e.line));
+        }
+    }
+    out.groups = entries(f, map, "groups", diags, parse_group, |g| g.line);
     for source in items(map, "sources") {
         parse_source(f, source, &mut out.sources, diags);
     }
@@ -210,7 +257,7 @@ fn entries<T>(
     map: &Map<String, Value>,
     key: &str,
     diags: &mut Diagnostics,
-    parse: fn(&SourceFile, &Value, usize, &mut Diagnostics) -> Option<T>,
+    parse: impl Fn(&SourceFile, &Value, usize, &mut Diagnostics) -> Option<T>,
     line_of: fn(&T) -> usize,
 ) -> Vec<T> {
     let mut cursor = f.line_of_key(key, 1, usize::MAX).unwrap_or(1);
@@ -308,6 +355,15 @@ fn parse_patch(
         time_spine: m.get("time_spine").filter(|v| !v.is_null()).cloned(),
         ..Patch::default()
     };
+    // `access:` and `group:` written as properties rather than configs.
+    for key in ["access", "group"] {
+        if let Some(v) = m.get(key).filter(|v| !v.is_null()) {
+            patch
+                .config
+                .entry(key.to_string())
+                .or_insert_with(|| v.clone());
+        }
+    }
     let (columns, tests) = parse_columns(f, m, line, diags);
     patch.columns = columns;
     patch.tests = tests;
@@ -465,6 +521,81 @@ fn parse_exposure(
             maturity: text("maturity"),
             url: text("url"),
         },
+        name,
+    })
+}
+
+/// A Semantic Layer entry: a `name`, and the rest kept as declared (its
+/// `config:` merged as any resource's; the keys are MetricFlow's).
+fn semantic_decl(
+    kind: crate::project::node::ResourceType,
+    f: &SourceFile,
+    entry: &Value,
+    after_line: usize,
+    diags: &mut Diagnostics,
+) -> Option<SemanticDecl> {
+    let m = entry.as_object()?;
+    let (name, line) = name_and_line(f, m, after_line);
+    if name.is_empty() {
+        diags.push(
+            Diagnostic::error("E0106", format!("a {} has no `name`", kind.as_str()))
+                .at(f.path.clone(), Some(line)),
+        );
+        return None;
+    }
+    let mut config = Config::new();
+    if let Some(c) = m.get("config").and_then(Value::as_object) {
+        for (k, v) in c {
+            merge_config_value(&mut config, k, v.clone());
+        }
+    }
+    Some(SemanticDecl {
+        kind,
+        file: f.path.clone(),
+        rel: f.rel.clone(),
+        line,
+        description: str_of(m, "description"),
+        config,
+        meta: obj_of(m, "meta"),
+        tags: m.get("tags").map(string_list).unwrap_or_default(),
+        properties: m.clone(),
+        name,
+    })
+}
+
+/// One `groups:` entry: `name` and `owner` (a name or an email at least).
+fn parse_group(
+    f: &SourceFile,
+    entry: &Value,
+    after_line: usize,
+    diags: &mut Diagnostics,
+) -> Option<GroupDecl> {
+    let m = entry.as_object()?;
+    let (name, line) = name_and_line(f, m, after_line);
+    let owner = m.get("owner").cloned().unwrap_or(Value::Null);
+    let named = owner
+        .as_object()
+        .is_some_and(|o| o.contains_key("name") || o.contains_key("email"));
+    if name.is_empty() || !named {
+        diags.push(
+            Diagnostic::error(
+                "E0106",
+                format!("group `{name}` needs a `name` and an `owner` with a `name` or an `email`"),
+            )
+            .at(f.path.clone(), Some(line))
+            .hint("groups:\n  - name: finance\n    owner:\n      email: finance@example.com"),
+        );
+        return None;
+    }
+    Some(GroupDecl {
+        file: f.path.clone(),
+        line,
+        owner,
+        description: m
+            .get("description")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        config: config_of(f, m, line, diags),
         name,
     })
 }

@@ -272,11 +272,16 @@ impl Renderer {
             // their own sections; everything else is under `nodes`.
             let (mut sources, mut exposures, mut unit_tests, mut others) =
                 (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let (mut metrics, mut semantic_models, mut saved_queries) =
+                (Vec::new(), Vec::new(), Vec::new());
             for n in nodes.values() {
                 match n.resource_type {
                     ResourceType::Source => sources.push(n),
                     ResourceType::Exposure => exposures.push(n),
                     ResourceType::UnitTest => unit_tests.push(n),
+                    ResourceType::Metric => metrics.push(n),
+                    ResourceType::SemanticModel => semantic_models.push(n),
+                    ResourceType::SavedQuery => saved_queries.push(n),
                     _ => others.push(n),
                 }
             }
@@ -301,10 +306,10 @@ impl Renderer {
                 sources => mutable::deep(Value::from_serialize(by_id(sources))),
                 exposures => mutable::deep(Value::from_serialize(by_id(exposures))),
                 unit_tests => mutable::deep(Value::from_serialize(by_id(unit_tests))),
-                metrics => none(),
+                metrics => mutable::deep(Value::from_serialize(by_id(metrics))),
                 groups => none(),
-                semantic_models => none(),
-                saved_queries => none(),
+                semantic_models => mutable::deep(Value::from_serialize(by_id(semantic_models))),
+                saved_queries => mutable::deep(Value::from_serialize(by_id(saved_queries))),
             }
         });
     }

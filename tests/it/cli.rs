@@ -1449,3 +1449,180 @@ fn eager_and_cautious_tests_of_int_users(eager: &[String], cautious: &[String]) 
         "{cautious:?}"
     );
 }
+
+/// The Semantic Layer's YAML (`semantic_models:`, `metrics:`,
+/// `saved_queries:`) and `groups:` parse into the manifest's sections and
+/// the graph, as dbt parses them; names they cannot resolve, an undeclared
+/// group and a ref to another group's private model are errors at the file.
+#[test]
+fn semantic_layer_resources_and_groups_parse_into_the_graph() {
+    let dir = example_project();
+    let root = dir.path();
+    let yaml = "version: 2\n\
+groups:\n  - name: analytics\n    owner: {name: Analytics, email: analytics@example.com}\n\
+semantic_models:\n  - name: tweet_buckets\n    model: ref('tweets_per_10_minutes')\n    defaults: {agg_time_dimension: bucket_start}\n    entities: [{name: bucket, type: primary, expr: bucket_start}]\n    dimensions: [{name: bucket_start, type: time, type_params: {time_granularity: minute}}]\n    measures: [{name: tweet_count, agg: sum, expr: tweets}]\n\
+metrics:\n  - name: tweets\n    label: Tweets\n    type: simple\n    type_params: {measure: tweet_count}\n  - name: tweets_growth\n    label: Growth\n    type: derived\n    config: {group: analytics}\n    type_params: {expr: tweets - tweets_prev, metrics: [tweets, {name: tweets, offset_window: 1 day, alias: tweets_prev}]}\n\
+saved_queries:\n  - name: tweets_daily\n    query_params: {metrics: [tweets_growth], group_by: [\"TimeDimension('bucket__bucket_start', 'day')\"]}\n\
+exposures:\n  - name: tweet_board\n    type: dashboard\n    owner: {name: Analytics}\n    depends_on: [\"metric('tweets')\"]\n";
+    std::fs::write(root.join("models/datamart/semantic.yml"), yaml).expect("write");
+    let out = run_in(root, &["parse"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("1 semantic model, 2 metrics, 1 saved query, 1 group"),
+        "{}",
+        out.stderr
+    );
+    let m = read_json(&root.join("target/manifest.json"));
+    let p = "twitter_analytics";
+    let parents = |id: &str| m["parent_map"][id].clone();
+    assert_eq!(
+        parents(&format!("semantic_model.{p}.tweet_buckets")),
+        serde_json::json!([format!("model.{p}.tweets_per_10_minutes")])
+    );
+    assert_eq!(
+        parents(&format!("metric.{p}.tweets")),
+        serde_json::json!([format!("semantic_model.{p}.tweet_buckets")])
+    );
+    assert_eq!(
+        parents(&format!("metric.{p}.tweets_growth")),
+        serde_json::json!([format!("metric.{p}.tweets")])
+    );
+    assert_eq!(
+        parents(&format!("saved_query.{p}.tweets_daily")),
+        serde_json::json!([format!("metric.{p}.tweets_growth")])
+    );
+    assert!(parents(&format!("exposure.{p}.tweet_board"))
+        .as_array()
+        .is_some_and(|a| a.contains(&serde_json::json!(format!("metric.{p}.tweets")))));
+    let metric = &m["metrics"][format!("metric.{p}.tweets")];
+    assert_eq!(metric["type"], "simple");
+    assert_eq!(metric["type_params"]["measure"], "tweet_count");
+    assert_eq!(
+        m["semantic_models"][format!("semantic_model.{p}.tweet_buckets")]["measures"][0]["agg"],
+        "sum"
+    );
+    assert_eq!(
+        m["groups"][format!("group.{p}.analytics")]["owner"]["email"],
+        "analytics@example.com"
+    );
+    assert_eq!(
+        m["group_map"]["analytics"],
+        serde_json::json!([format!("metric.{p}.tweets_growth")])
+    );
+    assert!(m["nodes"]
+        .as_object()
+        .is_some_and(|n| n.keys().all(|k| !k.starts_with("metric."))));
+
+    // Listed and selected like any resource; never built.
+    let out = run_in(root, &["ls", "--resource-type", "metric"]);
+    assert_eq!(
+        out.stdout.lines().collect::<Vec<_>>(),
+        [
+            format!("metric:{p}.datamart.tweets"),
+            format!("metric:{p}.datamart.tweets_growth")
+        ],
+        "{}",
+        out.stderr
+    );
+    let out = run_in(
+        root,
+        &[
+            "ls",
+            "-s",
+            "+saved_query:tweets_daily",
+            "--exclude",
+            "resource_type:test",
+            "-o",
+            "name",
+        ],
+    );
+    let mut names: Vec<&str> = out.stdout.lines().collect();
+    names.sort();
+    for wanted in [
+        "tweets_per_10_minutes",
+        "tweet_buckets",
+        "tweets",
+        "tweets_growth",
+        "tweets_daily",
+        "int_tweets",
+    ] {
+        assert!(names.contains(&wanted), "{wanted} not in {names:?}");
+    }
+    let out = run_in(
+        root,
+        &[
+            "ls",
+            "-s",
+            "tweets_per_10_minutes+",
+            "--resource-type",
+            "saved_query",
+        ],
+    );
+    assert_eq!(
+        out.stdout.trim(),
+        format!("saved_query:{p}.datamart.tweets_daily"),
+        "{}",
+        out.stderr
+    );
+
+    // The docs site shows them in the lineage.
+    let out = run_in(root, &["docs", "generate", "--empty-catalog"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let site = std::fs::read_to_string(root.join("target/index.html")).expect("site");
+    assert!(site.contains(&format!("metric.{p}.tweets_growth")));
+
+    // A measure nobody defines.
+    std::fs::write(
+        root.join("models/datamart/semantic.yml"),
+        yaml.replace("{measure: tweet_count}", "{measure: tweet_cnt}"),
+    )
+    .expect("write");
+    let out = run_in(root, &["parse"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("E0118")
+            && out
+                .stderr
+                .contains("metric `tweets` names measure `tweet_cnt`")
+            && out.stderr.contains("models/datamart/semantic.yml:")
+            && out.stderr.contains("did you mean `tweet_count`?"),
+        "{}",
+        out.stderr
+    );
+
+    // int_users private to `analytics`: int_tweets_with_authors may not ref
+    // it; a misspelt group is not declared.
+    std::fs::write(root.join("models/datamart/semantic.yml"), yaml).expect("write");
+    let schema_path = root.join("models/intermediate/schema.yml");
+    let schema = std::fs::read_to_string(&schema_path).expect("read");
+    let schema = schema
+        .replace(
+            "  - name: int_users\n",
+            "  - name: int_users\n    access: private\n    config:\n      group: analytics\n",
+        )
+        .replace(
+            "  - name: int_tweets\n",
+            "  - name: int_tweets\n    config:\n      group: analytcs\n",
+        );
+    assert!(schema.contains("group: analytcs") && schema.contains("access: private"));
+    std::fs::write(&schema_path, schema).expect("write");
+    let out = run_in(root, &["parse"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("E0306")
+            && out.stderr.contains("`int_tweets_with_authors` refers to `int_users`, which is private to group `analytics`")
+            && out.stderr.contains("models/intermediate/int_tweets_with_authors.sql:"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("E0305")
+            && out
+                .stderr
+                .contains("`int_tweets` is in group `analytcs`, which is not declared")
+            && out.stderr.contains("did you mean `analytics`?"),
+        "{}",
+        out.stderr
+    );
+}

@@ -17,7 +17,8 @@
   var MIN_ZOOM = 0.002;
   var COLORS = {
     model: '#2563eb', source: '#16a34a', seed: '#b45309', snapshot: '#7c3aed',
-    test: '#db2777', exposure: '#0891b2', other: '#64748b'
+    test: '#db2777', exposure: '#0891b2', semantic_model: '#0d9488', metric: '#ca8a04',
+    saved_query: '#9333ea', other: '#64748b'
   };
   var SQL_KEYWORDS = new Set(('select from where join left right inner outer full cross on as and or not in is ' +
     'null case when then else end group by order having limit offset union all distinct with over partition ' +
@@ -135,7 +136,8 @@
       if (!groups.has(n.rt)) groups.set(n.rt, []);
       groups.get(n.rt).push(i);
     });
-    var order = ['model', 'source', 'seed', 'snapshot', 'exposure', 'analysis', 'test'];
+    var order = ['model', 'source', 'seed', 'snapshot', 'semantic_model', 'metric', 'saved_query',
+      'exposure', 'analysis', 'test'];
     var types = Array.from(groups.keys()).sort(function (a, b) {
       var ia = order.indexOf(a), ib = order.indexOf(b);
       return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib) || a.localeCompare(b);
@@ -144,7 +146,8 @@
   }
 
   function sidebarGroup(rt, members) {
-    var details = h('details', { 'data-type': rt }, h('summary', null, rt + 's (' + members.length + ')'));
+    var plural = { analysis: 'analyses', saved_query: 'saved queries', semantic_model: 'semantic models' }[rt] || rt + 's';
+    var details = h('details', { 'data-type': rt }, h('summary', null, plural + ' (' + members.length + ')'));
     var filled = false;
     function fill() {
       if (filled || !details.open) return;
