@@ -922,6 +922,8 @@ fn run_node(
 ) -> Result<NodeResult, String> {
     match n.resource_type {
         ResourceType::Seed => {
+            // dbt's seed materialization runs the seed's hooks around the load.
+            run_node_hooks(c, n, conn, "pre-hook")?;
             let path = c.project.root.join(&n.original_file_path);
             let column_types: BTreeMap<String, String> = n
                 .config
@@ -941,19 +943,29 @@ fn run_node(
             let relation = relation_of(n);
             let grants = grants_of(n)?;
             let mut guard = lock(conn);
-            let out = seed::load_seed_quoting(
-                guard.as_mut(),
-                engine,
-                &relation,
-                &path,
-                &column_types,
+            let delimiter = match n.config.get("delimiter").and_then(Value::as_str) {
+                None => b',',
+                Some(d) if d.len() == 1 => d.as_bytes()[0],
+                Some(d) => {
+                    return Err(format!(
+                        "seed `{}`: `delimiter` must be one character, not {d:?}\n  --> {}",
+                        n.name,
+                        n.file_line()
+                    ))
+                }
+            };
+            let options = seed::SeedOptions {
+                column_types: &column_types,
                 full_refresh,
-                n.config
+                quote_columns: n
+                    .config
                     .get("quote_columns")
                     .and_then(Value::as_bool)
                     .unwrap_or(true),
-            )
-            .map_err(|e| e.to_string())?;
+                delimiter,
+            };
+            let out = seed::load_seed_with(guard.as_mut(), engine, &relation, &path, &options)
+                .map_err(|e| e.to_string())?;
             // As dbt's seed materialization: grants, then persisted docs.
             crate::warehouse::post_build::grants_and_docs(
                 guard.as_mut(),
@@ -964,6 +976,8 @@ fn run_node(
                 &comments_to_persist(n),
             )
             .map_err(|e| e.to_string())?;
+            drop(guard);
+            run_node_hooks(c, n, conn, "post-hook")?;
             Ok(ok("success", out.message, out.rows_affected, None))
         }
         ResourceType::Model | ResourceType::Snapshot => build_one_model(c, n, conn, engine, a),
@@ -1032,6 +1046,32 @@ fn render_at_run_with(
     }
     compile::inject_ephemerals_at_run(&r.output, n, c.nodes(), renderer, conn)
         .map_err(|d| d.to_string())
+}
+
+/// Render each of a node's `pre-hook` / `post-hook` (`key`) as it runs
+/// (connected, so a hook may query or call `adapter` methods) and execute
+/// what it renders to.
+fn run_node_hooks(c: &Compiled, n: &Node, conn: &SharedConn, key: &str) -> Result<(), String> {
+    for hook in string_or_list(n.config.get(key)) {
+        let sql = c
+            .renderer
+            .render(
+                &n.original_file_path,
+                &hook,
+                Some(n),
+                true,
+                false,
+                Some(conn.clone()),
+            )
+            .map(|r| c.renderer.substitute(&r.output))
+            .map_err(|d| format!("{key} failed: {d}"))?;
+        if !sql.trim().is_empty() {
+            lock(conn)
+                .execute(&sql)
+                .map_err(|e| format!("{key} failed: {e}"))?;
+        }
+    }
+    Ok(())
 }
 
 fn string_or_list(v: Option<&Value>) -> Vec<String> {
@@ -1788,7 +1828,12 @@ fn shown<'a>(c: &'a Compiled, plan: &'a Plan, id: &str) -> Option<Shown<'a>> {
     Some(Shown {
         resource_type: n.resource_type,
         name: &n.name,
-        file: n.defining_file(),
+        // A model's own file (dbt names it so), not the YAML describing it;
+        // a generic or unit test is its YAML entry.
+        file: match n.resource_type {
+            ResourceType::Test | ResourceType::UnitTest => n.defining_file(),
+            _ => &n.original_file_path,
+        },
         description: match n.resource_type {
             ResourceType::Seed => format!("seed file {}.{}", n.schema, n.alias),
             ResourceType::Test => format!("test {}", n.name),

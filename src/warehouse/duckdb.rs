@@ -361,6 +361,29 @@ impl Connection for DuckDbConnection {
         Ok(QueryResult { columns, rows: out })
     }
 
+    fn can_copy_csv_file(&self) -> bool {
+        true
+    }
+
+    /// dbt-duckdb's seed load: DuckDB's own CSV reader into the table
+    /// created with the inferred types (its dialect sniffed, as there).
+    fn copy_csv_file(
+        &mut self,
+        relation: &Relation,
+        _columns: &[ColumnMeta],
+        path: &Path,
+        delimiter: u8,
+    ) -> Result<u64> {
+        let path = path.to_string_lossy();
+        let delimiter = char::from(delimiter).to_string();
+        self.execute(&format!(
+            "COPY {} FROM {} (FORMAT CSV, HEADER TRUE, DELIMITER {})",
+            super::adapter::render(relation),
+            super::adapter::literal(&path),
+            super::adapter::literal(&delimiter),
+        ))
+    }
+
     fn bulk_insert(
         &mut self,
         relation: &Relation,

@@ -413,14 +413,15 @@ pub trait Connection: Send {
         false
     }
 
-    /// Load a checked CSV file with a header row into `relation` as the
-    /// engine reads CSV itself, empty fields (quoted or not) as NULL.
+    /// Load a checked CSV file with a header row, fields separated by
+    /// `delimiter`, into `relation` as the engine reads CSV itself.
     /// Only called when [`Connection::can_copy_csv_file`] says so.
     fn copy_csv_file(
         &mut self,
         relation: &Relation,
         _columns: &[ColumnMeta],
         path: &std::path::Path,
+        _delimiter: u8,
     ) -> Result<u64> {
         Err(WarehouseError::Other(format!(
             "loading {} into {}: this engine loads rows, not files",

@@ -499,8 +499,9 @@ impl Connection for PgConnection {
         relation: &Relation,
         columns: &[ColumnMeta],
         path: &std::path::Path,
+        delimiter: u8,
     ) -> Result<u64> {
-        let statement = convert::copy_file_statement(relation, columns);
+        let statement = convert::copy_file_statement(relation, columns, delimiter);
         let file = std::fs::File::open(path)
             .map_err(|e| WarehouseError::Other(format!("reading {}: {e}", path.display())))?;
         self.run(&statement, copy_file(&self.client, &statement, file))

@@ -100,34 +100,51 @@ pub fn load_seed(
     column_types: &BTreeMap<String, String>,
     full_refresh: bool,
 ) -> Result<BuildOutcome, SeedError> {
-    load_seed_quoting(
-        conn,
-        engine,
-        relation,
-        csv_path,
+    let o = SeedOptions {
         column_types,
         full_refresh,
-        true,
-    )
+        quote_columns: true,
+        delimiter: b',',
+    };
+    load_seed_with(conn, engine, relation, csv_path, &o)
 }
 
-/// `load_seed`, with dbt's `quote_columns` (true by default): unquoted,
-/// the header's names are folded as the engine folds identifiers
-/// (PostgreSQL: `COLUMN_NAME` becomes `column_name`; DuckDB keeps case).
-pub fn load_seed_quoting(
+/// A seed's settings from its config.
+#[derive(Debug, Clone, Copy)]
+pub struct SeedOptions<'a> {
+    /// `column_types`: SQL types that win over the inferred ones.
+    pub column_types: &'a BTreeMap<String, String>,
+    pub full_refresh: bool,
+    /// dbt's `quote_columns` (true by default): unquoted, the header's
+    /// names are folded as the engine folds identifiers (PostgreSQL:
+    /// `COLUMN_NAME` becomes `column_name`; DuckDB keeps case).
+    pub quote_columns: bool,
+    /// dbt's `delimiter` (`,` by default).
+    pub delimiter: u8,
+}
+
+/// `load_seed` with every seed setting.
+///
+/// DuckDB reads the file with its own CSV reader, as dbt-duckdb's seeds do
+/// (`COPY … FROM 'file' (FORMAT CSV, HEADER TRUE, DELIMITER …)`), so values
+/// load as they would there (`NULL` and a lone space stay text); PostgreSQL
+/// gets the file streamed to `COPY` unless its reading would differ from
+/// dbt's (agate's) reading, which loads the rows as sluice read them.
+pub fn load_seed_with(
     conn: &mut dyn Connection,
     engine: Engine,
     relation: &Relation,
     csv_path: &Path,
-    column_types: &BTreeMap<String, String>,
-    full_refresh: bool,
-    quote_columns: bool,
+    o: &SeedOptions,
 ) -> Result<BuildOutcome, SeedError> {
+    let (column_types, full_refresh, quote_columns) =
+        (o.column_types, o.full_refresh, o.quote_columns);
     // Where the engine can load the checked file itself (COPY on Postgres,
     // like `psql \copy`), the rows are not kept in memory at all.
-    let mut data = scan_csv(csv_path, !conn.can_copy_csv_file())?;
-    if (data.blank_lines || data.copy_reads_differently) && !data.rows_kept {
-        data = read_csv(csv_path)?;
+    let mut data = scan_csv(csv_path, !conn.can_copy_csv_file(), o.delimiter)?;
+    let reads_differently = engine == Engine::Postgres && data.copy_reads_differently;
+    if (data.blank_lines || reads_differently) && !data.rows_kept {
+        data = read_csv(csv_path, o.delimiter)?;
     }
     let mut columns = seed_columns(engine, &data, column_types);
     if !quote_columns && engine == Engine::Postgres {
@@ -137,14 +154,22 @@ pub fn load_seed_quoting(
     }
     let load = |conn: &mut dyn Connection, data: &SeedData| {
         in_transaction(conn, |c| {
-            load_and_swap(c, engine, relation, &columns, data, csv_path, full_refresh)
+            load_and_swap(
+                c,
+                engine,
+                relation,
+                &columns,
+                data,
+                (csv_path, o.delimiter),
+                full_refresh,
+            )
         })
     };
     let mut loaded = load(conn, &data);
     if matches!(loaded, Err(LoadError::Bulk(_))) && !data.rows_kept {
         // The engine's own CSV reading rejected the file: load the rows as
         // this reader sees them, which also pins a bad value to its line.
-        data = read_csv(csv_path)?;
+        data = read_csv(csv_path, o.delimiter)?;
         loaded = load(conn, &data);
     }
     match loaded {
@@ -171,19 +196,20 @@ pub fn load_seed_quoting(
 
 /// Read and check a seed file (a header, then rows as wide as the header),
 /// keeping its rows.
-pub fn read_csv(path: &Path) -> Result<SeedData, SeedError> {
-    scan_csv(path, true)
+pub fn read_csv(path: &Path, delimiter: u8) -> Result<SeedData, SeedError> {
+    scan_csv(path, true, delimiter)
 }
 
 /// Check a seed file and infer its column kinds in one pass; keep the rows
 /// only when `keep_rows`.
-fn scan_csv(path: &Path, keep_rows: bool) -> Result<SeedData, SeedError> {
+fn scan_csv(path: &Path, keep_rows: bool, delimiter: u8) -> Result<SeedData, SeedError> {
     let io = |source| SeedError::Io {
         path: path.to_path_buf(),
         source,
     };
     let file = std::fs::File::open(path).map_err(io)?;
     let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
         .has_headers(false)
         .flexible(true)
         .from_reader(std::io::BufReader::with_capacity(1 << 20, file));
@@ -414,25 +440,61 @@ fn digits(t: &str, range: std::ops::Range<usize>) -> Option<u32> {
     })
 }
 
-/// `YYYY-MM-DD HH:MM:SS[.fraction]` (or with `T`): what dbt's seed loader
-/// reads as a timestamp.
+/// What dbt's seed loader (agate) reads as a timestamp: exactly
+/// `YYYY-MM-DD HH:MM:SS` (its `strptime` format, so no fraction), or ISO
+/// 8601 with a `T`: `YYYY-MM-DDTHH:MM[:SS[.fraction]]` and an optional
+/// `Z` / `±HH[:MM]` offset (`isodate`).
 pub(crate) fn is_timestamp(t: &str) -> bool {
     let b = t.as_bytes();
-    if b.len() < 19 || !matches!(b[10], b' ' | b'T') || parse_date(t).is_none() {
+    if b.len() < 16 || !matches!(b[10], b' ' | b'T') || parse_date(t).is_none() {
         return false;
     }
-    let time_ok = b[13] == b':'
-        && b[16] == b':'
-        && matches!(
-            (digits(t, 11..13), digits(t, 14..16), digits(t, 17..19)),
-            (Some(h), Some(m), Some(s)) if NaiveTime::from_hms_opt(h, m, s).is_some()
-        );
-    let fraction = &t[19..];
-    let fraction_ok = fraction.is_empty()
-        || (fraction.len() > 1
-            && fraction.starts_with('.')
-            && fraction[1..].bytes().all(|c| c.is_ascii_digit()));
-    time_ok && fraction_ok
+    let time_ok = |h: Option<u32>, m: Option<u32>, s: Option<u32>| matches!((h, m, s), (Some(h), Some(m), Some(s)) if NaiveTime::from_hms_opt(h, m, s).is_some());
+    if b[10] == b' ' {
+        return b.len() == 19
+            && b[13] == b':'
+            && b[16] == b':'
+            && time_ok(digits(t, 11..13), digits(t, 14..16), digits(t, 17..19));
+    }
+    if b[13] != b':' {
+        return false;
+    }
+    // After `HH:MM`: `:SS`, then `.fraction`, then an offset, each optional.
+    let mut rest = &t[16..];
+    let mut seconds = Some(0);
+    if let Some(r) = rest.strip_prefix(':') {
+        seconds = r.get(..2).and_then(|s| digits(s, 0..2));
+        rest = r.get(2..).unwrap_or("");
+        if let Some(r) = rest.strip_prefix('.') {
+            let n = r.bytes().take_while(u8::is_ascii_digit).count();
+            if n == 0 {
+                return false;
+            }
+            rest = &r[n..];
+        }
+    }
+    let offset_ok = match rest.as_bytes().first() {
+        None => true,
+        Some(b'Z') => rest.len() == 1,
+        Some(b'+' | b'-') => {
+            let o = &rest[1..];
+            let hh = o
+                .get(..2)
+                .and_then(|h| digits(h, 0..2))
+                .is_some_and(|h| h < 24);
+            let mm = match o.get(2..) {
+                Some("") => true,
+                Some(m) => {
+                    let m = m.strip_prefix(':').unwrap_or(m);
+                    m.len() == 2 && digits(m, 0..2).is_some_and(|m| m < 60)
+                }
+                None => false,
+            };
+            hh && mm
+        }
+        Some(_) => false,
+    };
+    offset_ok && time_ok(digits(t, 11..13), digits(t, 14..16), seconds)
 }
 
 /// Column names and SQL types: inferred, or as overridden by `column_types`
@@ -499,7 +561,7 @@ fn load_and_swap(
     relation: &Relation,
     columns: &[ColumnMeta],
     data: &SeedData,
-    csv_path: &Path,
+    (csv_path, delimiter): (&Path, u8),
     full_refresh: bool,
 ) -> Result<u64, LoadError> {
     let tmp = with_suffix(relation, TMP_SUFFIX);
@@ -509,7 +571,7 @@ fn load_and_swap(
         conn.bulk_insert(&tmp, columns, &data.rows)
     } else {
         // The engine read the file itself: it must have seen the same rows.
-        conn.copy_csv_file(&tmp, columns, csv_path)
+        conn.copy_csv_file(&tmp, columns, csv_path, delimiter)
             .and_then(|n| match n == data.row_count {
                 true => Ok(n),
                 false => Err(WarehouseError::Other(format!(
@@ -644,9 +706,26 @@ mod tests {
         assert_eq!(infer_type(["true", "FALSE"]), InferredType::Boolean);
         assert_eq!(infer_type(["2024-01-31"]), InferredType::Date);
         assert_eq!(
-            infer_type(["2024-01-31", "2024-02-01 10:00:00.123"]),
+            infer_type(["2024-01-31", "2024-02-01 10:00:00"]),
             InferredType::Timestamp
         );
+        // As dbt's agate reads them (checked against dbt-core 1.12's
+        // `agate_helper.from_csv`): a fraction needs the ISO `T` form,
+        // which also takes minutes only and an offset.
+        assert_eq!(infer_type(["2024-02-01 10:00:00.123"]), InferredType::Text);
+        assert_eq!(
+            infer_type([
+                "2024-02-01T10:00:00.123",
+                "2024-02-01T10:00",
+                "2024-02-01T10:00:00Z"
+            ]),
+            InferredType::Timestamp
+        );
+        assert_eq!(
+            infer_type(["2024-02-01T10:00:00+02:00", "2024-02-01T10:00:00.5-0530"]),
+            InferredType::Timestamp
+        );
+        assert_eq!(infer_type(["2024-02-01T10:00:00Q"]), InferredType::Text);
         assert_eq!(infer_type(["2024-02-30"]), InferredType::Text);
         assert_eq!(infer_type(["2024-1-31"]), InferredType::Text);
         assert_eq!(infer_type(["2024-01-31T23:59:59"]), InferredType::Timestamp);

@@ -299,12 +299,19 @@ fn fail_fast_stops_after_the_first_failure() {
     let pg = Engine::postgres();
     let dir = jaffle();
     std::fs::write(
-        dir.path().join("models/staging/stg_customers.sql"),
+        dir.path().join("models/staging/stg_orders.sql"),
         "select nope from nowhere",
     )
     .expect("write");
     let out = pg.run(dir.path(), &["build", "--fail-fast", "--threads", "1"]);
     assert_eq!(out.code, 1, "{}", out.stderr);
+    // The summary names the model's own file, not the YAML describing it.
+    assert!(
+        out.stderr
+            .contains("ERROR stg_orders (models/staging/stg_orders.sql)"),
+        "{}",
+        out.stderr
+    );
     assert!(
         out.stderr.contains("skipped") || out.stderr.contains("SKIP"),
         "{}",
@@ -1299,6 +1306,41 @@ select '{{ described }}' as described, {{ same }} as same_set,
             Value::from(2)
         ]]
     );
+}
+
+/// A seed's `pre-hook`s run before it loads and its `post-hook`s after,
+/// rendered as they run (`this` is the seed, `adapter` calls work), as
+/// dbt's seed materialization runs them.
+#[cfg(feature = "duckdb")]
+#[test]
+fn seed_hooks_run_around_the_load() {
+    let duck = Engine::duckdb();
+    let dir = jaffle();
+    let root = dir.path();
+    let project = std::fs::read_to_string(root.join("dbt_project.yml")).expect("read");
+    let project = project.replace(
+        "    raw_payments:\n",
+        "    +pre-hook: \"create table if not exists main.seed_log (what varchar)\"\n    +post-hook:\n      - \"insert into main.seed_log select '{{ this.identifier }} ' || count(*) from {{ this }}\"\n    raw_orders:\n      +post-hook: \"{% do adapter.drop_relation(this.incorporate(type='table')) %}\"\n    raw_payments:\n",
+    );
+    std::fs::write(root.join("dbt_project.yml"), project).expect("write");
+    // One thread: two seeds' `create table if not exists` at once conflict.
+    assert_ok(&duck.run(root, &["seed", "--threads", "1"]), "seed");
+    assert_eq!(
+        duck.query(root, "select what from main.seed_log order by what"),
+        vec![
+            vec![Value::from("raw_customers 6")],
+            vec![Value::from("raw_orders 9")],
+            vec![Value::from("raw_payments 10")],
+        ]
+    );
+    // Hooks add up: raw_orders' own post-hook ran after the shared one,
+    // and dropped it.
+    assert!(duck
+        .query(
+            root,
+            "select count(*) from information_schema.tables where table_name = 'raw_orders'"
+        )
+        .eq(&vec![vec![Value::from(0)]]));
 }
 
 /// `on-run-end` hooks get dbt's context for them — `results` (status and

@@ -15,8 +15,8 @@ use sluice::warehouse::adapter;
 use sluice::warehouse::materialize::{
     build_model, BuildError, Materialization, ModelBuild, OnSchemaChange,
 };
-use sluice::warehouse::seed::{load_seed, SeedError};
-use sluice::warehouse::{Connection, Relation, RelationKind, Warehouse, WarehouseError};
+use sluice::warehouse::seed::{load_seed, load_seed_with, SeedError, SeedOptions};
+use sluice::warehouse::{Connection, Engine, Relation, RelationKind, Warehouse, WarehouseError};
 
 /// A relation in `schema` of the current database.
 pub fn rel(schema: &str, identifier: &str) -> Relation {
@@ -651,7 +651,7 @@ pub fn seed_infers_types(wh: &dyn Warehouse, schema: &str) {
         "types.csv",
         "i,n,b,d,ts,s,empty\n\
          1,1.5,true,2024-01-31,2024-01-31 10:11:12,hello,\n\
-         2,2,FALSE,2024-02-01,2024-02-01 00:00:00.250,\"a, b\",\n\
+         2,2,FALSE,2024-02-01,2024-02-01T00:00:00.250,\"a, b\",\n\
          ,,,,,,\n",
     );
     let out = load_seed(c, wh.engine(), &t, &csv, &BTreeMap::new(), false)
@@ -699,11 +699,14 @@ pub fn seed_infers_types(wh: &dyn Warehouse, schema: &str) {
     assert_eq!(nulls, [[json!(1)]], "empty fields load as NULL");
 }
 
-/// What the CSV reader sees is what loads, whichever path the engine takes
-/// (PostgreSQL streams the file to COPY): quoted empty values are NULL like
-/// unquoted ones (and so are blanks and `null`), quoted newlines and CRLF
-/// line ends are data, quotes inside an unquoted value are kept, blank lines
-/// are skipped.
+/// Seeds load as dbt's adapter for the engine loads them. PostgreSQL (dbt
+/// reads the file with agate): quoted empty values are NULL like unquoted
+/// ones, and so are blanks and `null`, whichever path the load takes (the
+/// file streamed to COPY or the rows). DuckDB (dbt-duckdb `COPY`s the file
+/// with DuckDB's reader): empty values are NULL, a blank and `NULL` are
+/// text. Both: quoted newlines and CRLF line ends are data, quotes inside
+/// an unquoted value are kept, blank lines are skipped, and the seed's
+/// `delimiter` separates fields.
 pub fn seed_reads_csv_edge_cases_like_the_checker(wh: &dyn Warehouse, schema: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut conn = connect(wh, schema);
@@ -731,10 +734,32 @@ pub fn seed_reads_csv_edge_cases_like_the_checker(wh: &dyn Warehouse, schema: &s
             // Quotes inside an unquoted value are data, as Python's csv
             // (dbt's) reads them.
             [json!(4), json!("{ \"a\": [1] }")],
-            // Blanks and `null` are NULL, as dbt (agate) reads them.
-            [json!(5), json!(null)],
-            [json!(6), json!(null)]
         ]
+        .into_iter()
+        .chain(match wh.engine() {
+            // Blanks and `null` are NULL, as dbt (agate) reads them.
+            Engine::Postgres => [[json!(5), json!(null)], [json!(6), json!(null)]],
+            // DuckDB's CSV reader keeps them, as in dbt-duckdb.
+            Engine::DuckDb => [[json!(5), json!(" ")], [json!(6), json!("NULL")]],
+        })
+        .collect::<Vec<_>>()
+    );
+    let semi = rel(schema, "seed_semicolons");
+    let csv = write(dir.path(), "semi.csv", "id;name\n1;a,b\n2;\"c;d\"\n");
+    let o = SeedOptions {
+        column_types: &BTreeMap::new(),
+        full_refresh: false,
+        quote_columns: true,
+        delimiter: b';',
+    };
+    let out = load_seed_with(c, wh.engine(), &semi, &csv, &o).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.rows_affected, Some(2));
+    assert_eq!(
+        rows(
+            c,
+            &format!("SELECT id, name FROM {} ORDER BY id", render(&semi))
+        ),
+        [[json!(1), json!("a,b")], [json!(2), json!("c;d")]]
     );
     let blank = rel(schema, "seed_blank_lines");
     let csv = write(dir.path(), "blank.csv", "id,name\n1,a\n\n2,b\n\n");

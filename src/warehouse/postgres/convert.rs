@@ -153,16 +153,22 @@ pub(super) fn copy_statement(relation: &Relation, columns: &[ColumnMeta]) -> Str
     )
 }
 
-/// `COPY` of a CSV file with a header row, every empty field NULL (quoted
-/// or not, as a seed's CSV reader sees it).
-pub(super) fn copy_file_statement(relation: &Relation, columns: &[ColumnMeta]) -> String {
+/// `COPY` of a CSV file with a header row, fields separated by
+/// `delimiter`, every empty field NULL (quoted or not, as a seed's CSV
+/// reader sees it).
+pub(super) fn copy_file_statement(
+    relation: &Relation,
+    columns: &[ColumnMeta],
+    delimiter: u8,
+) -> String {
     let names = columns
         .iter()
         .map(|c| quote_ident(&c.name))
         .collect::<Vec<_>>()
         .join(", ");
+    let delimiter = crate::warehouse::adapter::literal(&char::from(delimiter).to_string());
     format!(
-        "COPY {} ({names}) FROM STDIN (FORMAT csv, HEADER true, FORCE_NULL ({names}))",
+        "COPY {} ({names}) FROM STDIN (FORMAT csv, HEADER true, DELIMITER {delimiter}, FORCE_NULL ({names}))",
         qualified_name(relation),
     )
 }
