@@ -359,31 +359,64 @@ impl Serialize for ManifestNode<'_> {
         m.serialize_entry("path", &n.path)?;
         m.serialize_entry("original_file_path", n.package_file_path())?;
         m.serialize_entry("fqn", &n.fqn)?;
-        m.serialize_entry("database", &n.database)?;
-        m.serialize_entry("schema", &n.schema)?;
-        m.serialize_entry("alias", &n.alias)?;
-        m.serialize_entry("relation_name", &n.relation_name)?;
-        m.serialize_entry("raw_code", &n.raw_code)?;
-        m.serialize_entry("language", &n.language)?;
-        // A node this invocation did not compile (`compile -s …`) still holds
-        // its phase-one text with relation placeholders: as in dbt, it has no
-        // compiled code yet.
-        let compiled = n
-            .compiled_code
-            .as_deref()
-            .filter(|c| self.1 && !c.contains(crate::templating::objects::MARK));
-        m.serialize_entry("compiled_code", &compiled)?;
-        m.serialize_entry("compiled_path", &n.compiled_path)?;
+        use crate::project::node::ResourceType as R;
+        let rt = n.resource_type;
+        // The keys dbt's class for each resource type has: a source has no
+        // alias or code, an exposure or a Semantic Layer resource no
+        // relation, a seed no compiled code or refs.
+        let lineage_only = matches!(rt, R::Exposure) || is_semantic(rt);
+        let compiled_kind = matches!(rt, R::Model | R::Test | R::Analysis | R::Snapshot);
+        if !lineage_only {
+            m.serialize_entry("database", &n.database)?;
+            m.serialize_entry("schema", &n.schema)?;
+            if rt != R::Source {
+                m.serialize_entry("alias", &n.alias)?;
+            }
+            m.serialize_entry("relation_name", &n.relation_name)?;
+        }
+        if !lineage_only && rt != R::Source {
+            m.serialize_entry("raw_code", &n.raw_code)?;
+        }
+        if compiled_kind || rt == R::UnitTest {
+            m.serialize_entry("language", &n.language)?;
+        }
+        if compiled_kind {
+            // A node this invocation did not compile (`compile -s …`) still
+            // holds its phase-one text with relation placeholders: as in
+            // dbt, it has no compiled code yet.
+            let compiled = n
+                .compiled_code
+                .as_deref()
+                .filter(|c| self.1 && !c.contains(crate::templating::objects::MARK));
+            m.serialize_entry("compiled_code", &compiled)?;
+            m.serialize_entry("compiled_path", &n.compiled_path)?;
+            m.serialize_entry("compiled", &compiled.is_some())?;
+            m.serialize_entry("extra_ctes_injected", &compiled.is_some())?;
+            m.serialize_entry("extra_ctes", &[(); 0])?;
+        }
         m.serialize_entry("config", &ManifestConfig(n))?;
         m.serialize_entry("description", &n.description)?;
-        m.serialize_entry("columns", &n.columns)?;
-        m.serialize_entry("meta", &n.meta)?;
-        m.serialize_entry("tags", &n.tags)?;
-        m.serialize_entry("refs", &n.refs)?;
-        m.serialize_entry("sources", &n.sources)?;
-        m.serialize_entry("depends_on", &n.depends_on)?;
+        if !lineage_only {
+            m.serialize_entry("columns", &n.columns)?;
+            m.serialize_entry("doc_blocks", &[(); 0])?;
+        }
+        if rt != R::SemanticModel {
+            m.serialize_entry("meta", &n.meta)?;
+            m.serialize_entry("tags", &n.tags)?;
+        }
+        if !matches!(rt, R::Source | R::Seed) {
+            m.serialize_entry("refs", &n.refs)?;
+        }
+        if !matches!(rt, R::Source | R::Seed | R::SemanticModel) {
+            m.serialize_entry("sources", &n.sources)?;
+        }
+        if rt != R::Source {
+            m.serialize_entry("depends_on", &n.depends_on)?;
+        }
+        if rt == R::Exposure {
+            m.serialize_entry("metrics", &[(); 0])?;
+        }
         m.serialize_entry("patch_path", &n.patch_path)?;
-        use crate::project::node::ResourceType as R;
         let config = |k: &str| n.config.get(k).cloned().unwrap_or(Value::Null);
         if let Some(sem) = &n.semantic {
             // MetricFlow's keys as declared (`model`, `entities`,
@@ -420,7 +453,15 @@ impl Serialize for ManifestNode<'_> {
                 "docs",
                 &docs.unwrap_or_else(|| json!({"show": true, "node_color": null})),
             )?;
-            m.serialize_entry("metrics", &[(); 0])?;
+            if rt != R::Seed {
+                m.serialize_entry("metrics", &[(); 0])?;
+            }
+        }
+        if rt == R::Test {
+            m.serialize_entry(
+                "contract",
+                &json!({"enforced": false, "alias_types": true, "checksum": null}),
+            )?;
         }
         if n.resource_type == R::Model {
             m.serialize_entry("version", &n.version)?;

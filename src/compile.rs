@@ -353,7 +353,19 @@ fn render_node(node: &mut Node, renderer: &Renderer, diags: &mut Vec<Diagnostic>
     crate::project::apply_inline_config(node, &r.config);
     node.refs = r.refs;
     node.sources = r.sources;
-    node.depends_on.macros = r.macros.iter().map(|m| format!("macro.{m}")).collect();
+    // dbt's `depends_on.macros`: what the template calls itself (a generic
+    // test also `get_where_subquery`, which dbt wraps its model in); every
+    // macro the render reached is kept for `state:modified.macros`.
+    let mut direct: Vec<String> = r
+        .direct_macros
+        .iter()
+        .map(|m| format!("macro.{m}"))
+        .collect();
+    if node.test_metadata.is_some() {
+        direct.push("macro.dbt.get_where_subquery".into());
+    }
+    node.depends_on.macros = direct;
+    node.macros_used = r.macros.iter().map(|m| format!("macro.{m}")).collect();
     node.compiled_code = Some(r.output);
     if r.dynamic {
         node.config.insert("__dynamic".into(), Value::Bool(true));

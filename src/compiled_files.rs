@@ -203,7 +203,13 @@ pub fn rel_path(n: &Node) -> String {
     let file = n.package_file_path();
     let from_yaml = [".yml", ".yaml"].iter().any(|ext| file.ends_with(ext));
     if n.test_metadata.is_some() || from_yaml {
-        format!("{file}/{}.sql", n.name)
+        // A generic test with a long synthesized name is filed under its
+        // short, hashed alias (dbt's `compiled_name`).
+        let stem = match n.config.get("alias").and_then(|a| a.as_str()) {
+            Some(alias) if n.test_metadata.is_some() && n.name.len() >= 64 => alias,
+            _ => n.name.as_str(),
+        };
+        format!("{file}/{stem}.sql")
     } else {
         file.to_string()
     }

@@ -112,14 +112,18 @@ impl PreviousState {
                     .as_str()
                     .is_some_and(|m| m != node.materialized())
         };
+        // (Sources have no alias, exposures no relation: a key the old
+        // manifest does not have cannot have changed.)
         let relation = || {
-            old["schema"].as_str() != Some(node.schema.as_str())
-                || old["alias"].as_str() != Some(node.alias.as_str())
+            let differs =
+                |key: &str, now: &str| old.get(key).is_some_and(|v| v.as_str() != Some(now));
+            differs("schema", &node.schema) || differs("alias", &node.alias)
         };
         let macros = || {
             node.depends_on
                 .macros
                 .iter()
+                .chain(&node.macros_used)
                 .any(|m| self.macros.get(m) != self.current_macros.get(m))
         };
         match part {

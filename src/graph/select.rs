@@ -1402,6 +1402,7 @@ mod tests {
             unit_test: None,
             exposure: None,
             semantic: None,
+            macros_used: Vec::new(),
             checksum: String::new(),
             line: 1,
             package_dir: None,

@@ -673,6 +673,7 @@ impl<'a> Builder<'a> {
             unit_test: None,
             exposure: None,
             semantic: None,
+            macros_used: Vec::new(),
             checksum: checksum(&f.text),
             line: 1,
             package_dir: self.package_dir(),
@@ -821,6 +822,7 @@ impl<'a> Builder<'a> {
                 unit_test: None,
                 exposure: None,
                 semantic: None,
+                macros_used: Vec::new(),
                 checksum: checksum(&format!("{:?}{:?}", t.columns, t.config)),
                 line: t.line,
                 package_dir: self.package_dir(),
@@ -1375,11 +1377,36 @@ impl<'a> Builder<'a> {
             (None, None) => format!("{{{{ ref('{model_name}') }}}}"),
         };
         kwargs.insert("model".into(), Value::String(model_arg));
-        let name = spec
-            .custom_name
-            .clone()
-            .unwrap_or_else(|| generic_test_name(namespace.as_deref(), &short, &target, spec));
-        let hash = &checksum(&format!("{name}{attached}{:?}", spec.kwargs))[..10];
+        // dbt names the node with the full synthesized name and, when that
+        // is 64 characters or longer, aliases it (and its compiled file) by
+        // the short, hashed one.
+        let (name, short_alias) = match &spec.custom_name {
+            Some(n) => (n.clone(), None),
+            None => {
+                let (short_name, full) =
+                    generic_test_name(namespace.as_deref(), &short, &target, spec);
+                let alias = (short_name != full).then_some(short_name);
+                (full, alias)
+            }
+        };
+        // The hash over the metadata as dbt builds it (its `model` wraps
+        // the target in `get_where_subquery`), so unique ids match dbt's.
+        let mut dbt_kwargs = kwargs.clone();
+        let target_call = match (table, version) {
+            (Some(t), _) => format!("source('{model_name}', '{t}')"),
+            (None, Some(v)) => format!("ref('{model_name}', version='{v}')"),
+            (None, None) => format!("ref('{model_name}')"),
+        };
+        dbt_kwargs.insert(
+            "model".into(),
+            Value::String(format!("{{{{ get_where_subquery({target_call}) }}}}")),
+        );
+        let metadata = serde_json::json!({
+            "namespace": namespace,
+            "name": short,
+            "kwargs": dbt_kwargs,
+        });
+        let hash = dbt_test_hash(&name, &metadata);
         let unique_id = format!("test.{}.{}.{}", self.project(), name, hash);
         let mut fqn = vec![self.project().to_string()];
         fqn.extend(files::dirs(self.rel_in_resource(&spec.file)));
@@ -1387,6 +1414,11 @@ impl<'a> Builder<'a> {
         let mut config = self.config.tree_config("tests", &fqn);
         for (k, v) in &spec.config {
             merge_config_value(&mut config, k, v.clone());
+        }
+        if let Some(alias) = short_alias {
+            config
+                .entry("alias".to_string())
+                .or_insert(Value::String(alias));
         }
         let mut refs = Vec::new();
         let mut sources = Vec::new();
@@ -1440,6 +1472,7 @@ impl<'a> Builder<'a> {
             unit_test: None,
             exposure: None,
             semantic: None,
+            macros_used: Vec::new(),
             checksum: checksum(&format!("{:?}", spec)),
             line: spec.line,
             package_dir: self.package_dir(),
@@ -1453,14 +1486,15 @@ impl<'a> Builder<'a> {
 }
 
 /// dbt's `synthesize_generic_test_names`: `<test>_<model>_` followed by
-/// the cleaned argument values in sorted argument order (column first),
-/// truncated with an md5 label when 64 characters or longer.
+/// the cleaned argument values in sorted argument order (column first);
+/// returns `(short, full)`, the short one truncated with an md5 label when
+/// the full one is 64 characters or longer.
 fn generic_test_name(
     namespace: Option<&str>,
     short: &str,
     target: &str,
     spec: &TestSpec,
-) -> String {
+) -> (String, String) {
     let mut args: BTreeMap<&str, Value> = spec
         .kwargs
         .iter()
@@ -1487,9 +1521,9 @@ fn generic_test_name(
     if full.len() >= 64 {
         let label = md5_hex(&full);
         let trunc: String = identifier.chars().take(30).collect();
-        format!("{trunc}_{label}")
+        (format!("{trunc}_{label}"), full)
     } else {
-        full
+        (full.clone(), full)
     }
 }
 
@@ -1501,7 +1535,7 @@ pub(crate) fn py_str(v: &Value) -> String {
         Value::Null => "None".into(),
         Value::Bool(true) => "True".into(),
         Value::Bool(false) => "False".into(),
-        Value::Number(n) => n.to_string(),
+        Value::Number(n) => crate::templating::pyjson::number(n),
         Value::Array(items) => format!(
             "[{}]",
             items.iter().map(py_repr).collect::<Vec<_>>().join(", ")
@@ -1518,7 +1552,7 @@ pub(crate) fn py_str(v: &Value) -> String {
 
 pub(crate) fn py_repr(v: &Value) -> String {
     match v {
-        Value::String(s) => format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'")),
+        Value::String(s) => py_str_repr(s),
         other => py_str(other),
     }
 }
@@ -1597,6 +1631,63 @@ pub fn apply_inline_config(node: &mut Node, inline: &Config) {
 }
 
 /// The MD5 digest of `text` in lower-case hex (dbt's `local_md5`).
+/// Python's `repr` of a string: single quotes unless the text holds a
+/// single quote and no double quote, backslashes and control characters
+/// escaped.
+pub(crate) fn py_str_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+/// dbt's hash of a generic test (`create_test_node`): the md5 of its name
+/// followed by the `repr` of its test metadata with every mapping's keys
+/// sorted and every leaf as its `str()`; the last ten hex digits.
+fn dbt_test_hash(name: &str, metadata: &Value) -> String {
+    fn hashable(v: &Value) -> String {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                let items: Vec<String> = keys
+                    .into_iter()
+                    .map(|k| format!("{}: {}", py_str_repr(k), hashable(&m[k])))
+                    .collect();
+                format!("{{{}}}", items.join(", "))
+            }
+            Value::Array(items) => {
+                let items: Vec<String> = items.iter().map(hashable).collect();
+                format!("[{}]", items.join(", "))
+            }
+            leaf => py_str_repr(&py_str(leaf)),
+        }
+    }
+    let digest = md5_hex(&format!("{name}{}", hashable(metadata)));
+    digest[digest.len() - 10..].to_string()
+}
+
 pub fn md5_hex(text: &str) -> String {
     use md5::Digest;
     md5::Md5::digest(text.as_bytes())
@@ -1674,7 +1765,7 @@ mod tests {
             serde_json::json!({"to": "ref('int_users')", "field": "id"}),
         );
         assert_eq!(
-            generic_test_name(None, "relationships", "int_tweets", &s),
+            generic_test_name(None, "relationships", "int_tweets", &s).1,
             "relationships_int_tweets_author_id__id__ref_int_users_"
         );
         let s = spec(
@@ -1682,21 +1773,55 @@ mod tests {
             serde_json::json!({"values": ["placed", "shipped"]}),
         );
         assert_eq!(
-            generic_test_name(None, "accepted_values", "orders", &s),
+            generic_test_name(None, "accepted_values", "orders", &s).1,
             "accepted_values_orders_status__placed__shipped"
         );
         let s = spec("id", serde_json::json!({}));
         assert_eq!(
-            generic_test_name(None, "not_null", "source_raw_tweets", &s),
+            generic_test_name(None, "not_null", "source_raw_tweets", &s).1,
             "not_null_source_raw_tweets_id"
         );
         let long = spec(
             "a_rather_long_column_name",
             serde_json::json!({"values": ["first_value", "second_value"]}),
         );
-        let n = generic_test_name(None, "accepted_values", "a_long_model_name", &long);
+        let (n, full) = generic_test_name(None, "accepted_values", "a_long_model_name", &long);
         assert_eq!(n.len(), 30 + 1 + 32, "{n}");
         assert!(n.starts_with("accepted_values_a_long_model_n_"), "{n}");
+        assert_eq!(
+            full,
+            "accepted_values_a_long_model_name_a_rather_long_column_name__first_value__second_value"
+        );
+    }
+
+    #[test]
+    fn test_hashes_are_dbts() {
+        // Unique ids dbt-core 1.12 gave these tests (dbt-project-evaluator's
+        // integration project).
+        let unique = serde_json::json!({
+            "namespace": null, "name": "unique",
+            "kwargs": {"column_name": "id", "model": "{{ get_where_subquery(ref('dim_model_7')) }}"},
+        });
+        assert_eq!(
+            dbt_test_hash("unique_dim_model_7_id", &unique),
+            "418f4d38fd"
+        );
+        let combination = serde_json::json!({
+            "namespace": "dbt_utils", "name": "unique_combination_of_columns",
+            "kwargs": {
+                "combination_of_columns": ["node_unique_id", "name"],
+                "model": "{{ get_where_subquery(ref('stg_columns_dpe')) }}",
+            },
+        });
+        assert_eq!(
+            dbt_test_hash(
+                "dbt_utils_unique_combination_of_columns_stg_columns_dpe_node_unique_id__name",
+                &combination
+            ),
+            "fbe4f0b520"
+        );
+        assert_eq!(py_str_repr("it's"), "\"it's\"");
+        assert_eq!(py_str_repr("a'\"b\\"), "'a\\'\"b\\\\'");
     }
 
     #[test]

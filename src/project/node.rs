@@ -241,6 +241,11 @@ pub struct Node {
     /// properties and what it depends on (written by `artifacts`).
     #[serde(skip)]
     pub semantic: Option<Box<SemanticInfo>>,
+    /// Every macro its render reached, nested calls too (`depends_on.macros`
+    /// has only the ones it calls itself, as dbt's): what
+    /// `state:modified.macros` compares.
+    #[serde(skip)]
+    pub macros_used: Vec<String>,
     /// The checksum of the raw file, for `state:modified`.
     pub checksum: String,
     /// 1-based line in `original_file_path`/`patch_path` where the node is declared

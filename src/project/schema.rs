@@ -308,6 +308,32 @@ fn config_of(
     config
 }
 
+/// A constraint with the keys dbt's constraint classes always carry
+/// (`name`, `expression`, `warn_unenforced`, `warn_unsupported`, `to`,
+/// `to_columns`, and a model-level one's `columns`), as the manifest and
+/// `graph` show them.
+fn with_constraint_defaults(c: &Value, model_level: bool) -> Value {
+    let Some(m) = c.as_object() else {
+        return c.clone();
+    };
+    let mut out = m.clone();
+    let defaults = [
+        ("name", Value::Null),
+        ("expression", Value::Null),
+        ("warn_unenforced", Value::Bool(true)),
+        ("warn_unsupported", Value::Bool(true)),
+        ("to", Value::Null),
+        ("to_columns", Value::Array(Vec::new())),
+    ];
+    for (k, v) in defaults {
+        out.entry(k).or_insert(v);
+    }
+    if model_level {
+        out.entry("columns").or_insert(Value::Array(Vec::new()));
+    }
+    Value::Object(out)
+}
+
 /// An entry's `name` and the line it is declared on (searched from
 /// `after_line`, as entries come in file order).
 fn name_and_line(f: &SourceFile, m: &Map<String, Value>, after_line: usize) -> (String, usize) {
@@ -351,7 +377,9 @@ fn parse_patch(
         config: config_of(f, m, line, diags),
         meta: obj_of(m, "meta"),
         tags: m.get("tags").map(string_list).unwrap_or_default(),
-        constraints: items(m, "constraints").cloned().collect(),
+        constraints: items(m, "constraints")
+            .map(|c| with_constraint_defaults(c, true))
+            .collect(),
         time_spine: m.get("time_spine").filter(|v| !v.is_null()).cloned(),
         ..Patch::default()
     };
@@ -445,7 +473,9 @@ fn parse_version(
             .map(str::to_string),
         latest_version: base.latest_version.clone(),
         constraints: match m.get("constraints") {
-            Some(c) => c.as_array().cloned().unwrap_or_default(),
+            Some(_) => items(m, "constraints")
+                .map(|c| with_constraint_defaults(c, true))
+                .collect(),
             None => base.constraints.clone(),
         },
         ..Patch::default()
@@ -728,7 +758,9 @@ fn parse_columns(
                 .and_then(Value::as_str)
                 .map(str::to_string),
             tags: cm.get("tags").map(string_list).unwrap_or_default(),
-            constraints: items(cm, "constraints").cloned().collect(),
+            constraints: items(cm, "constraints")
+                .map(|c| with_constraint_defaults(c, false))
+                .collect(),
             quote: cm.get("quote").and_then(Value::as_bool),
         };
         tests.extend(parse_tests(f, cm, Some(&name), col_line, diags));

@@ -15,6 +15,7 @@
 mod adapter_ops;
 mod mutable;
 pub mod objects;
+pub mod pyjson;
 mod python_datetime;
 mod python_re;
 
@@ -136,7 +137,10 @@ pub struct Rendered {
     pub refs: Vec<RefCall>,
     pub sources: Vec<Vec<String>>,
     pub config: crate::project::node::Config,
+    /// Every macro called, nested ones too.
     pub macros: Vec<String>,
+    /// The macros the template called itself.
+    pub direct_macros: Vec<String>,
     pub dynamic: bool,
     pub results: BTreeMap<String, Value>,
     pub logs: Vec<String>,
@@ -463,6 +467,7 @@ impl Renderer {
                     sources: captured.sources,
                     config: captured.config,
                     macros: captured.macros,
+                    direct_macros: captured.direct_macros,
                     dynamic,
                     results: captured.results,
                     logs: captured.logs,
@@ -1232,9 +1237,15 @@ fn call_macro_in(
         if let Some(v) = objects::overridden(scope.macro_overrides.as_ref(), macro_name) {
             return Ok(v);
         }
+        // No macro call in progress on this thread: the template itself
+        // calls this one.
+        let direct = RETURNS.with(|r| r.borrow().is_empty());
         scope.with(|c| {
             if !c.macros.iter().any(|m| m == id) {
                 c.macros.push(id.to_string());
+            }
+            if direct && !c.direct_macros.iter().any(|m| m == id) {
+                c.direct_macros.push(id.to_string());
             }
         });
     }
@@ -1637,20 +1648,40 @@ fn register_globals(
         });
         Err(Error::new(ErrorKind::InvalidOperation, RETURN_SIGNAL))
     });
-    // Python's `json.dumps`: `sort_keys=true` orders every object's keys.
+    // dbt's `tojson(value, default=None, sort_keys=False)`: Python's
+    // `json.dumps` text.
     env.add_function(
         "tojson",
-        |v: Value, kwargs: Kwargs| -> Result<String, Error> {
-            let mut json = objects::to_json(&v);
-            if kwargs.get::<Option<bool>>("sort_keys")?.unwrap_or(false) {
-                json.sort_all_objects();
-            }
-            let _ = kwargs.get::<Option<Value>>("indent")?;
+        |v: Value, default: Option<Value>, kwargs: Kwargs| -> Result<Value, Error> {
+            let o = pyjson::Options {
+                sort_keys: kwargs.get::<Option<bool>>("sort_keys")?.unwrap_or(false),
+                indent: kwargs.get::<Option<usize>>("indent")?,
+                html_safe: false,
+            };
+            let default = match default {
+                Some(d) => Some(d),
+                None => kwargs.get::<Option<Value>>("default")?,
+            };
             kwargs.assert_all_used()?;
-            serde_json::to_string(&json)
-                .map_err(|e| Error::new(ErrorKind::BadSerialization, e.to_string()))
+            // What json.dumps cannot write (an object it does not know)
+            // gives the default, when there is one.
+            if v.is_undefined() {
+                if let Some(d) = default {
+                    return Ok(d);
+                }
+            }
+            Ok(Value::from(pyjson::dumps(&objects::to_json(&v), &o)))
         },
     );
+    // Jinja's `|tojson` filter: sorted keys, HTML-safe.
+    env.add_filter("tojson", |v: Value, indent: Option<usize>| -> String {
+        let o = pyjson::Options {
+            sort_keys: true,
+            indent,
+            html_safe: true,
+        };
+        pyjson::dumps(&objects::to_json(&v), &o)
+    });
     env.add_function(
         "fromjson",
         |s: String, default: Option<Value>| -> Result<Value, Error> {

@@ -320,7 +320,10 @@ pub struct Captured {
     pub refs: Vec<RefCall>,
     pub sources: Vec<Vec<String>>,
     pub config: Config,
+    /// Every macro the render called (`<package>.<name>`), nested ones too.
     pub macros: Vec<String>,
+    /// The macros the template itself called (dbt's `depends_on.macros`).
+    pub direct_macros: Vec<String>,
     /// A diagnostic code and hint for the error being raised (the line is
     /// attached by minijinja).
     pub pending_error: Option<(&'static str, Vec<String>)>,

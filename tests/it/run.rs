@@ -783,7 +783,7 @@ fn graph_and_manifest_carry_dbts_sections_and_node_keys() {
     let root = dir.path();
     std::fs::write(
         root.join("models/extra.yml"),
-        "version: 2\nmodels:\n  - name: all_days\n    time_spine:\n      standard_granularity_column: date_day\n    columns:\n      - name: date_day\n        granularity: day\n\nexposures:\n  - name: weekly_report\n    type: dashboard\n    owner: {name: Ana, email: ana@example.com}\n    depends_on:\n      - ref('customers')\n      - ref('orders')\n",
+        "version: 2\nmodels:\n  - name: all_days\n    time_spine:\n      standard_granularity_column: date_day\n    columns:\n      - name: date_day\n        granularity: day\n\nexposures:\n  - name: weekly_report\n    type: dashboard\n    owner: {name: Ana, email: ana@example.com}\n    depends_on:\n      - ref('customers')\n      - ref('orders')\n\nsources:\n  - name: raw\n    tables:\n      - name: payments\n",
     )
     .expect("write yaml");
     std::fs::write(
@@ -805,6 +805,18 @@ fn graph_and_manifest_carry_dbts_sections_and_node_keys() {
     )
     .expect("write model");
 
+    // dbt's `depends_on.macros`: the macros a template calls itself, not
+    // what those macros call (dispatch targets, helpers).
+    std::fs::write(
+        root.join("macros/outer.sql"),
+        "{% macro outer() %}{{ cents_to_dollars('1') }}{% endmacro %}\n",
+    )
+    .expect("write macro");
+    std::fs::write(
+        root.join("models/nested_macros.sql"),
+        "select {{ outer() }} as a, {{ dbt.dateadd('day', 1, \"cast('2024-01-01' as date)\") }} as b\n",
+    )
+    .expect("write model");
     assert_ok(&duck.run(root, &["parse"]), "parse");
     let manifest = read_manifest(root);
     let nodes = manifest["nodes"].as_object().expect("nodes");
@@ -850,6 +862,25 @@ fn graph_and_manifest_carry_dbts_sections_and_node_keys() {
         macros_of(not_null)
     );
     assert!(manifest["exposures"]["exposure.jaffle.weekly_report"].is_object());
+    assert_eq!(
+        macros_of("model.jaffle.nested_macros"),
+        ["macro.jaffle.outer", "macro.dbt.dateadd"]
+    );
+    // A generic test also depends on `get_where_subquery`, as in dbt.
+    assert!(macros_of(not_null).contains(&"macro.dbt.get_where_subquery".to_string()));
+    // Each resource type has dbt's keys: a source no alias or code.
+    let source = manifest["sources"]
+        .as_object()
+        .and_then(|m| m.values().next())
+        .expect("a source");
+    assert!(
+        source.get("alias").is_none() && source.get("raw_code").is_none(),
+        "{source}"
+    );
+    assert_eq!(
+        nodes["model.jaffle.customers"]["extra_ctes"],
+        serde_json::json!([])
+    );
     // Configs carry the keys dbt's config classes always have.
     let config = &nodes["model.jaffle.customers"]["config"];
     assert_eq!(config["full_refresh"], serde_json::Value::Null);
@@ -1241,7 +1272,7 @@ fn show_previews_rows_and_run_operation_calls_a_macro() {
     assert_ok(&out, "run-operation read_rows");
     assert!(
         out.stdout
-            .contains("rows a11,b22 2 b ab id/tag id/label {\"a\":2,\"b\":1}"),
+            .contains("rows a11,b22 2 b ab id/tag id/label {\"a\": 2, \"b\": 1}"),
         "{}",
         out.stdout
     );
@@ -2450,7 +2481,8 @@ fn macros_and_unit_tests_behave_as_in_dbt(engine: &Engine, schema: &str) {
         "schema_gone=True".into(),
         "dispatch=real".into(),
         "| a | b |".into(),
-        "agate={\"b\":2}|5".into(),
+        // dbt's `tojson` is Python's `json.dumps` text.
+        "agate={\"b\": 2}|5".into(),
         "yaml=a:;- 1;b: 1;".into(),
         "rendered=2".into(),
         "temp=True|merge=11,20".into(),
