@@ -507,10 +507,11 @@ impl Serialize for ManifestNode<'_> {
             m.serialize_entry("expect", &u.expect)?;
             m.serialize_entry("overrides", &u.overrides)?;
         }
-        m.serialize_entry(
-            "checksum",
-            &json!({"name": "sha256", "checksum": n.checksum}),
-        )?;
+        let checksum = match n.checksum.strip_prefix("path:") {
+            Some(path) => json!({"name": "path", "checksum": path}),
+            None => json!({"name": "sha256", "checksum": n.checksum}),
+        };
+        m.serialize_entry("checksum", &checksum)?;
         if let Some(src) = &n.source {
             if let Value::Object(fields) =
                 serde_json::to_value(src).map_err(serde::ser::Error::custom)?

@@ -211,7 +211,7 @@ impl Listing {
                 let text = if f.path.ends_with(".csv") && len > MAX_HASHED_SEED_BYTES {
                     // dbt identifies a seed over 1 MiB by its path, not its
                     // contents; its rows are read when it is loaded.
-                    format!("seed file too large to hash: {}", f.path)
+                    format!("{TOO_LARGE_TO_HASH}{}", f.path)
                 } else {
                     let bytes = read_known_len(&mut file, len).map_err(unreadable)?;
                     String::from_utf8(bytes).map_err(|_| {
@@ -225,6 +225,9 @@ impl Listing {
             .collect()
     }
 }
+
+/// How a seed too large to hash starts its text (then its path).
+pub const TOO_LARGE_TO_HASH: &str = "seed file too large to hash: ";
 
 /// Read a file whose size is `len`: a read that returns exactly that much
 /// is the whole file, which spares the extra read that would confirm the

@@ -578,11 +578,26 @@ struct PendingTest<'a> {
 }
 
 pub fn checksum(text: &str) -> String {
-    use std::hash::{Hash, Hasher};
-    #[allow(deprecated)]
-    let mut h = std::hash::SipHasher::new();
-    text.hash(&mut h);
-    format!("{:016x}", h.finish())
+    // dbt 1.12: the file's text with its whitespace runs made one space.
+    let normalized: Vec<&str> = text.split_whitespace().collect();
+    sha256_hex(&normalized.join(" "))
+}
+
+/// dbt's checksum of a seed: its text, trimmed; a seed too large to hash
+/// is known by its path (`path:<path>`, written as dbt's `{"name": "path"}`).
+pub fn seed_checksum(f: &SourceFile) -> String {
+    if f.text.starts_with(files::TOO_LARGE_TO_HASH) {
+        return format!("path:{}", f.path);
+    }
+    sha256_hex(f.text.trim())
+}
+
+pub fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl<'a> Builder<'a> {
@@ -743,6 +758,7 @@ impl<'a> Builder<'a> {
             let name = files::stem(&f.rel).to_string();
             let mut node = self.base_node(ResourceType::Seed, &name, f, "seeds");
             node.raw_code = String::new();
+            node.checksum = seed_checksum(f);
             self.insert_unique(node);
         }
     }
@@ -1792,6 +1808,31 @@ mod tests {
             full,
             "accepted_values_a_long_model_name_a_rather_long_column_name__first_value__second_value"
         );
+    }
+
+    #[test]
+    fn checksums_are_dbts() {
+        // What dbt-core 1.12 writes (sha256 of the whitespace-normalized
+        // text; a seed's trimmed text; a large seed's path).
+        assert_eq!(
+            checksum("-- a model\n\nselect  1 as id\n  from x\n"),
+            "d65c604eaee709d2211ed889d2c0eb61897ef5f66f5dd14c5c9d2e4487a04e50"
+        );
+        let seed = SourceFile::new(
+            "seeds/s.csv".into(),
+            "s.csv".into(),
+            "id,name\n1,a\n\n".into(),
+        );
+        assert_eq!(
+            seed_checksum(&seed),
+            "8785bd65e2099267252e07a04b3ad2eb72f692775aae46d95ff6a49f0a864e4f"
+        );
+        let big = SourceFile::new(
+            "seeds/big.csv".into(),
+            "big.csv".into(),
+            format!("{}seeds/big.csv", files::TOO_LARGE_TO_HASH),
+        );
+        assert_eq!(seed_checksum(&big), "path:seeds/big.csv");
     }
 
     #[test]
