@@ -876,11 +876,16 @@ fn name_relations(project: &mut Project, renderer: &Renderer, diags: &mut Diagno
                 n.database = target_db.clone();
             }
         } else {
+            // A data test's schema is where `store_failures` keeps its rows:
+            // dbt's test config defaults it to `dbt_test__audit`.
             let custom_schema = n
                 .config
                 .get("schema")
                 .and_then(Value::as_str)
-                .map(str::to_string);
+                .map(str::to_string)
+                .or_else(|| {
+                    (n.resource_type == ResourceType::Test).then(|| "dbt_test__audit".to_string())
+                });
             let custom_alias = n
                 .config
                 .get("alias")

@@ -1764,8 +1764,9 @@ fn run_test(c: &Compiled, n: &Node, conn: &SharedConn) -> Result<NodeResult, Str
     Ok(r)
 }
 
-/// dbt's `store_failures`: the failing rows, kept in
-/// `<target schema>_dbt_test__audit.<test name>` (replaced on every run).
+/// dbt's `store_failures`: the failing rows, kept in the test's relation,
+/// `<target schema>_dbt_test__audit.<test alias>` by default (replaced on
+/// every run).
 fn store_failures(
     conn: &mut dyn Connection,
     c: &Compiled,
@@ -1773,30 +1774,19 @@ fn store_failures(
     body: &str,
 ) -> Result<String, String> {
     let engine = c.renderer.settings.engine;
-    let target_schema = c
-        .renderer
-        .settings
-        .target
-        .get("schema")
-        .and_then(Value::as_str)
-        .unwrap_or("main");
-    let schema = n
-        .config
-        .get("schema")
-        .and_then(Value::as_str)
-        .map(|s| format!("{target_schema}_{s}"))
-        .unwrap_or_else(|| format!("{target_schema}_dbt_test__audit"));
-    let database = c
-        .renderer
-        .settings
-        .target
-        .get("database")
-        .and_then(Value::as_str)
-        .map(str::to_string);
+    // The test's own relation, as dbt names it: its schema through
+    // `generate_schema_name` (`dbt_test__audit` unless configured), its
+    // alias (the short name when the full one is too long).
+    let schema = n.schema.clone();
+    let database = n.database.clone();
     let relation = Relation {
         database: database.clone(),
         schema: schema.clone(),
-        identifier: n.name.clone(),
+        identifier: if n.alias.is_empty() {
+            n.name.clone()
+        } else {
+            n.alias.clone()
+        },
     };
     adapter::create_schema_if_missing(conn, engine, database.as_deref(), &schema)
         .map_err(|e| e.to_string())?;
@@ -1804,7 +1794,7 @@ fn store_failures(
     let rendered = adapter::render(&relation);
     conn.execute(&format!("create table {rendered} as\n{body}"))
         .map_err(|e| e.to_string())?;
-    Ok(format!("{schema}.{}", n.name))
+    Ok(format!("{schema}.{}", relation.identifier))
 }
 
 /// How a step is named in status lines.

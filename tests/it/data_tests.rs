@@ -149,11 +149,29 @@ fn store_failures_on(engine: On) {
         ("models/people.sql", PEOPLE),
         (
             "models/schema.yml",
-            "version: 2\nmodels:\n  - name: people\n    columns:\n      - name: id\n        data_tests:\n          - unique:\n              config:\n                severity: warn\n                store_failures: true\n",
+            "version: 2\nmodels:\n  - name: people\n    columns:\n      - name: id\n        data_tests:\n          - unique:\n              config:\n                severity: warn\n                store_failures: true\n      - name: kind\n        data_tests:\n          - accepted_values:\n              values: ['a_rather_long_accepted_value_one', 'another_rather_long_value_two']\n              config:\n                severity: warn\n                store_failures: true\n",
         ),
     ]);
     let (code, stderr) = p.run(&["build"]);
     assert_eq!(code, 0, "{stderr}");
+    // A test whose full name is 64 characters or longer keeps its rows
+    // under its short, hashed alias (as dbt; PostgreSQL cuts names at 63).
+    let stored = stderr
+        .split("failing rows stored in s_dbt_test__audit.")
+        .skip(1)
+        .map(|rest| rest.split_whitespace().next().unwrap_or(""))
+        .find(|t| t.starts_with("accepted_values_people_"))
+        .unwrap_or_else(|| panic!("no stored accepted_values failures: {stderr}"));
+    // `<test>_<model>` (at most 30 characters), `_`, the full name's md5.
+    assert_eq!(
+        stored.len(),
+        "accepted_values_people_".len() + 32,
+        "{stored}"
+    );
+    assert!(
+        stderr.contains("accepted_values_people_kind__a_rather_long_accepted_value_one__another_rather_long_value_two"),
+        "the full name is the test's name: {stderr}"
+    );
     assert!(
         stderr.contains("failing rows stored in s_dbt_test__audit.unique_people_id"),
         "{stderr}"
