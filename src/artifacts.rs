@@ -534,7 +534,11 @@ impl Serialize for ManifestConfig<'_> {
         let n = self.0;
         let cfg = &n.config;
         let mut m = s.serialize_map(None)?;
-        for (k, v) in cfg.iter().filter(|(k, _)| k.as_str() != "__dynamic") {
+        // (`deprecation_date` is a node property, written beside the config.)
+        for (k, v) in cfg
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "__dynamic" | "deprecation_date"))
+        {
             m.serialize_entry(k, v)?;
         }
         if !cfg.contains_key("materialized") && !is_semantic(n.resource_type) {

@@ -345,7 +345,7 @@ fn render_node(node: &mut Node, renderer: &Renderer, diags: &mut Vec<Diagnostic>
         let line = node
             .raw_code
             .find(key.as_str())
-            .map(|p| crate::diagnostics::line_of(&node.raw_code, p));
+            .map(|p| crate::diagnostics::line_of(&node.raw_code, p) + node.line.saturating_sub(1));
         if let Some(d) = unknown_config_key(key, &node.original_file_path, line) {
             diags.push(d);
         }

@@ -592,6 +592,12 @@ pub fn seed_checksum(f: &SourceFile) -> String {
     sha256_hex(f.text.trim())
 }
 
+/// The newlines before a text's first non-blank character.
+fn leading_newlines(text: &str) -> usize {
+    let blank = text.len() - text.trim_start().len();
+    text[..blank].matches('\n').count()
+}
+
 pub fn sha256_hex(text: &str) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(text.as_bytes())
@@ -668,7 +674,8 @@ impl<'a> Builder<'a> {
             schema: String::new(),
             alias: name.to_string(),
             relation_name: None,
-            raw_code: f.text.clone(),
+            // dbt keeps a file's text without surrounding whitespace.
+            raw_code: f.text.trim().to_string(),
             language: "sql".to_string(),
             compiled_code: None,
             compiled_path: None,
@@ -690,7 +697,8 @@ impl<'a> Builder<'a> {
             semantic: None,
             macros_used: Vec::new(),
             checksum: checksum(&f.text),
-            line: 1,
+            // The file line `raw_code` starts on (blank lines are trimmed).
+            line: 1 + leading_newlines(&f.text),
             package_dir: self.package_dir(),
             version: None,
             latest_version: None,

@@ -308,6 +308,26 @@ fn config_of(
     config
 }
 
+/// A model's `deprecation_date` as dbt writes it: a datetime with an
+/// offset (a date is its midnight, a time without an offset is UTC here).
+fn deprecation_date(v: &Value) -> Option<Value> {
+    let t = v.as_str()?.trim();
+    let out = if t.len() == 10 {
+        format!("{t}T00:00:00+00:00")
+    } else {
+        let t = t.replacen(' ', "T", 1);
+        let has_offset = t.ends_with('Z')
+            || t.get(19..)
+                .is_some_and(|rest| rest.contains('+') || rest.contains('-'));
+        match (has_offset, t.strip_suffix('Z')) {
+            (true, Some(utc)) => format!("{utc}+00:00"),
+            (true, None) => t,
+            (false, _) => format!("{t}+00:00"),
+        }
+    };
+    Some(Value::String(out))
+}
+
 /// A constraint with the keys dbt's constraint classes always carry
 /// (`name`, `expression`, `warn_unenforced`, `warn_unsupported`, `to`,
 /// `to_columns`, and a model-level one's `columns`), as the manifest and
@@ -383,6 +403,9 @@ fn parse_patch(
         time_spine: m.get("time_spine").filter(|v| !v.is_null()).cloned(),
         ..Patch::default()
     };
+    if let Some(d) = m.get("deprecation_date").and_then(deprecation_date) {
+        patch.config.insert("deprecation_date".into(), d);
+    }
     // `access:` and `group:` written as properties rather than configs.
     for key in ["access", "group"] {
         if let Some(v) = m.get(key).filter(|v| !v.is_null()) {
@@ -482,6 +505,9 @@ fn parse_version(
     };
     for (k, val) in config_of(f, m, line, diags) {
         version.config.insert(k, val);
+    }
+    if let Some(d) = m.get("deprecation_date").and_then(deprecation_date) {
+        version.config.insert("deprecation_date".into(), d);
     }
     version.columns = base
         .columns

@@ -473,7 +473,19 @@ impl Renderer {
                     logs: captured.logs,
                 })
             }
-            Err(e) => Err(jinja_diagnostic(&e, name, captured.pending_error)),
+            Err(e) => {
+                let mut d = jinja_diagnostic(&e, name, captured.pending_error);
+                // A node's text starts on its file's line `node.line` (dbt
+                // trims leading blank lines): report the file's line.
+                if let Some(n) =
+                    node.filter(|n| n.test_metadata.is_none() && n.original_file_path == name)
+                {
+                    if d.file.as_deref() == Some(name) {
+                        d.line = d.line.map(|l| l + n.line.saturating_sub(1));
+                    }
+                }
+                Err(d)
+            }
         }
     }
 

@@ -1626,3 +1626,42 @@ exposures:\n  - name: tweet_board\n    type: dashboard\n    owner: {name: Analyt
         out.stderr
     );
 }
+
+/// A model's text as dbt keeps it: `raw_code` without surrounding blank
+/// lines (its checksum and line counts then match dbt's), errors still at
+/// the file's own line; `deprecation_date` as dbt writes it.
+#[test]
+fn raw_code_is_trimmed_and_errors_keep_file_lines() {
+    let dir = example_project();
+    let root = dir.path();
+    std::fs::write(
+        root.join("models/lead_blank.sql"),
+        "\n\n\nselect 1 as a\n\n",
+    )
+    .expect("write");
+    std::fs::write(
+        root.join("models/lead_blank.yml"),
+        "version: 2\nmodels:\n  - name: lead_blank\n    deprecation_date: 2030-01-01\n",
+    )
+    .expect("write");
+    let out = run_in(root, &["parse"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let m = read_json(&root.join("target/manifest.json"));
+    let node = &m["nodes"]["model.twitter_analytics.lead_blank"];
+    assert_eq!(node["raw_code"], "select 1 as a");
+    assert_eq!(node["deprecation_date"], "2030-01-01T00:00:00+00:00");
+    assert!(node["config"].get("deprecation_date").is_none());
+
+    std::fs::write(
+        root.join("models/lead_blank.sql"),
+        "\n\n\nselect 1 as a,\n  {{ no_such_macro() }} as b\n",
+    )
+    .expect("write");
+    let out = run_in(root, &["parse"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("models/lead_blank.sql:5"),
+        "the error is on the file's line 5: {}",
+        out.stderr
+    );
+}
