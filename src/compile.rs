@@ -379,11 +379,14 @@ fn render_yaml_properties(project: &mut Project, renderer: &Renderer, diags: &mu
         }
         let file = n.defining_file().to_string();
         let line = n.line;
+        // Rendered as the source's own: a package's source reads the vars
+        // scoped to its package (`vars: {github: {github_schema: …}}`).
+        let node: &Node = n;
         let mut render = |v: &str| -> Option<String> {
             if !has_jinja(v) {
                 return Some(v.to_string());
             }
-            match renderer.render(&file, v, None, false, false, None) {
+            match renderer.render(&file, v, Some(node), false, false, None) {
                 Ok(r) => Some(r.output.trim().to_string()),
                 Err(mut d) => {
                     d.line = Some(line);
@@ -392,13 +395,16 @@ fn render_yaml_properties(project: &mut Project, renderer: &Renderer, diags: &mu
                 }
             }
         };
-        if let Some(s) = render(&n.schema) {
+        let schema = render(&n.schema);
+        let database = n.database.clone().map(|db| render(&db));
+        let alias = render(&n.alias);
+        if let Some(s) = schema {
             n.schema = s;
         }
-        if let Some(db) = n.database.clone() {
-            n.database = render(&db);
+        if let Some(db) = database {
+            n.database = db;
         }
-        if let Some(a) = render(&n.alias) {
+        if let Some(a) = alias {
             n.alias = a;
         }
     }

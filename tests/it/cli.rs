@@ -1665,3 +1665,41 @@ fn raw_code_is_trimmed_and_errors_keep_file_lines() {
         out.stderr
     );
 }
+
+/// A package's source YAML reads the vars scoped to its package, as every
+/// Fivetran package's `schema: "{{ var('<pkg>_schema', '<pkg>') }}"` does:
+/// the root project's `vars: {pkg: {…}}` decide where its raw tables are.
+#[test]
+fn package_sources_read_vars_scoped_to_the_package() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    write_all(
+        root,
+        &[
+            (
+                "dbt_project.yml",
+                "name: app\nprofile: app\nvars:\n  pkg:\n    pkg_schema: raw_pkg\n    pkg_orders_identifier: orders_data\n",
+            ),
+            (
+                "profiles.yml",
+                "app:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: w.duckdb\n      schema: main\n",
+            ),
+            ("dbt_packages/pkg/dbt_project.yml", "name: pkg\n"),
+            (
+                "dbt_packages/pkg/models/src.yml",
+                "version: 2\nsources:\n  - name: pkg\n    schema: \"{{ var('pkg_schema', 'pkg') }}\"\n    tables:\n      - name: orders\n        identifier: \"{{ var('pkg_orders_identifier', 'orders') }}\"\n",
+            ),
+        ],
+    );
+    let out = run_in(root, &["parse"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let m = read_json(&root.join("target/manifest.json"));
+    let source = &m["sources"]["source.pkg.pkg.orders"];
+    assert_eq!(source["schema"], "raw_pkg", "{source}");
+    assert!(
+        source["relation_name"]
+            .as_str()
+            .is_some_and(|r| r.ends_with("\"raw_pkg\".\"orders_data\"")),
+        "{source}"
+    );
+}
