@@ -353,22 +353,55 @@ fn render_node(node: &mut Node, renderer: &Renderer, diags: &mut Vec<Diagnostic>
     crate::project::apply_inline_config(node, &r.config);
     node.refs = r.refs;
     node.sources = r.sources;
-    // dbt's `depends_on.macros`: what the template calls itself (a generic
-    // test also `get_where_subquery`, which dbt wraps its model in); every
-    // macro the render reached is kept for `state:modified.macros`.
+    // dbt's `depends_on.macros` at parse (what `graph` shows): what the
+    // template calls itself; every macro the render reached is kept for
+    // `state:modified.macros`.
     let mut direct: Vec<String> = r
         .direct_macros
         .iter()
         .map(|m| format!("macro.{m}"))
         .collect();
-    if node.test_metadata.is_some() {
-        direct.push("macro.dbt.get_where_subquery".into());
+    let mut used: Vec<String> = r.macros.iter().map(|m| format!("macro.{m}")).collect();
+    // dbt renders a node's hooks at parse too, and what they call is among
+    // its macros. (They run rendered again later; one that cannot render
+    // yet only adds nothing here.)
+    for hook in ["pre-hook", "post-hook"]
+        .iter()
+        .flat_map(|k| hook_texts(node.config.get(*k)))
+        .filter(|h| has_jinja(h))
+    {
+        if let Ok(h) = renderer.render(&name, &hook, Some(node), false, false, None) {
+            for m in h.direct_macros {
+                let id = format!("macro.{m}");
+                if !direct.contains(&id) {
+                    direct.push(id.clone());
+                }
+                if !used.contains(&id) {
+                    used.push(id);
+                }
+            }
+        }
     }
     node.depends_on.macros = direct;
-    node.macros_used = r.macros.iter().map(|m| format!("macro.{m}")).collect();
+    node.macros_used = used;
     node.compiled_code = Some(r.output);
     if r.dynamic {
         node.config.insert("__dynamic".into(), Value::Bool(true));
+    }
+}
+
+/// A node's hooks as written: a string, a list of them, or `{sql: …}`
+/// entries.
+fn hook_texts(v: Option<&Value>) -> Vec<String> {
+    let one = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Object(o) => o.get("sql").and_then(Value::as_str).map(str::to_string),
+        _ => None,
+    };
+    match v {
+        Some(Value::Array(items)) => items.iter().filter_map(one).collect(),
+        Some(v) => one(v).into_iter().collect(),
+        None => Vec::new(),
     }
 }
 
