@@ -1699,7 +1699,9 @@ fn run_test(c: &Compiled, n: &Node, conn: &SharedConn) -> Result<NodeResult, Str
         .config
         .get("limit")
         .and_then(Value::as_u64)
-        .map(|l| format!(" limit {l}"))
+        // On its own line, as dbt's `get_limit_subquery_sql`: a test whose
+        // SQL ends in a `--` comment keeps its limit.
+        .map(|l| format!("\nlimit {l}"))
         .unwrap_or_default();
     let rendered_at_run = n.config.contains_key("__dynamic");
     let body = if rendered_at_run {

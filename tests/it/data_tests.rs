@@ -199,6 +199,11 @@ fn custom_generic_and_singular_tests_run_and_fail_when_rows_return() {
         ("models/people.sql", PEOPLE),
         ("tests/generic/is_small.sql", "{% test is_small(model, column_name, limit_value=25) %}\nselect * from {{ model }} where {{ column_name }} > {{ limit_value }}\n{% endtest %}\n"),
         ("tests/no_z_kind.sql", "select * from {{ ref('people') }} where kind = 'z'"),
+        // `limit` caps the failing rows even after a trailing `--` comment.
+        (
+            "tests/limited.sql",
+            "{{ config(limit=1) }}\nselect * from {{ ref('people') }} -- every row fails",
+        ),
         (
             "models/schema.yml",
             "version: 2\nmodels:\n  - name: people\n    columns:\n      - name: parent_id\n        data_tests:\n          - is_small\n          - is_small:\n              limit_value: 100\n",
@@ -221,11 +226,29 @@ fn custom_generic_and_singular_tests_run_and_fail_when_rows_return() {
     assert_eq!(get("is_small_people_parent_id"), "fail", "{s:?}");
     assert_eq!(get("is_small_people_parent_id__100"), "pass", "{s:?}");
     assert_eq!(get("no_z_kind"), "fail", "{s:?}");
+    let results: Value = serde_json::from_str(
+        &std::fs::read_to_string(p.dir.path().join("target/run_results.json")).expect("results"),
+    )
+    .expect("json");
+    let limited = results["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| {
+            r["unique_id"]
+                .as_str()
+                .is_some_and(|id| id.contains(".limited"))
+        })
+        .expect("limited test");
+    assert_eq!(limited["failures"], 1, "{limited}");
     // Selecting a model selects its tests; test_type narrows to singular ones.
     let (code, _) = p.run(&["test", "-s", "test_type:singular"]);
     assert_eq!(code, 1);
     assert_eq!(
         p.statuses(),
-        vec![("no_z_kind".to_string(), "fail".to_string())]
+        vec![
+            ("limited".to_string(), "fail".to_string()),
+            ("no_z_kind".to_string(), "fail".to_string())
+        ]
     );
 }
