@@ -410,8 +410,11 @@ impl Serialize for ManifestNode<'_> {
         if !matches!(rt, R::Source | R::Seed | R::SemanticModel) {
             m.serialize_entry("sources", &n.sources)?;
         }
-        if rt != R::Source {
-            m.serialize_entry("depends_on", &n.depends_on)?;
+        match rt {
+            R::Source => {}
+            // A seed depends on no node: dbt writes only its macros.
+            R::Seed => m.serialize_entry("depends_on", &json!({"macros": n.depends_on.macros}))?,
+            _ => m.serialize_entry("depends_on", &n.depends_on)?,
         }
         if rt == R::Exposure {
             m.serialize_entry("metrics", &[(); 0])?;

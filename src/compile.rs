@@ -653,9 +653,13 @@ fn generic_test_call(n: &Node) -> String {
         None => format!("test_{}", meta.name),
     };
     let filter = n.config.get("where").and_then(Value::as_str);
+    // The tested `model` last, as dbt passes it, so refs are captured in
+    // dbt's order (the arguments', then the model's).
     let args: Vec<String> = meta
         .kwargs
         .iter()
+        .filter(|(k, _)| k.as_str() != "model")
+        .chain(meta.kwargs.iter().filter(|(k, _)| k.as_str() == "model"))
         .map(|(k, v)| match (k.as_str(), filter) {
             // dbt's `where` config: the test reads a filtered subquery of the model.
             ("model", Some(w)) => format!(

@@ -589,7 +589,8 @@ pub fn seed_checksum(f: &SourceFile) -> String {
     if f.text.starts_with(files::TOO_LARGE_TO_HASH) {
         return format!("path:{}", f.path);
     }
-    sha256_hex(f.text.trim())
+    // Read as Python reads text files: any line ending is `\n`.
+    sha256_hex(f.text.replace("\r\n", "\n").replace('\r', "\n").trim())
 }
 
 /// The newlines before a text's first non-blank character.
@@ -1439,13 +1440,23 @@ impl<'a> Builder<'a> {
         for (k, v) in &spec.config {
             merge_config_value(&mut config, k, v.clone());
         }
+        // dbt's `path` for a generic test: its compiled name, as a file.
+        let path = format!("{}.sql", short_alias.as_deref().unwrap_or(&name));
         if let Some(alias) = short_alias {
             config
                 .entry("alias".to_string())
                 .or_insert(Value::String(alias));
         }
+        // In dbt's order: what the arguments name (as declared), then the
+        // tested model or source (its `model` argument comes last).
         let mut refs = Vec::new();
         let mut sources = Vec::new();
+        for v in spec.kwargs.values() {
+            if let Some(s) = v.as_str() {
+                refs.extend(refs_in(s));
+                sources.extend(sources_in(s));
+            }
+        }
         match table {
             Some(t) => sources.push(vec![model_name.to_string(), t.to_string()]),
             None => refs.push(RefCall {
@@ -1454,18 +1465,12 @@ impl<'a> Builder<'a> {
                 version: version.map(str::to_string),
             }),
         }
-        for v in spec.kwargs.values() {
-            if let Some(s) = v.as_str() {
-                refs.extend(refs_in(s));
-                sources.extend(sources_in(s));
-            }
-        }
         Node {
             unique_id,
             resource_type: ResourceType::Test,
             name,
             package_name: self.project().to_string(),
-            path: spec.file.clone(),
+            path,
             original_file_path: spec.file.clone(),
             fqn,
             database: None,
@@ -1835,6 +1840,12 @@ mod tests {
             seed_checksum(&seed),
             "8785bd65e2099267252e07a04b3ad2eb72f692775aae46d95ff6a49f0a864e4f"
         );
+        let crlf = SourceFile::new(
+            "seeds/s.csv".into(),
+            "s.csv".into(),
+            "id,name\r\n1,a\r\n".into(),
+        );
+        assert_eq!(seed_checksum(&crlf), seed_checksum(&seed));
         let big = SourceFile::new(
             "seeds/big.csv".into(),
             "big.csv".into(),

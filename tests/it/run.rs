@@ -888,6 +888,28 @@ fn graph_and_manifest_carry_dbts_sections_and_node_keys() {
         nodes["model.jaffle.customers"]["extra_ctes"],
         serde_json::json!([])
     );
+    // A generic test's path is its compiled name, its refs in dbt's order
+    // (the arguments', then the tested model's); a seed depends on no node.
+    let (rel_id, rel) = nodes
+        .iter()
+        .find(|(id, _)| id.starts_with("test.jaffle.relationships_orders_customer_id"))
+        .expect("relationships test");
+    assert_eq!(
+        rel["path"].as_str(),
+        Some(format!("{}.sql", rel["name"].as_str().unwrap_or_default()).as_str()),
+        "{rel_id}"
+    );
+    let ref_names: Vec<&str> = rel["refs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert_eq!(ref_names, ["customers", "orders"]);
+    assert_eq!(
+        nodes["seed.jaffle.raw_payments"]["depends_on"],
+        serde_json::json!({"macros": []})
+    );
     // Configs carry the keys dbt's config classes always have.
     let config = &nodes["model.jaffle.customers"]["config"];
     assert_eq!(config["full_refresh"], serde_json::Value::Null);
