@@ -321,6 +321,9 @@ fn execute_selected(
     write_artifacts(&c, &results, started.elapsed().as_secs_f64(), mode)?;
     let seconds = started.elapsed().as_secs_f64();
     summarize(ui, &results, seconds, &c, &plan, &failed_hooks);
+    // (The Ctrl-C watcher keeps the warehouse alive to the end, so it is
+    // never closed: checkpoint what the run wrote instead.)
+    warehouse.checkpoint();
     let failed = !failed_hooks.is_empty()
         || results.iter().any(NodeResult::failed)
         || cancelled.load(Ordering::SeqCst);

@@ -378,6 +378,10 @@ pub trait Warehouse: Send + Sync {
     fn warnings(&self) -> Vec<String> {
         Vec::new()
     }
+    /// Make what a command wrote durable in the database file itself (a
+    /// DuckDB checkpoint: the file holds everything, not its WAL beside it,
+    /// as when dbt-duckdb closes its last connection). Best effort.
+    fn checkpoint(&self) {}
 }
 
 /// One session. Not shared between threads.

@@ -2631,3 +2631,24 @@ fn macros_and_unit_tests_behave_as_in_dbt_on_postgres() {
 fn macros_and_unit_tests_behave_as_in_dbt_on_duckdb() {
     macros_and_unit_tests_behave_as_in_dbt(&Engine::duckdb(), "main");
 }
+
+/// After a build the DuckDB file holds what it wrote, not a WAL beside it
+/// (dbt-duckdb's last connection closing checkpoints): the file alone can
+/// be copied or shipped.
+#[cfg(feature = "duckdb")]
+#[test]
+fn a_duckdb_build_leaves_its_data_in_the_database_file() {
+    let duck = Engine::duckdb();
+    let dir = jaffle();
+    let root = dir.path();
+    assert_ok(&duck.run(root, &["build"]), "build");
+    let Engine::DuckDb { db } = &duck else {
+        unreachable!("a DuckDB engine")
+    };
+    let file = db.path().join("warehouse.duckdb");
+    assert!(file.exists());
+    assert!(
+        !db.path().join("warehouse.duckdb.wal").exists(),
+        "the build's writes are checkpointed into the file"
+    );
+}
