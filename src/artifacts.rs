@@ -440,13 +440,11 @@ impl Serialize for ManifestNode<'_> {
             {
                 m.serialize_entry(k, v)?;
             }
-            if is_semantic(n.resource_type) {
+            if is_semantic(rt) {
                 m.serialize_entry("group", &config("group"))?;
             }
         }
-        if !matches!(n.resource_type, R::Source | R::Exposure | R::UnitTest)
-            && !is_semantic(n.resource_type)
-        {
+        if !matches!(rt, R::Source | R::Exposure | R::UnitTest) && !is_semantic(rt) {
             // Keys dbt's nodes always have: macros walking `graph` test
             // them (`rejectattr("time_spine", "none")`), so they are
             // present even when empty.
@@ -576,8 +574,15 @@ impl Serialize for ManifestConfig<'_> {
 pub fn config_defaults(rt: crate::project::node::ResourceType) -> &'static Map<String, Value> {
     use crate::project::node::ResourceType as R;
     use std::sync::LazyLock;
+    fn object(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    }
+    // dbt's `NodeConfig`, with what a resource type's class adds.
     fn node(extra: Value) -> Map<String, Value> {
-        let mut m = match json!({
+        let mut m = object(json!({
             "alias": null, "schema": null, "database": null, "tags": [], "group": null,
             "incremental_strategy": null, "batch_size": null, "lookback": 1, "begin": null,
             "persist_docs": {}, "post-hook": [], "pre-hook": [], "quoting": {},
@@ -586,13 +591,8 @@ pub fn config_defaults(rt: crate::project::node::ResourceType) -> &'static Map<S
             "packages": [], "docs": {"show": true, "node_color": null},
             "contract": {"enforced": false, "alias_types": true},
             "event_time": null, "concurrent_batches": null,
-        }) {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        };
-        if let Value::Object(e) = extra {
-            m.extend(e);
-        }
+        }));
+        m.extend(object(extra));
         m
     }
     static MODEL: LazyLock<Map<String, Value>> =
@@ -608,34 +608,23 @@ pub fn config_defaults(rt: crate::project::node::ResourceType) -> &'static Map<S
     });
     static OTHER: LazyLock<Map<String, Value>> = LazyLock::new(|| node(json!({})));
     static TEST: LazyLock<Map<String, Value>> = LazyLock::new(|| {
-        match json!({
-            "alias": null, "schema": "dbt_test__audit", "database": null, "tags": [],
-            "group": null, "severity": "ERROR", "store_failures": null,
+        object(json!({
+            "alias": null, "schema": crate::project::config::TEST_SCHEMA, "database": null,
+            "tags": [], "group": null, "severity": "ERROR", "store_failures": null,
             "store_failures_as": null, "where": null, "limit": null,
             "fail_calc": "count(*)", "warn_if": "!= 0", "error_if": "!= 0",
-        }) {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        }
+        }))
     });
     static SOURCE: LazyLock<Map<String, Value>> =
-        LazyLock::new(|| match json!({"event_time": null}) {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        });
-    static NONE: LazyLock<Map<String, Value>> = LazyLock::new(Map::new);
+        LazyLock::new(|| object(json!({"event_time": null})));
     static SEMANTIC: LazyLock<Map<String, Value>> =
-        LazyLock::new(|| match json!({"group": null}) {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        });
+        LazyLock::new(|| object(json!({"group": null})));
     static SAVED_QUERY: LazyLock<Map<String, Value>> = LazyLock::new(|| {
-        match json!({"group": null, "export_as": null, "schema": null, "cache": {"enabled": false}})
-        {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        }
+        object(
+            json!({"group": null, "export_as": null, "schema": null, "cache": {"enabled": false}}),
+        )
     });
+    static NONE: LazyLock<Map<String, Value>> = LazyLock::new(Map::new);
     match rt {
         R::Model => &MODEL,
         R::Seed => &SEED,

@@ -345,7 +345,7 @@ fn render_node(node: &mut Node, renderer: &Renderer, diags: &mut Vec<Diagnostic>
         let line = node
             .raw_code
             .find(key.as_str())
-            .map(|p| crate::diagnostics::line_of(&node.raw_code, p) + node.line.saturating_sub(1));
+            .map(|p| node.raw_code_line(p));
         if let Some(d) = unknown_config_key(key, &node.original_file_path, line) {
             diags.push(d);
         }
@@ -367,7 +367,7 @@ fn render_node(node: &mut Node, renderer: &Renderer, diags: &mut Vec<Diagnostic>
     // yet only adds nothing here.)
     for hook in ["pre-hook", "post-hook"]
         .iter()
-        .flat_map(|k| hook_texts(node.config.get(*k)))
+        .flat_map(|k| node.hooks(k))
         .filter(|h| has_jinja(h))
     {
         if let Ok(h) = renderer.render(&name, &hook, Some(node), false, false, None) {
@@ -387,21 +387,6 @@ fn render_node(node: &mut Node, renderer: &Renderer, diags: &mut Vec<Diagnostic>
     node.compiled_code = Some(r.output);
     if r.dynamic {
         node.config.insert("__dynamic".into(), Value::Bool(true));
-    }
-}
-
-/// A node's hooks as written: a string, a list of them, or `{sql: …}`
-/// entries.
-fn hook_texts(v: Option<&Value>) -> Vec<String> {
-    let one = |v: &Value| match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Object(o) => o.get("sql").and_then(Value::as_str).map(str::to_string),
-        _ => None,
-    };
-    match v {
-        Some(Value::Array(items)) => items.iter().filter_map(one).collect(),
-        Some(v) => one(v).into_iter().collect(),
-        None => Vec::new(),
     }
 }
 
@@ -876,9 +861,7 @@ fn check_groups_and_access(project: &Project, diags: &mut Diagnostics) {
                 )
                 .at(
                     n.original_file_path.clone(),
-                    n.raw_code
-                        .find(&parent.name)
-                        .map(|p| crate::diagnostics::line_of(&n.raw_code, p)),
+                    n.raw_code.find(&parent.name).map(|p| n.raw_code_line(p)),
                 )
                 .hint(format!(
                     "put `{}` in that group, or give `{}` `access: protected` or `public`",
@@ -927,7 +910,8 @@ fn name_relations(project: &mut Project, renderer: &Renderer, diags: &mut Diagno
                 .and_then(Value::as_str)
                 .map(str::to_string)
                 .or_else(|| {
-                    (n.resource_type == ResourceType::Test).then(|| "dbt_test__audit".to_string())
+                    (n.resource_type == ResourceType::Test)
+                        .then(|| crate::project::config::TEST_SCHEMA.to_string())
                 });
             let custom_alias = n
                 .config

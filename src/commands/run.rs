@@ -926,7 +926,7 @@ fn run_node(
     match n.resource_type {
         ResourceType::Seed => {
             // dbt's seed materialization runs the seed's hooks around the load.
-            run_node_hooks(c, n, conn, "pre-hook")?;
+            run_hooks_now(c, n, conn, (&n.hooks("pre-hook"), "pre-hook"), false)?;
             let path = c.project.root.join(&n.original_file_path);
             let column_types: BTreeMap<String, String> = n
                 .config
@@ -980,7 +980,7 @@ fn run_node(
             )
             .map_err(|e| e.to_string())?;
             drop(guard);
-            run_node_hooks(c, n, conn, "post-hook")?;
+            run_hooks_now(c, n, conn, (&n.hooks("post-hook"), "post-hook"), false)?;
             Ok(ok("success", out.message, out.rows_affected, None))
         }
         ResourceType::Model | ResourceType::Snapshot => build_one_model(c, n, conn, engine, a),
@@ -1051,27 +1051,43 @@ fn render_at_run_with(
         .map_err(|d| d.to_string())
 }
 
-/// Render each of a node's `pre-hook` / `post-hook` (`key`) as it runs
-/// (connected, so a hook may query or call `adapter` methods) and execute
-/// what it renders to.
-fn run_node_hooks(c: &Compiled, n: &Node, conn: &SharedConn, key: &str) -> Result<(), String> {
-    for hook in string_or_list(n.config.get(key)) {
-        let sql = c
-            .renderer
-            .render(
-                &n.original_file_path,
-                &hook,
-                Some(n),
-                true,
-                false,
-                Some(conn.clone()),
-            )
-            .map(|r| c.renderer.substitute(&r.output))
-            .map_err(|d| format!("{key} failed: {d}"))?;
+/// Render one of a node's hooks as it runs (connected, so it may query or
+/// call `adapter` methods): the SQL to execute.
+fn render_hook(
+    c: &Compiled,
+    n: &Node,
+    conn: &SharedConn,
+    hook: &str,
+    is_incremental: bool,
+) -> Result<String, String> {
+    c.renderer
+        .render(
+            &n.original_file_path,
+            hook,
+            Some(n),
+            true,
+            is_incremental,
+            Some(conn.clone()),
+        )
+        .map(|r| c.renderer.substitute(&r.output))
+        .map_err(|d| d.to_string())
+}
+
+/// Render and execute `hooks` one by one (`what` names them in errors).
+fn run_hooks_now(
+    c: &Compiled,
+    n: &Node,
+    conn: &SharedConn,
+    (hooks, what): (&[String], &str),
+    is_incremental: bool,
+) -> Result<(), String> {
+    for hook in hooks {
+        let sql = render_hook(c, n, conn, hook, is_incremental)
+            .map_err(|e| format!("{what} failed: {e}"))?;
         if !sql.trim().is_empty() {
             lock(conn)
                 .execute(&sql)
-                .map_err(|e| format!("{key} failed: {e}"))?;
+                .map_err(|e| format!("{what} failed: {e}"))?;
         }
     }
     Ok(())
@@ -1295,27 +1311,15 @@ fn build_one_model(
     let render_hooks = |hooks: &[String]| -> Result<Vec<String>, String> {
         hooks
             .iter()
-            .map(|h| {
-                let r = c
-                    .renderer
-                    .render(
-                        &n.original_file_path,
-                        h,
-                        Some(n),
-                        true,
-                        is_incremental,
-                        Some(conn.clone()),
-                    )
-                    .map_err(|d| d.to_string())?;
-                Ok(c.renderer.substitute(&r.output))
-            })
+            .map(|h| render_hook(c, n, conn, h, is_incremental))
             .collect()
     };
-    let pre = render_hooks(&string_or_list(n.config.get("pre-hook")))?;
+    let pre = render_hooks(&n.hooks("pre-hook"))?;
     // A post-hook that queries the warehouse while it renders (e.g. to
     // insert rows into `this`) needs the relation built: it is rendered and
     // run after the build, as dbt renders each hook when it runs it.
-    let (later, now): (Vec<String>, Vec<String>) = string_or_list(n.config.get("post-hook"))
+    let (later, now): (Vec<String>, Vec<String>) = n
+        .hooks("post-hook")
         .into_iter()
         .partition(|h| c.renderer.queries_when_rendered(h));
     let post = render_hooks(&now)?;
@@ -1446,14 +1450,7 @@ fn build_one_model(
         }
     }
     .map_err(failed_at)?;
-    for sql in render_hooks(&later)? {
-        if sql.trim().is_empty() {
-            continue;
-        }
-        lock(conn)
-            .execute(&sql)
-            .map_err(|e| format!("post-hook failed: {e}"))?;
-    }
+    run_hooks_now(c, n, conn, (&later, "post-hook"), is_incremental)?;
     let mut r = ok("success", out.message, out.rows_affected, None);
     r.sql = rendered_at_run.then_some(sql);
     Ok(r)

@@ -398,6 +398,10 @@ fn apply_level(out: &mut Config, level: &Map<String, Value>) {
     }
 }
 
+/// dbt's default schema of a data test (`<target schema>_dbt_test__audit`),
+/// where `store_failures` keeps failing rows.
+pub const TEST_SCHEMA: &str = "dbt_test__audit";
+
 /// Merge one config key with dbt's rules: tags, hooks and packages append,
 /// dictionaries such as `meta` and `contract` merge key by key, everything
 /// else replaces. Hook keys are normalised to `pre-hook`/`post-hook`.

@@ -969,7 +969,7 @@ impl<'a> Builder<'a> {
         for d in decls {
             match d.kind {
                 ResourceType::SemanticModel => {
-                    for m in semantic::list(&d.properties, "measures") {
+                    for m in schema::items(&d.properties, "measures") {
                         if let Some(name) = semantic::name(m) {
                             measures.insert(name, id_of(d.kind, &d.name));
                         }
@@ -1080,6 +1080,24 @@ impl<'a> Builder<'a> {
             let mut sources = Vec::new();
             let mut metrics = Vec::new();
             for dep in &e.depends_on {
+                if let Some(name) = semantic::metric_call(dep) {
+                    let id = format!("metric.{}.{name}", self.project());
+                    if self.nodes.contains_key(&id) {
+                        metrics.push(id);
+                    } else {
+                        self.diags.push(
+                            Diagnostic::error(
+                                "E0117",
+                                format!(
+                                    "exposure `{}` depends on metric `{name}`, which does not exist",
+                                    e.name
+                                ),
+                            )
+                            .at(e.file.clone(), Some(e.line)),
+                        );
+                    }
+                    continue;
+                }
                 match crate::unit_tests::parse_input(dep) {
                     Some(crate::unit_tests::Input::Ref(name)) => refs.push(RefCall {
                         name,
@@ -1087,21 +1105,6 @@ impl<'a> Builder<'a> {
                         version: None,
                     }),
                     Some(crate::unit_tests::Input::Source(s, t)) => sources.push(vec![s, t]),
-                    _ if semantic::metric_call(dep).is_some() => {
-                        let name = semantic::metric_call(dep).unwrap_or_default();
-                        let id = format!("metric.{}.{name}", self.project());
-                        if self.nodes.contains_key(&id) {
-                            metrics.push(id);
-                        } else {
-                            self.diags.push(
-                                Diagnostic::error(
-                                    "E0117",
-                                    format!("exposure `{}` depends on metric `{name}`, which does not exist", e.name),
-                                )
-                                .at(e.file.clone(), Some(e.line)),
-                            );
-                        }
-                    }
                     _ => self.diags.push(
                         Diagnostic::error(
                             "E0117",
@@ -1396,12 +1399,16 @@ impl<'a> Builder<'a> {
         if let Some(c) = &spec.column_name {
             kwargs.insert("column_name".into(), Value::String(c.clone()));
         }
-        let model_arg = match (table, version) {
-            (Some(t), _) => format!("{{{{ source('{model_name}', '{t}') }}}}"),
-            (None, Some(v)) => format!("{{{{ ref('{model_name}', v='{v}') }}}}"),
-            (None, None) => format!("{{{{ ref('{model_name}') }}}}"),
+        // The tested relation, as dbt's test builder writes it.
+        let target_call = match (table, version) {
+            (Some(t), _) => format!("source('{model_name}', '{t}')"),
+            (None, Some(v)) => format!("ref('{model_name}', version='{v}')"),
+            (None, None) => format!("ref('{model_name}')"),
         };
-        kwargs.insert("model".into(), Value::String(model_arg));
+        kwargs.insert(
+            "model".into(),
+            Value::String(format!("{{{{ {target_call} }}}}")),
+        );
         // dbt names the node with the full synthesized name and, when that
         // is 64 characters or longer, aliases it (and its compiled file) by
         // the short, hashed one.
@@ -1417,11 +1424,6 @@ impl<'a> Builder<'a> {
         // The hash over the metadata as dbt builds it (its `model` wraps
         // the target in `get_where_subquery`), so unique ids match dbt's.
         let mut dbt_kwargs = kwargs.clone();
-        let target_call = match (table, version) {
-            (Some(t), _) => format!("source('{model_name}', '{t}')"),
-            (None, Some(v)) => format!("ref('{model_name}', version='{v}')"),
-            (None, None) => format!("ref('{model_name}')"),
-        };
         dbt_kwargs.insert(
             "model".into(),
             Value::String(format!("{{{{ get_where_subquery({target_call}) }}}}")),

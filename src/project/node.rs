@@ -306,6 +306,28 @@ impl Node {
     /// The file the user edits to change this node (YAML for sources/generic tests).
     /// `file:line` of the node's own definition, where a setting's
     /// mistake is reported.
+    /// The node's `pre-hook` or `post-hook` (`key`) SQL as written: a
+    /// string, a list of them, or dbt's `{sql: …, transaction: …}` entries.
+    pub fn hooks(&self, key: &str) -> Vec<String> {
+        use serde_json::Value;
+        let one = |v: &Value| match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Object(o) => o.get("sql").and_then(Value::as_str).map(str::to_string),
+            _ => None,
+        };
+        match self.config.get(key) {
+            Some(Value::Array(items)) => items.iter().filter_map(one).collect(),
+            Some(v) => one(v).into_iter().collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The file line of byte `pos` of `raw_code` (which starts on the
+    /// file's line `line`: dbt trims leading blank lines).
+    pub fn raw_code_line(&self, pos: usize) -> usize {
+        crate::diagnostics::line_of(&self.raw_code, pos) + self.line.saturating_sub(1)
+    }
+
     pub fn file_line(&self) -> String {
         format!("{}:{}", self.original_file_path, self.line)
     }

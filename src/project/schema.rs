@@ -272,7 +272,7 @@ fn entries<T>(
 }
 
 /// The entries of list `key` of `m` (none when absent or not a list).
-fn items<'m>(m: &'m Map<String, Value>, key: &str) -> impl Iterator<Item = &'m Value> {
+pub(crate) fn items<'m>(m: &'m Map<String, Value>, key: &str) -> impl Iterator<Item = &'m Value> {
     m.get(key).and_then(Value::as_array).into_iter().flatten()
 }
 

@@ -7,10 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::project::node::ResourceType;
 
-/// The entries of list `key` of `m` (none when absent or not a list).
-pub fn list<'m>(m: &'m Map<String, Value>, key: &str) -> impl Iterator<Item = &'m Value> {
-    m.get(key).and_then(Value::as_array).into_iter().flatten()
-}
+use crate::project::schema::items;
 
 /// A reference written as a name or as a mapping with a `name`.
 pub fn name(v: &Value) -> Option<String> {
@@ -49,13 +46,13 @@ pub fn names(kind: ResourceType, m: &Map<String, Value>) -> Vec<(&'static str, S
             add("metric", params.get("numerator"));
             add("metric", params.get("denominator"));
             add("metric", params.get("metric"));
-            for v in list(params, "metrics") {
+            for v in items(params, "metrics") {
                 add("metric", Some(v));
             }
         }
         ResourceType::SavedQuery => {
             if let Some(q) = m.get("query_params").and_then(Value::as_object) {
-                out.extend(list(q, "metrics").filter_map(name).map(|n| ("metric", n)));
+                out.extend(items(q, "metrics").filter_map(name).map(|n| ("metric", n)));
             }
         }
         _ => {}

@@ -1380,7 +1380,7 @@ fn seed_hooks_run_around_the_load() {
     let project = std::fs::read_to_string(root.join("dbt_project.yml")).expect("read");
     let project = project.replace(
         "    raw_payments:\n",
-        "    +pre-hook: \"create table if not exists main.seed_log (what varchar)\"\n    +post-hook:\n      - \"insert into main.seed_log select '{{ this.identifier }} ' || count(*) from {{ this }}\"\n    raw_orders:\n      +post-hook: \"{% do adapter.drop_relation(this.incorporate(type='table')) %}\"\n    raw_payments:\n",
+        "    +pre-hook: \"create table if not exists main.seed_log (what varchar)\"\n    +post-hook:\n      - \"insert into main.seed_log select '{{ this.identifier }} ' || count(*) from {{ this }}\"\n    raw_orders:\n      +post-hook:\n        sql: \"{% do adapter.drop_relation(this.incorporate(type='table')) %}\"\n        transaction: false\n    raw_payments:\n",
     );
     std::fs::write(root.join("dbt_project.yml"), project).expect("write");
     // One thread: two seeds' `create table if not exists` at once conflict.
@@ -1393,8 +1393,8 @@ fn seed_hooks_run_around_the_load() {
             vec![Value::from("raw_payments 10")],
         ]
     );
-    // Hooks add up: raw_orders' own post-hook ran after the shared one,
-    // and dropped it.
+    // Hooks add up: raw_orders' own post-hook (dbt's `{sql: …}` form) ran
+    // after the shared one, and dropped it.
     assert!(duck
         .query(
             root,
